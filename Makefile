@@ -1,0 +1,33 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Both create or
+# update the virtual environment in .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+# The local CPU build of torch lives here on the project's machines.
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
+
+.PHONY: demo test lint typecheck env
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(FIND_LINKS) -c constraints.txt -e '.[all,dev]'
+	touch $(STAMP)
+
+env: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/demo.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+test: lint typecheck
+	# Tier 1: the core with every backend library made unimportable.
+	SYMGRAPH_NO_BACKENDS=1 $(PY) -m pytest -q -p no:cacheprovider tests/core
+	# Everything: core again, the conformance suite per backend, backend tests, docs.
+	$(PY) -m pytest -q -p no:cacheprovider

@@ -1,0 +1,31 @@
+"""The reference interpreter: runs a plan step by step, without generated code.
+
+It is deliberately simple and slow; tests check generated code against it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from symgraph._plan import Plan
+
+__all__ = ["interpret"]
+
+
+def interpret(plan: Plan, args: Sequence[Any]) -> Any:
+    """Evaluate ``plan`` on input values ``args`` (one per input slot).
+
+    Example:
+        >>> import symgraph
+        >>> from symgraph._plan import build_plan
+        >>> x = symgraph.CustomInput([1, 2])
+        >>> interpret(build_plan(x, x + [3])[0], [[7]])
+        [7, 3]
+    """
+    if len(args) != len(plan.inputs):
+        raise TypeError(f"the plan takes {len(plan.inputs)} input(s), got {len(args)}")
+    values = list(args)
+    for step in plan.steps:
+        values.append(step.op.evaluate([values[s] for s in step.args]))
+    return plan.outputs.evaluate(values)

@@ -1,0 +1,262 @@
+"""Models: replay the recorded operations between chosen inputs and outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from symgraph._codegen import GeneratedCode, generate
+from symgraph._compile import compile_generated
+from symgraph._errors import GraphError
+from symgraph._interpreter import interpret
+from symgraph._plan import Plan, build_plan
+from symgraph._summary import format_summary
+from symgraph._symbolic import SymbolicData
+
+__all__ = ["Program", "SymbolicModel"]
+
+
+class Program:
+    """A compiled plan: the generated replay function plus argument binding.
+
+    Backends that need their own model class (an ``nn.Module``, say) wrap a
+    ``Program`` rather than re-implementing compilation.
+
+    Args:
+        plan: The plan to compile.
+
+    Example:
+        >>> import symgraph
+        >>> from symgraph._plan import build_plan
+        >>> a, b = symgraph.CustomInput(1), symgraph.CustomInput(2)
+        >>> program = Program(build_plan({"a": a, "b": b}, a - b)[0])
+        >>> program.run(program.bind((), {"a": 10, "b": 3}))
+        7
+    """
+
+    __slots__ = ("checks", "code", "plan", "replay")
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.code: GeneratedCode = generate(plan)
+        self.replay: Callable[..., Any] = compile_generated(self.code)
+        self.checks = tuple((i, spec.check) for i, spec in enumerate(plan.inputs) if spec.check is not None)
+
+    def _names(self) -> str:
+        keys = self.plan.input_keys
+        return ", ".join(repr(k) for k in keys) if keys is not None else ", ".join(s.name for s in self.plan.inputs)
+
+    def bind(self, args: Sequence[Any], kwargs: dict[str, Any]) -> Sequence[Any]:
+        """Match call arguments to input slots.
+
+        Raises:
+            TypeError: wrong number of inputs, or missing or unexpected keys.
+        """
+        keys = self.plan.input_keys
+        n = len(self.plan.inputs)
+        if keys is None:
+            if kwargs:
+                raise TypeError(
+                    f"this model takes its {n} input(s) ({self._names()}) by position; "
+                    f"got keyword argument(s) {', '.join(map(repr, kwargs))}"
+                )
+            if len(args) != n:
+                raise TypeError(f"this model takes {n} input(s) ({self._names()}), got {len(args)}")
+            return args
+        if args:
+            raise TypeError(
+                f"this model takes its inputs by keyword ({self._names()}); got {len(args)} positional argument(s)"
+            )
+        missing = [k for k in keys if k not in kwargs]
+        if missing:
+            raise TypeError(f"missing input(s) {', '.join(map(repr, missing))}; this model takes {self._names()}")
+        if len(kwargs) != n:
+            extra = [k for k in kwargs if k not in keys]
+            raise TypeError(f"unexpected input(s) {', '.join(map(repr, extra))}; this model takes {self._names()}")
+        return [kwargs[k] for k in keys]
+
+    def check(self, values: Sequence[Any]) -> None:
+        """Run the backends' input validators."""
+        for i, check in self.checks:
+            check(values[i])
+
+    def run(self, values: Sequence[Any]) -> Any:
+        """Replay with one value per input slot, through the generated code."""
+        return self.replay(*values)
+
+    def interpret(self, values: Sequence[Any]) -> Any:
+        """Replay through the reference interpreter."""
+        return interpret(self.plan, values)
+
+
+class SymbolicModel:
+    """A callable that replays the operations recorded between inputs and outputs.
+
+    Only the nodes on a path from an input to an output run; anything else in
+    the graph is ignored. Replay runs straight-line Python generated and
+    compiled once, when the model is built (see :attr:`source`).
+
+    Args:
+        inputs: A symbolic value, a list or tuple of them, or a dict of them. A
+            dict makes the model take keyword arguments named by its keys. Any
+            node can serve as an input, not only a ``CustomInput``.
+        outputs: A symbolic value, a list or tuple, or a dict of them; the model
+            returns the same structure.
+        check_inputs: Run the backends' input checks (shapes, ranks) on every
+            call. Generic Python values have no checks.
+
+    Raises:
+        GraphError: an output depends on a value that is not among ``inputs``
+            (the message names it), or the graph has a cycle.
+        TypeError: ``inputs`` or ``outputs`` are not symbolic values.
+
+    Example:
+        >>> import symgraph
+        >>> prices = symgraph.CustomInput({"apple": 3, "pear": 5})
+        >>> count = symgraph.CustomInput(2)
+        >>> total = symgraph.add_to_graph(sum, prices.values()) * count
+        >>> model = symgraph.SymbolicModel({"prices": prices, "count": count}, {"total": total})
+        >>> model(prices={"fig": 4}, count=3)
+        {'total': 12}
+    """
+
+    def __init__(self, inputs: Any, outputs: Any, *, check_inputs: bool = True) -> None:
+        self.check_inputs = check_inputs
+        self._inputs = inputs
+        self._outputs = outputs
+        self._program = Program(build_plan(inputs, outputs)[0])
+
+    # -- calling -------------------------------------------------------------------
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        program = self._program
+        values = program.bind(args, kwargs)
+        if self.check_inputs and program.checks:
+            program.check(values)
+        return program.replay(*values)
+
+    def interpret(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the model through the slow reference interpreter instead of generated code.
+
+        Example:
+            >>> import symgraph
+            >>> x = symgraph.CustomInput("ab")
+            >>> model = symgraph.SymbolicModel(x, x.upper() * 2)
+            >>> model.interpret("hi") == model("hi") == "HIHI"
+            True
+        """
+        values = self._program.bind(args, kwargs)
+        if self.check_inputs:
+            self._program.check(values)
+        return self._program.interpret(values)
+
+    # -- structure -----------------------------------------------------------------
+    @property
+    def inputs(self) -> Any:
+        """The inputs, in the structure they were given."""
+        return self._require_graph("inputs") and self._inputs
+
+    @property
+    def outputs(self) -> Any:
+        """The outputs, in the structure they were given."""
+        return self._require_graph("outputs") and self._outputs
+
+    @property
+    def plan(self) -> Plan:
+        """The flat plan the model runs."""
+        return self._program.plan
+
+    @property
+    def source(self) -> str:
+        """The generated Python source of the replay function.
+
+        Example:
+            >>> import symgraph
+            >>> x = symgraph.CustomInput([3, 1, 2])
+            >>> first, *rest = x
+            >>> print(symgraph.SymbolicModel(x, first * 10 + rest[1]).source, end="")
+            def replay(v0):
+                v1 = v0[0]
+                v0 = v0[2]
+                v1 = v1 * 10
+                v0 = v1 + v0
+                return v0
+        """
+        return self._program.code.source
+
+    def _require_graph(self, what: str) -> bool:
+        if self._outputs is None:
+            raise GraphError(f"{what}: this model was unpickled or copied and no longer holds its graph")
+        return True
+
+    def add_output(self, output: SymbolicData, key: str | None = None) -> None:
+        """Add an output; the model is recompiled.
+
+        Args:
+            output: A symbolic value reachable from the model's inputs.
+            key: Required when the outputs are a dict; the new entry's key.
+
+        Example:
+            >>> import symgraph
+            >>> x = symgraph.CustomInput(3)
+            >>> half = x / 2
+            >>> model = symgraph.SymbolicModel(x, half + 1)
+            >>> model.add_output(half)
+            >>> model(10)
+            (6.0, 5.0)
+        """
+        self._require_graph("add_output")
+        outputs = self._outputs
+        if isinstance(outputs, dict):
+            if key is None:
+                raise TypeError("this model returns a dict; pass add_output(value, key=...)")
+            if key in outputs:
+                raise ValueError(f"the model already has an output named {key!r}")
+            new: Any = {**outputs, key: output}
+        elif key is not None:
+            raise TypeError("key= is only for models whose outputs are a dict")
+        elif isinstance(outputs, (list, tuple)):
+            new = type(outputs)([*outputs, output])
+        else:
+            new = (outputs, output)
+        program = Program(build_plan(self._inputs, new)[0])
+        self._outputs, self._program = new, program
+
+    def summary(self, print_fn: Callable[[str], Any] = print, *, show_params: bool | None = None) -> None:
+        """Print a Keras-like table of the model's layers.
+
+        Columns: index (``*`` marks outputs), layer name, output type (or shape, for
+        backends that know shapes), parameter count when a backend counts
+        parameters, and the indices of each layer's parents.
+
+        Args:
+            print_fn: Receives the table as one string.
+            show_params: Force the parameter column on or off.
+
+        Example:
+            >>> import symgraph
+            >>> x = symgraph.CustomInput("a,b")
+            >>> symgraph.SymbolicModel(x, x.split(","), check_inputs=False).summary()
+            ___________________________________________________________
+                 Layer           Output                       Parent
+            ===========================================================
+            1    Input_1         str
+            2    GetAttr_1       builtin_function_or_method   1
+            3*   wrap(split)_1   list                         2
+            ===========================================================
+        """
+        print_fn(format_summary(self._program.plan, show_params=show_params))
+
+    # -- copying -------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        # The plan holds everything needed to run; the graph (and its example
+        # values) stays behind.
+        return {"plan": self._program.plan, "check_inputs": self.check_inputs}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.check_inputs = state["check_inputs"]
+        self._inputs = self._outputs = None
+        self._program = Program(state["plan"])
+
+    def __repr__(self) -> str:
+        plan = self._program.plan
+        return f"<SymbolicModel: {len(plan.inputs)} input(s), {len(plan.steps)} step(s)>"

@@ -1,0 +1,279 @@
+"""From a graph of nodes to a flat, ordered plan.
+
+Code generation and the reference interpreter both consume plans.
+
+Values in a plan live in numbered slots: the inputs take ``0 .. n_inputs - 1`` and
+step ``j`` writes slot ``n_inputs + j``. A plan holds no nodes and no example
+values, so it pickles without walking the graph.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from symgraph._backends import backend_for
+from symgraph._errors import GraphError
+from symgraph._node import Node
+from symgraph._ops import Operation
+from symgraph._symbolic import ArgumentCollector, SymbolicData
+from symgraph._templates import Const, DictT, ListT, Ref, Template, TupleT
+
+__all__ = ["InputSpec", "Plan", "Step", "build_plan", "describe_value"]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One operation of a plan.
+
+    Attributes:
+        op: The operation.
+        args: Slots holding the operation's parents, in the op's parent order.
+        name: Display name in this model, such as ``Linear_2``.
+        description: The example output's type or shape, for summaries.
+    """
+
+    op: Operation
+    args: tuple[int, ...]
+    name: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputSpec:
+    """One input of a plan.
+
+    Attributes:
+        name: Display name, such as ``Input_1``.
+        description: The example value's type or shape.
+        check: Backend validator for values passed in, or ``None``.
+    """
+
+    name: str
+    description: str
+    check: Callable[[Any], None] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A model's computation as a flat list of steps.
+
+    Attributes:
+        inputs: One spec per input slot.
+        input_keys: The keys, in order, when the inputs were given as a dict.
+        steps: Operations in execution order.
+        outputs: Template of the return value; its ``Ref`` leaves are slots.
+    """
+
+    inputs: tuple[InputSpec, ...]
+    input_keys: tuple[str, ...] | None
+    steps: tuple[Step, ...]
+    outputs: Template
+
+    def output_slots(self) -> set[int]:
+        """Slots returned by the model."""
+        return set(self.outputs.refs())
+
+
+def describe_value(value: Any) -> str:
+    """The summary text for an example value: the backend's, or the type name.
+
+    Example:
+        >>> describe_value({1, 2})
+        'set'
+    """
+    backend = backend_for(type(value))
+    return backend.describe(value) if backend is not None else type(value).__name__
+
+
+def _display(node: Node) -> str:
+    if node.custom_name is not None:
+        return repr(node.custom_name)
+    return f"{node.op.display_name([p.value for p in node.parents])} node {node.handle!r}"
+
+
+def _normalize_inputs(inputs: Any) -> tuple[list[Node], tuple[str, ...] | None]:
+    if isinstance(inputs, SymbolicData):
+        items: list[tuple[str, Any]] = [("inputs", inputs)]
+        keys = None
+    elif isinstance(inputs, Mapping):
+        items = [(f"inputs[{k!r}]", v) for k, v in inputs.items()]
+        keys = tuple(inputs)
+        for k in keys:
+            if not isinstance(k, str):
+                raise TypeError(f"dict inputs need str keys (they become keyword arguments), got {k!r}")
+    elif isinstance(inputs, (list, tuple)):
+        items = [(f"inputs[{i}]", v) for i, v in enumerate(inputs)]
+        keys = None
+    else:
+        raise TypeError(
+            f"inputs must be a symbolic value, a list or tuple of them, or a dict; got {type(inputs).__name__}"
+        )
+    nodes: list[Node] = []
+    seen: set[int] = set()
+    for label, value in items:
+        if not isinstance(value, SymbolicData):
+            raise TypeError(f"{label} must be a symbolic value, got {type(value).__name__}")
+        if id(value.node) in seen:
+            raise GraphError(f"{label} is given twice among the inputs")
+        seen.add(id(value.node))
+        nodes.append(value.node)
+    if not nodes:
+        raise GraphError("a model needs at least one input")
+    return nodes, keys
+
+
+def _normalize_outputs(outputs: Any) -> tuple[list[Node], Template]:
+    collector = ArgumentCollector()
+    if isinstance(outputs, SymbolicData):
+        template: Template = collector.template(outputs)
+    elif isinstance(outputs, (list, tuple, Mapping)):
+        labelled = outputs.items() if isinstance(outputs, Mapping) else enumerate(outputs)
+        for label, value in labelled:
+            if not isinstance(value, SymbolicData):
+                raise TypeError(f"outputs[{label!r}] must be a symbolic value, got {type(value).__name__}")
+        if isinstance(outputs, Mapping):
+            template = DictT(list(outputs), [collector.template(v) for v in outputs.values()])
+        else:
+            items = [collector.template(v) for v in outputs]
+            template = ListT(items) if isinstance(outputs, list) else TupleT(items)
+        if not collector.parents:
+            raise GraphError("a model needs at least one output")
+    else:
+        raise TypeError(
+            f"outputs must be a symbolic value, a list or tuple of them, or a dict; got {type(outputs).__name__}"
+        )
+    return collector.parents, template
+
+
+def _collect(inputs: list[Node], outputs: list[Node]) -> list[Node]:
+    """Nodes strictly between the inputs and the outputs, found by an iterative walk."""
+    is_input = {id(n) for n in inputs}
+    found: dict[int, Node] = {}
+    stack = [(node, index) for index, node in enumerate(outputs)]
+    while stack:
+        node, origin = stack.pop()
+        if id(node) in is_input or id(node) in found:
+            continue
+        if not node.parents:
+            raise GraphError(
+                f"output {origin} depends on {_display(node)}, which is a missing input: "
+                "it is not among the model's inputs; add it to them or build the output without it"
+            )
+        found[id(node)] = node
+        stack.extend((parent, origin) for parent in node.parents)
+    return list(found.values())
+
+
+def _order(inputs: list[Node], inner: list[Node]) -> list[Node]:
+    """Topological order, stable by creation; iterative, with cycle detection."""
+    inner.sort(key=lambda n: n.id)
+    placed = {id(n) for n in inputs}
+    for node in inner:
+        if not all(id(p) in placed for p in node.parents):
+            break
+        placed.add(id(node))
+    else:
+        return inner
+    # Creation order is broken only when private state was edited; fall back to Kahn.
+    members = {id(n) for n in inner}
+    waiting = {id(n): sum(1 for p in n.parents if id(p) in members) for n in inner}
+    consumers: dict[int, list[Node]] = {}
+    for node in inner:
+        for parent in node.parents:
+            if id(parent) in members:
+                consumers.setdefault(id(parent), []).append(node)
+    ready = [(n.id, n) for n in inner if waiting[id(n)] == 0]
+    heapq.heapify(ready)
+    ordered: list[Node] = []
+    while ready:
+        _, node = heapq.heappop(ready)
+        ordered.append(node)
+        for child in consumers.get(id(node), ()):
+            waiting[id(child)] -= 1
+            if waiting[id(child)] == 0:
+                heapq.heappush(ready, (child.id, child))
+    if len(ordered) < len(inner):
+        stuck = [n for n in inner if waiting[id(n)] > 0]
+        names = ", ".join(_display(n) for n in stuck[:5])
+        raise GraphError(f"the graph between the inputs and outputs has a cycle through {len(stuck)} node(s): {names}")
+    return ordered
+
+
+def _unique_names(bases: Sequence[tuple[str, bool]]) -> list[str]:
+    counts: dict[str, int] = {}
+    names = []
+    for base, custom in bases:
+        if custom:
+            names.append(base)
+            continue
+        counts[base] = counts.get(base, 0) + 1
+        names.append(f"{base}_{counts[base]}")
+    return names
+
+
+def build_plan(inputs: Any, outputs: Any) -> tuple[Plan, list[Node]]:
+    """Select, order and flatten the subgraph from ``inputs`` to ``outputs``.
+
+    Args:
+        inputs: A symbolic value, a list or tuple of them, or a dict of them.
+        outputs: Same forms.
+
+    Returns:
+        The plan and its nodes, one per slot.
+
+    Raises:
+        GraphError: an output depends on a node that is not an input, the
+            subgraph has a cycle, or inputs and outputs are malformed.
+        TypeError: inputs or outputs are not symbolic values.
+
+    Example:
+        >>> import symgraph
+        >>> x = symgraph.CustomInput(2)
+        >>> plan, nodes = build_plan(x, (x + 1) * 3)
+        >>> [step.name for step in plan.steps]
+        ['LambdaOpLayer_1', 'LambdaOpLayer_2']
+    """
+    input_nodes, keys = _normalize_inputs(inputs)
+    output_nodes, out_template = _normalize_outputs(outputs)
+    inner = _order(input_nodes, _collect(input_nodes, output_nodes))
+    nodes = input_nodes + inner
+    slot = {id(n): i for i, n in enumerate(nodes)}
+
+    bases: list[tuple[str, bool]] = []
+    for i, node in enumerate(nodes):
+        if node.custom_name is not None:
+            bases.append((node.custom_name, True))
+        elif i < len(input_nodes):
+            bases.append(("Input", False))
+        else:
+            bases.append((node.op.display_name([p.value for p in node.parents]), False))
+    names = _unique_names(bases)
+
+    specs = []
+    for i, node in enumerate(input_nodes):
+        backend = backend_for(type(node.value))
+        check = backend.input_checker(node.value, names[i]) if backend is not None else None
+        specs.append(InputSpec(names[i], describe_value(node.value), check))
+    steps = tuple(
+        Step(node.op, tuple(slot[id(p)] for p in node.parents), names[i], describe_value(node.value))
+        for i, node in enumerate(nodes)
+        if i >= len(input_nodes)
+    )
+    # Output templates refer to collector positions; renumber them to slots.
+    out_slots = [slot[id(n)] for n in output_nodes]
+    plan = Plan(tuple(specs), keys, steps, _renumber(out_template, out_slots))
+    return plan, nodes
+
+
+def _renumber(template: Template, slots: Sequence[int]) -> Template:
+    if isinstance(template, Ref):
+        return Ref(slots[template.index])
+    if isinstance(template, DictT):
+        return DictT(template.keys, [_renumber(t, slots) for t in template.values])
+    if isinstance(template, (ListT, TupleT)):
+        return type(template)([_renumber(t, slots) for t in template.items])
+    assert isinstance(template, Const), template  # outputs hold only the forms above
+    return template

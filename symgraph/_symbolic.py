@@ -1,0 +1,390 @@
+"""The user-facing symbolic value and the single function that records nodes."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from symgraph._backends import backend_for, on_registry_change
+from symgraph._errors import TraceError
+from symgraph._node import Node
+from symgraph._ops import Call, GetAttr, Operation, Operator, Slice, Unpack
+from symgraph._templates import Template, parse
+
+__all__ = ["ArgumentCollector", "SymbolicData", "record", "symbolic_class_for"]
+
+_UNSET: Any = object()
+
+
+class SymbolicData:
+    """A symbolic value: a thin handle over one node of the graph.
+
+    Operations on it are recorded instead of just computed: operators, attribute
+    access, indexing, calls and unpacking each add a node whose example value
+    (``.v``) is computed right away from the parents' example values. An operation
+    the example value does not support raises its usual error and adds nothing.
+
+    ``==``, ``!=`` and ``hash`` keep **identity** semantics, so symbolic values can
+    be dict keys and set members. To record an equality test instead, use
+    ``symgraph.add_to_graph(operator.eq, a, b)``.
+
+    The handle's own names are ``v``, ``node``, ``parents``, ``children`` and
+    ``op``; an attribute of the underlying value with one of these names is reached
+    with ``symgraph.add_to_graph(getattr, x, "v")``. Private names (starting with
+    ``_``) are never recorded, so probes such as ``hasattr(x, "__wrapped__")``
+    do not touch the graph.
+
+    Example:
+        >>> import symgraph
+        >>> s = symgraph.CustomInput({1, 2, 3})
+        >>> t = (s & {2, 3, 4}) | {9}
+        >>> sorted(t.v)
+        [2, 3, 9]
+        >>> model = symgraph.SymbolicModel(s, t)
+        >>> sorted(model({3, 4, 5}))
+        [3, 4, 9]
+    """
+
+    __slots__ = ("_node",)
+    _node: Node
+
+    # Makes numpy hand mixed operations back to our reflected operators instead of
+    # building object arrays out of handles.
+    __array_ufunc__ = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(
+            "SymbolicData is not created directly; use symgraph.CustomInput(value) "
+            "or operate on an existing symbolic value"
+        )
+
+    # -- graph structure -------------------------------------------------------------
+    @property
+    def v(self) -> Any:
+        """The example value computed when this node was recorded."""
+        return self._node.value
+
+    @property
+    def node(self) -> Node:
+        """The IR node behind this handle."""
+        return self._node
+
+    @property
+    def op(self) -> Operation:
+        """The operation that produced this value."""
+        return self._node.op
+
+    @property
+    def parents(self) -> tuple[SymbolicData, ...]:
+        """Handles of the distinct values this one was computed from."""
+        return tuple(p.handle for p in self._node.parents)
+
+    @property
+    def children(self) -> tuple[SymbolicData, ...]:
+        """Handles of the values recorded from this one so far."""
+        return tuple(c.handle for c in self._node.children)
+
+    def __repr__(self) -> str:
+        node = self._node
+        return f"<{type(self).__name__} at {id(self):#x}; {len(node.parents)} parents; {len(node.children)} children>"
+
+    # -- identity semantics ----------------------------------------------------------
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __ne__(self, other: object) -> bool:
+        return self is not other
+
+    __hash__ = object.__hash__
+
+    # -- recorded protocols ----------------------------------------------------------
+    def __getattr__(self, name: str) -> SymbolicData:
+        # Called only for names the handle lacks. Private and dunder names are never
+        # recorded: copy, pickle, numpy and inspect probe them and expect AttributeError.
+        if name.startswith("_"):
+            raise AttributeError(
+                f"{type(self).__name__!r} does not record private attribute {name!r}; "
+                f"use symgraph.add_to_graph(getattr, x, {name!r})"
+            )
+        return record(GetAttr(name), (self._node,))
+
+    def __getitem__(self, index: Any) -> SymbolicData:
+        args = ArgumentCollector(self)
+        return args.record(Slice(args.template(index)))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> SymbolicData:
+        collector = ArgumentCollector(self)
+        return collector.record(collector.call_op(self, args, kwargs))
+
+    def __iter__(self) -> Iterator[SymbolicData]:
+        node = self._node
+        by_index = isinstance(node.value, (list, tuple, str, bytes, range))
+        for i, item in enumerate(node.value):
+            yield record(Unpack(i, by_index), (node,), value=item)
+
+    # -- protocols that cannot be recorded -----------------------------------------
+    def __bool__(self) -> bool:
+        raise TraceError(
+            "the truth value of a symbolic value is not known while recording, so Python "
+            "control flow (if/while/and/or) cannot depend on it; record the decision with "
+            "symgraph.add_to_graph(func, x) instead, or use x.v to read the example value"
+        )
+
+    def __contains__(self, item: Any) -> bool:
+        raise TraceError(
+            "'in' must return a real bool and cannot be recorded; use symgraph.add_to_graph(operator.contains, x, item)"
+        )
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        raise TraceError("in-place item assignment is not recorded; build a new value instead")
+
+    def __delitem__(self, index: Any) -> None:
+        raise TraceError("in-place item deletion is not recorded; build a new value instead")
+
+    # -- operators -------------------------------------------------------------------
+    def __neg__(self) -> SymbolicData:
+        return _operator("neg", self)
+
+    def __pos__(self) -> SymbolicData:
+        return _operator("pos", self)
+
+    def __invert__(self) -> SymbolicData:
+        return _operator("invert", self)
+
+    def __abs__(self) -> SymbolicData:
+        return _operator("abs", self)
+
+    def __add__(self, o: Any) -> SymbolicData:
+        return _operator("+", self, o)
+
+    def __radd__(self, o: Any) -> SymbolicData:
+        return _operator("+", o, self)
+
+    def __sub__(self, o: Any) -> SymbolicData:
+        return _operator("-", self, o)
+
+    def __rsub__(self, o: Any) -> SymbolicData:
+        return _operator("-", o, self)
+
+    def __mul__(self, o: Any) -> SymbolicData:
+        return _operator("*", self, o)
+
+    def __rmul__(self, o: Any) -> SymbolicData:
+        return _operator("*", o, self)
+
+    def __truediv__(self, o: Any) -> SymbolicData:
+        return _operator("/", self, o)
+
+    def __rtruediv__(self, o: Any) -> SymbolicData:
+        return _operator("/", o, self)
+
+    def __floordiv__(self, o: Any) -> SymbolicData:
+        return _operator("//", self, o)
+
+    def __rfloordiv__(self, o: Any) -> SymbolicData:
+        return _operator("//", o, self)
+
+    def __mod__(self, o: Any) -> SymbolicData:
+        return _operator("%", self, o)
+
+    def __rmod__(self, o: Any) -> SymbolicData:
+        return _operator("%", o, self)
+
+    def __pow__(self, o: Any) -> SymbolicData:
+        return _operator("**", self, o)
+
+    def __rpow__(self, o: Any) -> SymbolicData:
+        return _operator("**", o, self)
+
+    def __matmul__(self, o: Any) -> SymbolicData:
+        return _operator("@", self, o)
+
+    def __rmatmul__(self, o: Any) -> SymbolicData:
+        return _operator("@", o, self)
+
+    def __and__(self, o: Any) -> SymbolicData:
+        return _operator("&", self, o)
+
+    def __rand__(self, o: Any) -> SymbolicData:
+        return _operator("&", o, self)
+
+    def __or__(self, o: Any) -> SymbolicData:
+        return _operator("|", self, o)
+
+    def __ror__(self, o: Any) -> SymbolicData:
+        return _operator("|", o, self)
+
+    def __xor__(self, o: Any) -> SymbolicData:
+        return _operator("^", self, o)
+
+    def __rxor__(self, o: Any) -> SymbolicData:
+        return _operator("^", o, self)
+
+    def __lshift__(self, o: Any) -> SymbolicData:
+        return _operator("<<", self, o)
+
+    def __rlshift__(self, o: Any) -> SymbolicData:
+        return _operator("<<", o, self)
+
+    def __rshift__(self, o: Any) -> SymbolicData:
+        return _operator(">>", self, o)
+
+    def __rrshift__(self, o: Any) -> SymbolicData:
+        return _operator(">>", o, self)
+
+    def __lt__(self, o: Any) -> SymbolicData:
+        return _operator("<", self, o)
+
+    def __le__(self, o: Any) -> SymbolicData:
+        return _operator("<=", self, o)
+
+    def __gt__(self, o: Any) -> SymbolicData:
+        return _operator(">", self, o)
+
+    def __ge__(self, o: Any) -> SymbolicData:
+        return _operator(">=", self, o)
+
+
+class ArgumentCollector:
+    """Collects the distinct symbolic values met while parsing a call's arguments.
+
+    Each distinct node becomes one parent; templates refer to parents by position.
+
+    Args:
+        *first: Symbolic values that must come first among the parents.
+
+    Example:
+        >>> import symgraph
+        >>> x = symgraph.CustomInput(2)
+        >>> c = ArgumentCollector()
+        >>> c.template([x, 1, {"k": x}])
+        ListT([Ref(0), Const(1), DictT({'k': Ref(0)})])
+    """
+
+    __slots__ = ("index", "parents")
+
+    def __init__(self, *first: SymbolicData) -> None:
+        self.parents: list[Node] = []
+        self.index: dict[int, int] = {}
+        for handle in first:
+            self.leaf(handle)
+
+    def leaf(self, obj: Any) -> int | None:
+        """Parent position of ``obj`` if it is symbolic, else ``None``."""
+        if not isinstance(obj, SymbolicData):
+            return None
+        node = obj._node
+        position = self.index.get(id(node))
+        if position is None:
+            position = self.index[id(node)] = len(self.parents)
+            self.parents.append(node)
+        return position
+
+    def template(self, obj: Any) -> Template:
+        """Parse ``obj`` into a template, collecting its symbolic values."""
+        return parse(obj, self.leaf)
+
+    def call_op(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Call:
+        """A :class:`Call` operation for ``func(*args, **kwargs)``."""
+        return Call(self.template(func), [self.template(a) for a in args], self.template(kwargs))
+
+    def record(self, op: Operation, custom_name: str | None = None) -> SymbolicData:
+        """Record ``op`` with the collected parents."""
+        return record(op, tuple(self.parents), custom_name=custom_name)
+
+
+def _operator(symbol: str, *operands: Any) -> SymbolicData:
+    collector = ArgumentCollector()
+    return collector.record(Operator(symbol, [collector.template(o) for o in operands]))
+
+
+def record(
+    op: Operation,
+    parents: Sequence[Node],
+    *,
+    custom_name: str | None = None,
+    value: Any = _UNSET,
+    meta: dict[str, Any] | None = None,
+) -> SymbolicData:
+    """Add a node for ``op`` applied to ``parents`` and return its handle.
+
+    The operation is evaluated on the parents' example values first; if that
+    raises, the exception propagates with a note and the graph is untouched.
+
+    Args:
+        op: The operation.
+        parents: Distinct parent nodes, in the order ``op``'s templates refer to.
+        custom_name: Name shown in summaries instead of the default one.
+        value: The result, when the caller already computed it.
+        meta: Backend data stored on the node.
+
+    Returns:
+        A handle of the class the backend registry picks for the result's type.
+
+    Example:
+        >>> import symgraph
+        >>> x = symgraph.CustomInput(20)
+        >>> y = symgraph.record(symgraph.GetAttr("real"), (x.node,))
+        >>> y.v
+        20
+    """
+    if custom_name is not None and not isinstance(custom_name, str):
+        raise TypeError(f"custom_name must be a str or None, got {type(custom_name).__name__}")
+    if value is _UNSET:
+        try:
+            value = op.evaluate([p.value for p in parents])
+        except Exception as exc:
+            exc.add_note(f"symgraph: recording {op!r} failed on the example values; nothing was added to the graph")
+            raise
+    cls = symbolic_class_for(type(value))
+    node = Node(op, tuple(parents), value, custom_name)
+    node.meta = meta
+    handle = object.__new__(cls)
+    handle._node = node
+    node.handle = handle
+    for parent in node.parents:
+        parent.children.append(node)
+    return handle
+
+
+_generic: weakref.WeakKeyDictionary[type, type[SymbolicData]] = weakref.WeakKeyDictionary()
+_resolved: weakref.WeakKeyDictionary[type, type[SymbolicData]] = weakref.WeakKeyDictionary()
+on_registry_change(_resolved.clear)
+
+
+def symbolic_class_for(tp: type) -> type[SymbolicData]:
+    """The handle class for values of type ``tp``.
+
+    A registered backend's class if one handles ``tp``; otherwise a generic
+    subclass made once per type (keyed by the type object, so two classes that
+    share a ``__name__`` get different handle classes).
+
+    Example:
+        >>> import symgraph
+        >>> symgraph.symbolic_class_for(set).__name__
+        'SymbolicData[set]'
+    """
+    try:
+        return _resolved[tp]
+    except KeyError:
+        pass
+    backend = backend_for(tp)
+    cls: type[SymbolicData] | None
+    if backend is not None:
+        cls = backend.symbolic_class
+    else:
+        cls = _generic.get(tp)
+        if cls is None:
+            cls = type(
+                f"SymbolicData[{tp.__qualname__}]",
+                (SymbolicData,),
+                {
+                    "__slots__": (),
+                    "__module__": __name__,
+                    "__doc__": f"Symbolic value of type {tp.__module__}.{tp.__qualname__}.",
+                },
+            )
+            _generic[tp] = cls
+    _resolved[tp] = cls
+    return cls

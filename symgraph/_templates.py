@@ -1,0 +1,223 @@
+"""Argument templates: nested Python structures with holes where symbolic values go.
+
+A call such as ``f([x, 2], key={"a": y})`` is stored as templates whose leaves are
+either :class:`Ref` (the n-th parent of the node) or :class:`Const` (a value captured
+once at trace time). Only ``list``, ``tuple`` (including named tuples), ``dict`` and
+``slice`` are looked into; anything else is a constant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from symgraph._errors import TraceError
+
+__all__ = [
+    "MAX_DEPTH",
+    "Const",
+    "DictT",
+    "ListT",
+    "NamedTupleT",
+    "Ref",
+    "SliceT",
+    "Template",
+    "TupleT",
+    "parse",
+]
+
+# Templates are emitted as nested Python expressions, and CPython's parser refuses
+# more than about 200 nested brackets, so deeper structures are refused up front.
+MAX_DEPTH = 100
+
+
+class Template:
+    """A node of an argument template."""
+
+    __slots__ = ()
+
+    def evaluate(self, values: Sequence[Any]) -> Any:
+        """Build the concrete structure, taking ``Ref(i)`` from ``values[i]``."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def refs(self) -> list[int]:
+        """Parent positions referenced anywhere in this template, in order."""
+        out: list[int] = []
+        stack: list[Template] = [self]
+        while stack:
+            t = stack.pop()
+            if isinstance(t, Ref):
+                out.append(t.index)
+            else:
+                stack.extend(reversed(t.children()))
+        return out
+
+    def children(self) -> tuple[Template, ...]:
+        """Sub-templates, for generic walks."""
+        return ()
+
+
+class Ref(Template):
+    """The value of the node's parent number ``index``."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def evaluate(self, values: Sequence[Any]) -> Any:
+        return values[self.index]
+
+    def __repr__(self) -> str:
+        return f"Ref({self.index})"
+
+
+class Const(Template):
+    """A value captured once when the call was recorded."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def evaluate(self, values: Sequence[Any]) -> Any:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"Const({self.value!r})"
+
+
+class _Seq(Template):
+    __slots__ = ("items",)
+
+    def __init__(self, items: Sequence[Template]) -> None:
+        self.items = tuple(items)
+
+    def children(self) -> tuple[Template, ...]:
+        return self.items
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self.items)!r})"
+
+
+class ListT(_Seq):
+    """A list with at least one symbolic value inside."""
+
+    __slots__ = ()
+
+    def evaluate(self, values: Sequence[Any]) -> Any:
+        return [t.evaluate(values) for t in self.items]
+
+
+class TupleT(_Seq):
+    """A tuple with at least one symbolic value inside."""
+
+    __slots__ = ()
+
+    def evaluate(self, values: Sequence[Any]) -> Any:
+        return tuple(t.evaluate(values) for t in self.items)
+
+
+class NamedTupleT(_Seq):
+    """A named tuple with at least one symbolic value inside; rebuilt as ``cls(*items)``."""
+
+    __slots__ = ("cls",)
+
+    def __init__(self, cls: type, items: Sequence[Template]) -> None:
+        super().__init__(items)
+        self.cls = cls
+
+    def evaluate(self, values: Sequence[Any]) -> Any:
+        return self.cls(*(t.evaluate(values) for t in self.items))
+
+
+class SliceT(_Seq):
+    """A ``slice`` whose start, stop or step is symbolic."""
+
+    __slots__ = ()
+
+    def evaluate(self, values: Sequence[Any]) -> Any:
+        return slice(*(t.evaluate(values) for t in self.items))
+
+
+class DictT(Template):
+    """A dict with at least one symbolic value; keys are always constants."""
+
+    __slots__ = ("keys", "values")
+
+    def __init__(self, keys: Sequence[Any], values: Sequence[Template]) -> None:
+        self.keys = tuple(keys)
+        self.values = tuple(values)
+
+    def children(self) -> tuple[Template, ...]:
+        return self.values
+
+    def evaluate(self, values: Sequence[Any]) -> Any:
+        return {k: t.evaluate(values) for k, t in zip(self.keys, self.values, strict=True)}
+
+    def __repr__(self) -> str:
+        return f"DictT({dict(zip(self.keys, self.values, strict=True))!r})"
+
+
+def parse(obj: Any, leaf: Callable[[Any], int | None], _depth: int = 0) -> Template:
+    """Turn a nested structure into a template.
+
+    Args:
+        obj: The structure, for example ``([x, 2], {"k": y})``.
+        leaf: Returns the parent position of a symbolic value, or ``None`` for
+            anything else. It is called on every object met.
+        _depth: Internal nesting counter.
+
+    Returns:
+        A :class:`Const` when nothing symbolic is inside, otherwise a template.
+
+    Raises:
+        TraceError: a symbolic value sits inside an unsupported container, or the
+            nesting is deeper than :data:`MAX_DEPTH` (which includes structures
+            that contain themselves).
+    """
+    index = leaf(obj)
+    if index is not None:
+        return Ref(index)
+    if _depth > MAX_DEPTH:
+        raise TraceError(
+            f"arguments are nested deeper than {MAX_DEPTH} levels (or contain themselves); "
+            "flatten them before recording the call"
+        )
+    tp = type(obj)
+    if (
+        tp is list
+        or tp is tuple
+        or tp is slice
+        or (tp is not tuple and isinstance(obj, tuple) and hasattr(tp, "_fields"))
+    ):
+        raw = (obj.start, obj.stop, obj.step) if tp is slice else obj
+        items = [parse(item, leaf, _depth + 1) for item in raw]
+        if all(isinstance(t, Const) for t in items):
+            return Const(obj)
+        if tp is list:
+            return ListT(items)
+        if tp is tuple:
+            return TupleT(items)
+        if tp is slice:
+            return SliceT(items)
+        return NamedTupleT(tp, items)
+    if tp is dict:
+        keys = list(obj)
+        for k in keys:
+            if leaf(k) is not None:
+                raise TraceError("a symbolic value cannot be a dict key; use it as a value instead")
+        vals = [parse(obj[k], leaf, _depth + 1) for k in keys]
+        if all(isinstance(t, Const) for t in vals):
+            return Const(obj)
+        return DictT(keys, vals)
+    if isinstance(obj, (list, tuple, dict, set, frozenset)) and _holds_symbolic(obj, leaf):
+        raise TraceError(
+            f"symbolic values inside a {tp.__name__!r} cannot be recorded; put them in a plain list, tuple or dict"
+        )
+    return Const(obj)
+
+
+def _holds_symbolic(obj: Any, leaf: Callable[[Any], int | None]) -> bool:
+    items = obj.values() if isinstance(obj, dict) else obj
+    return any(leaf(item) is not None for item in items)
