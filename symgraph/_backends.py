@@ -69,8 +69,11 @@ class Backend:
     def parameters(self, obj: Any) -> Iterable[tuple[Any, int, bool]] | None:
         """Parameters owned by a callable used in the graph, for summaries.
 
+        Every registered backend is asked, most recent first, until one answers.
+
         Args:
-            obj: A constant callable of a ``Call`` node (a layer, say).
+            obj: A constant callable of a ``Call`` node (a layer, say); it need not
+                be of one of ``types``.
 
         Returns:
             ``None`` if this backend does not know ``obj``; otherwise
@@ -181,6 +184,7 @@ def _load_plugins_for(tp: type) -> None:
         try:
             backend = ep.load()
         except Exception as exc:
+            _loaded_modules.discard(module)
             raise SymgraphError(f"could not load the symgraph backend plugin {ep.name!r} ({ep.value})") from exc
         if isinstance(backend, Backend):
             register_backend(backend)

@@ -153,12 +153,14 @@ class SymbolicModel:
     @property
     def inputs(self) -> Any:
         """The inputs, in the structure they were given."""
-        return self._require_graph("inputs") and self._inputs
+        self._require_graph("inputs")
+        return self._inputs
 
     @property
     def outputs(self) -> Any:
         """The outputs, in the structure they were given."""
-        return self._require_graph("outputs") and self._outputs
+        self._require_graph("outputs")
+        return self._outputs
 
     @property
     def plan(self) -> Plan:
@@ -183,10 +185,9 @@ class SymbolicModel:
         """
         return self._program.code.source
 
-    def _require_graph(self, what: str) -> bool:
+    def _require_graph(self, what: str) -> None:
         if self._outputs is None:
             raise GraphError(f"{what}: this model was unpickled or copied and no longer holds its graph")
-        return True
 
     def add_output(self, output: SymbolicData, key: str | None = None) -> None:
         """Add an output; the model is recompiled.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from symgraph._backends import backend_for
+from symgraph._backends import backend_for, loaded_backends
 from symgraph._plan import Plan
 
 __all__ = ["format_summary"]
@@ -16,10 +16,12 @@ def _parameters(plan: Plan) -> list[list[tuple[Any, int, bool]] | None]:
     for step in plan.steps:
         found: list[tuple[Any, int, bool]] | None = None
         for obj in step.op.owned_objects():
-            backend = backend_for(type(obj))
-            params = backend.parameters(obj) if backend is not None else None
-            if params is not None:
-                found = (found or []) + list(params)
+            backend_for(type(obj))  # loads the plugin of obj's library, if there is one
+            for backend in loaded_backends():
+                params = backend.parameters(obj)
+                if params is not None:
+                    found = (found or []) + list(params)
+                    break
         out.append(found)
     return out
 

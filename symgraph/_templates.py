@@ -185,12 +185,8 @@ def parse(obj: Any, leaf: Callable[[Any], int | None], _depth: int = 0) -> Templ
             "flatten them before recording the call"
         )
     tp = type(obj)
-    if (
-        tp is list
-        or tp is tuple
-        or tp is slice
-        or (tp is not tuple and isinstance(obj, tuple) and hasattr(tp, "_fields"))
-    ):
+    is_namedtuple = tp is not tuple and isinstance(obj, tuple) and hasattr(tp, "_fields")
+    if tp is list or tp is tuple or tp is slice or is_namedtuple:
         raw = (obj.start, obj.stop, obj.step) if tp is slice else obj
         items = [parse(item, leaf, _depth + 1) for item in raw]
         if all(isinstance(t, Const) for t in items):

@@ -1,0 +1,1 @@
+"""Performance measurements for symgraph; run a module with ``python -m benchmarks.<name>``."""

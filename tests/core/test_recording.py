@@ -1,0 +1,307 @@
+"""Recording operations on symbolic values, each checked against eager evaluation."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import operator
+import random
+
+import pytest
+
+import symgraph
+from symgraph import CustomInput, SymbolicModel, TraceError, add_to_graph
+
+BINARY = [
+    operator.add,
+    operator.sub,
+    operator.mul,
+    operator.truediv,
+    operator.floordiv,
+    operator.mod,
+    operator.pow,
+    operator.and_,
+    operator.or_,
+    operator.xor,
+    operator.lshift,
+    operator.rshift,
+    operator.lt,
+    operator.le,
+    operator.gt,
+    operator.ge,
+]
+
+
+def random_set(rng: random.Random) -> set[int]:
+    return {rng.randrange(20) for _ in range(rng.randrange(12))}
+
+
+@pytest.mark.parametrize("op", BINARY, ids=lambda f: f.__name__)
+def test_binary_operators_and_reflected_forms_replay_like_eager(op):
+    a, b = CustomInput(7), CustomInput(3)
+    outputs = (op(a, b), op(a, 2), op(5, b))
+    model = SymbolicModel((a, b), outputs)
+    rng = random.Random(0)
+    for _ in range(20):
+        x, y = rng.randrange(1, 50), rng.randrange(1, 6)
+        assert model(x, y) == (op(x, y), op(x, 2), op(5, y))
+        assert model.interpret(x, y) == model(x, y)
+
+
+def test_matmul_with_reflected_form():
+    class Vec:
+        def __init__(self, *xs):
+            self.xs = xs
+
+        def __matmul__(self, other):
+            other_xs = other.xs if isinstance(other, Vec) else other
+            return sum(p * q for p, q in zip(self.xs, other_xs, strict=True))
+
+        def __rmatmul__(self, other):
+            return sum(p * q for p, q in zip(other, self.xs, strict=True))
+
+    u, v = CustomInput(Vec(1, 2)), CustomInput(Vec(3, 4))
+    model = SymbolicModel((u, v), (u @ v, (5, 6) @ v))
+    assert model(Vec(2, 2), Vec(1, 10)) == (22, 65)
+
+
+@pytest.mark.parametrize("op", [operator.neg, operator.pos, operator.invert, abs], ids=lambda f: f.__name__)
+def test_unary_operators(op):
+    x = CustomInput(4)
+    model = SymbolicModel(x, op(x))
+    for value in (-3, 0, 9):
+        assert model(value) == op(value)
+
+
+def test_sets_with_constants_replay_on_random_sets():
+    s, t = CustomInput({1, 2, 3}), CustomInput({3, 4})
+    out = ((s & t) | {100}) ^ (s - {1, 2})
+    extra = {5, 6} - t
+    model = SymbolicModel((s, t), (out, extra, s.union(t), s.issubset(t)))
+    rng = random.Random(1)
+    for _ in range(50):
+        a, b = random_set(rng), random_set(rng)
+        assert model(a, b) == (((a & b) | {100}) ^ (a - {1, 2}), {5, 6} - b, a.union(b), a.issubset(b))
+
+
+def test_ints_mixed_with_constants():
+    x, y = CustomInput(3), CustomInput(4)
+    z = (2 * x + y**2 - 7) // 3 % 5 + (1 << (x % 5)) - abs(-y) + 10 / (1 + y * y)
+    model = SymbolicModel((x, y), z)
+    rng = random.Random(2)
+    for _ in range(50):
+        a, b = rng.randrange(-20, 20), rng.randrange(-20, 20)
+        assert model(a, b) == (2 * a + b**2 - 7) // 3 % 5 + (1 << (a % 5)) - abs(-b) + 10 / (1 + b * b)
+
+
+def test_strings_and_method_chains():
+    text = CustomInput("  Hello, Graph World  ")
+    words = text.strip().lower().replace(",", "").split(" ")
+    joined = add_to_graph("-".join, words)
+    model = SymbolicModel(text, (words, joined, text.count("o"), text[2:7].upper()))
+    for sample in ("  Replay, Me Please ", "one,two three"):
+        w = sample.strip().lower().replace(",", "").split(" ")
+        assert model(sample) == (w, "-".join(w), sample.count("o"), sample[2:7].upper())
+
+
+def test_unpacking_a_list_records_one_node_per_element():
+    data = CustomInput([10, 20, 30])
+    first, second, third = data
+    assert [n.op for n in data.children] == [first.op, second.op, third.op]
+    assert (first.v, second.v, third.v) == (10, 20, 30)
+    model = SymbolicModel(data, third - first)
+    assert model([1, 2, 8]) == 7
+
+
+def test_unpacking_a_set_and_a_dict_iterates_like_python():
+    d = CustomInput({"a": 1, "b": 2})
+    k1, k2 = d
+    model = SymbolicModel(d, (k2, k1))
+    assert model({"x": 0, "y": 0}) == ("y", "x")
+    with pytest.raises(IndexError, match="longer when the graph was recorded"):
+        model({"only": 1})
+
+
+def test_dict_inputs_become_keywords_and_dict_outputs_stay_dicts():
+    a, b = CustomInput(2), CustomInput(5)
+    model = SymbolicModel({"left": a, "right": b}, {"sum": a + b, "prod": a * b})
+    assert model(left=3, right=4) == {"sum": 7, "prod": 12}
+    assert model(right=4, left=3) == {"sum": 7, "prod": 12}
+
+
+class Echo:
+    """Indexing returns the key it was given together with a tag, to check index replay."""
+
+    def __init__(self, tag):
+        self.tag = tag
+
+    def __getitem__(self, key):
+        return (self.tag, key)
+
+
+def test_indexing_with_ints_slices_ellipsis_none_tuples_and_symbolic_values():
+    grid, i, j = CustomInput(Echo("trace")), CustomInput(1), CustomInput(4)
+    outputs = (
+        grid[3],
+        grid[1:j],
+        grid[...],
+        grid[None],
+        grid[i, ..., None, 2:j:i],
+        grid[(i, j)],
+        grid[[i, 0]],
+    )
+    model = SymbolicModel((grid, i, j), outputs)
+    g = Echo("run")
+    assert model(g, 2, 9) == (
+        g[3],
+        g[1:9],
+        g[...],
+        g[None],
+        g[2, ..., None, 2:9:2],
+        g[(2, 9)],
+        g[[2, 0]],
+    )
+    assert model.interpret(g, 2, 9) == model(g, 2, 9)
+
+
+def test_calling_a_symbolic_callable_records_the_call():
+    s, t = CustomInput({1}), CustomInput({2})
+    u = s.union(t, {3})
+    assert isinstance(u.op, symgraph.Call)
+    assert isinstance(u.parents[0].op, symgraph.GetAttr)
+    assert SymbolicModel((s, t), u)({7}, {8}) == {3, 7, 8}
+
+
+def test_equality_and_hashing_keep_identity():
+    a, b = CustomInput(1), CustomInput(1)
+    assert a == a
+    assert a != b
+    assert (a == b) is False
+    assert {a: "a", b: "b"}[b] == "b"
+    assert len({a, b, a}) == 2
+    assert a in [b, a] and b not in [a]
+    assert a.children == () and b.children == ()
+
+
+def test_recording_an_equality_test_with_add_to_graph():
+    a, b = CustomInput(3), CustomInput(4)
+    model = SymbolicModel((a, b), (add_to_graph(operator.eq, a, b), add_to_graph(operator.ne, a, b)))
+    assert model(5, 5) == (True, False)
+    assert model(5, 6) == (False, True)
+
+
+@pytest.mark.parametrize(
+    "probe",
+    [
+        lambda x: hasattr(x, "_foo"),
+        lambda x: hasattr(x, "__wrapped__"),
+        lambda x: hasattr(x, "missing_attribute"),
+        lambda x: getattr(x, "__deepcopy__", None),
+        lambda x: getattr(x, "__getnewargs_ex__", None),
+        lambda x: getattr(x, "__reduce__", None),
+        lambda x: copy.copy(x),
+        lambda x: inspect.unwrap(x),
+        lambda x: inspect.isfunction(x),
+    ],
+)
+def test_probing_missing_or_private_attributes_adds_no_node(probe):
+    x = CustomInput({1, 2})
+    probe(x)
+    assert x.children == ()
+
+
+def test_failed_steps_leave_no_node():
+    x = CustomInput(3)
+    with pytest.raises(TypeError) as info:
+        x + "text"
+    assert any("nothing was added" in note for note in info.value.__notes__)
+    with pytest.raises(AttributeError):
+        x.no_such_method  # noqa: B018
+    with pytest.raises(ZeroDivisionError):
+        add_to_graph(operator.truediv, 1, x - 3)
+    assert len(x.children) == 1  # only x - 3, which succeeded
+    with pytest.raises(TypeError):
+        x[0]
+    with pytest.raises(TypeError):
+        list(x)
+    assert len(x.children) == 1
+
+
+def test_protocols_that_cannot_be_recorded_raise_clearly():
+    x = CustomInput([1, 2])
+    with pytest.raises(TraceError, match="truth value"):
+        bool(x)
+    with pytest.raises(TraceError, match=r"operator\.contains"):
+        1 in x  # noqa: B015
+    with pytest.raises(TraceError, match="in-place"):
+        x[0] = 5
+    with pytest.raises(TraceError, match="in-place"):
+        del x[0]
+    assert x.children == ()
+
+
+def test_add_to_graph_nested_structures_and_constants():
+    a, b = CustomInput(2), CustomInput(3)
+    log: list[object] = []
+
+    def combine(data, *, scale, tag):
+        log.append(tag)
+        return (data["xs"][0] + data["xs"][1][0]) * scale + data["k"]["deep"][0]
+
+    nested = {"xs": [a, (b, 100)], "k": {"deep": [a * b]}}
+    out = add_to_graph(combine, nested, scale=b, tag="constant", custom_name="combine")
+    model = SymbolicModel((a, b), out)
+    assert model(5, 7) == (5 + 7) * 7 + 35
+    assert log == ["constant", "constant"]
+    assert model.plan.steps[-1].name == "combine"
+
+
+def test_add_to_graph_symbolic_function_and_kwargs():
+    f = CustomInput(max)
+    a = CustomInput(3)
+    out = add_to_graph(f, a, 1, 2, key=lambda v: -v)
+    model = SymbolicModel((f, a), out)
+    assert model(min, 9) == min(9, 1, 2, key=lambda v: -v) == 9
+    assert model(max, 9) == max(9, 1, 2, key=lambda v: -v) == 1
+
+
+def test_add_to_graph_rejects_bad_calls():
+    a = CustomInput(1)
+    with pytest.raises(TypeError, match="callable"):
+        add_to_graph(42, a)
+    with pytest.raises(TypeError, match="none of the arguments is symbolic"):
+        add_to_graph(max, 1, 2)
+    with pytest.raises(TraceError, match="plain list, tuple or dict"):
+        add_to_graph(sorted, {a})
+    with pytest.raises(TraceError, match="dict key"):
+        add_to_graph(dict, {a: 1})
+    with pytest.raises(TypeError, match="custom_name"):
+        add_to_graph(abs, a, custom_name=3)
+    assert a.children == ()
+
+
+def test_named_tuples_are_rebuilt_with_their_type():
+    from collections import namedtuple
+
+    Pair = namedtuple("Pair", "left right")
+    a = CustomInput(1)
+    out = add_to_graph(lambda p: (type(p).__name__, p.left - p.right), Pair(a, 10))
+    assert SymbolicModel(a, out)(25) == ("Pair", 15)
+
+
+def test_handles_expose_parents_children_op_and_value():
+    x = CustomInput(5, custom_name="x")
+    y = x * 2
+    z = y + x
+    assert x.parents == () and x.children == (y, z)
+    assert z.parents == (y, x)
+    assert z.v == 15 and z.node.custom_name is None and x.node.custom_name == "x"
+    assert isinstance(x.op, symgraph.Placeholder) and isinstance(z.op, symgraph.Operator)
+    assert repr(z).startswith("<SymbolicData[int] at 0x") and repr(z).endswith("2 parents; 0 children>")
+
+
+def test_symbolic_data_cannot_be_instantiated_directly():
+    with pytest.raises(TypeError, match="CustomInput"):
+        symgraph.SymbolicData()
+    with pytest.raises(TypeError, match="already symbolic"):
+        CustomInput(CustomInput(1))
