@@ -248,6 +248,13 @@ class SymbolicModel:
         print_fn(format_summary(self._program.plan, show_params=show_params))
 
     # -- copying -------------------------------------------------------------------
+    def __copy__(self) -> SymbolicModel:
+        # A shallow copy shares the graph and the compiled program; deep copies and
+        # pickles keep only the plan.
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
+
     def __getstate__(self) -> dict[str, Any]:
         # The plan holds everything needed to run; the graph (and its example
         # values) stays behind.

@@ -36,7 +36,7 @@ def to_networkx(model: SymbolicModel) -> Any:
     try:
         import networkx as nx
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("to_networkx() needs networkx: pip install 'symgraph[draw]'") from exc
+        raise ImportError("to_networkx() needs networkx: pip install 'symgraph[draw]'", name="networkx") from exc
 
     plan = model.plan
     outputs = plan.output_slots()

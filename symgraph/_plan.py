@@ -125,6 +125,20 @@ def _normalize_inputs(inputs: Any) -> tuple[list[Node], tuple[str, ...] | None]:
     return nodes, keys
 
 
+def _output_labels(outputs: Any, nodes: list[Node]) -> list[str]:
+    """How each distinct output node is called in messages: ``outputs['key']`` or ``output 1``."""
+    if isinstance(outputs, Mapping):
+        pairs = [(f"outputs[{k!r}]", v) for k, v in outputs.items()]
+    elif isinstance(outputs, (list, tuple)):
+        pairs = [(f"output {i}", v) for i, v in enumerate(outputs)]
+    else:
+        pairs = [("the output", outputs)]
+    first: dict[int, str] = {}
+    for label, value in pairs:
+        first.setdefault(id(value.node), label)
+    return [first[id(n)] for n in nodes]
+
+
 def _normalize_outputs(outputs: Any) -> tuple[list[Node], Template]:
     collector = ArgumentCollector()
     if isinstance(outputs, SymbolicData):
@@ -148,18 +162,18 @@ def _normalize_outputs(outputs: Any) -> tuple[list[Node], Template]:
     return collector.parents, template
 
 
-def _collect(inputs: list[Node], outputs: list[Node]) -> list[Node]:
+def _collect(inputs: list[Node], outputs: list[Node], labels: list[str]) -> list[Node]:
     """Nodes strictly between the inputs and the outputs, found by an iterative walk."""
     is_input = {id(n) for n in inputs}
     found: dict[int, Node] = {}
-    stack = [(node, index) for index, node in enumerate(outputs)]
+    stack = list(zip(outputs, labels, strict=True))
     while stack:
         node, origin = stack.pop()
         if id(node) in is_input or id(node) in found:
             continue
         if not node.parents:
             raise GraphError(
-                f"output {origin} depends on {_display(node)}, which is a missing input: "
+                f"{origin} depends on {_display(node)}, which is a missing input: "
                 "it is not among the model's inputs; add it to them or build the output without it"
             )
         found[id(node)] = node
@@ -238,7 +252,7 @@ def build_plan(inputs: Any, outputs: Any) -> tuple[Plan, list[Node]]:
     """
     input_nodes, keys = _normalize_inputs(inputs)
     output_nodes, out_template = _normalize_outputs(outputs)
-    inner = _order(input_nodes, _collect(input_nodes, output_nodes))
+    inner = _order(input_nodes, _collect(input_nodes, output_nodes, _output_labels(outputs, output_nodes)))
     nodes = input_nodes + inner
     slot = {id(n): i for i, n in enumerate(nodes)}
 
@@ -247,7 +261,8 @@ def build_plan(inputs: Any, outputs: Any) -> tuple[Plan, list[Node]]:
         if node.custom_name is not None:
             bases.append((node.custom_name, True))
         elif i < len(input_nodes):
-            bases.append(("Input", False))
+            # Dict inputs are named by their keys; the summary only displays them.
+            bases.append((keys[i], True) if keys is not None else ("Input", False))
         else:
             bases.append((node.op.display_name([p.value for p in node.parents]), False))
     names = _unique_names(bases)

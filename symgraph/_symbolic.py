@@ -10,7 +10,7 @@ from symgraph._backends import backend_for, on_registry_change
 from symgraph._errors import TraceError
 from symgraph._node import Node
 from symgraph._ops import Call, GetAttr, Operation, Operator, Slice, Unpack
-from symgraph._templates import Template, parse
+from symgraph._templates import Const, Ref, Template, parse
 
 __all__ = ["ArgumentCollector", "SymbolicData", "record", "symbolic_class_for"]
 
@@ -119,8 +119,14 @@ class SymbolicData:
 
     def __iter__(self) -> Iterator[SymbolicData]:
         node = self._node
-        by_index = isinstance(node.value, (list, tuple, str, bytes, range))
-        for i, item in enumerate(node.value):
+        value = node.value
+        if iter(value) is value:
+            # A one-shot iterator cannot be read again per element at replay, so it
+            # is first materialised into a tuple node, which is then indexed.
+            yield from record(Call(Const(tuple), (Ref(0),), Const({})), (node,))
+            return
+        by_index = isinstance(value, (list, tuple, str, bytes, range))
+        for i, item in enumerate(value):
             yield record(Unpack(i, by_index), (node,), value=item)
 
     # -- protocols that cannot be recorded -----------------------------------------

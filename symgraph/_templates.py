@@ -8,7 +8,10 @@ once at trace time). Only ``list``, ``tuple`` (including named tuples), ``dict``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+import functools
+import types
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from symgraph._errors import TraceError
@@ -172,7 +175,9 @@ def parse(obj: Any, leaf: Callable[[Any], int | None], _depth: int = 0) -> Templ
         A :class:`Const` when nothing symbolic is inside, otherwise a template.
 
     Raises:
-        TraceError: a symbolic value sits inside an unsupported container, or the
+        TraceError: a symbolic value sits inside an unsupported container (a set,
+            a list subclass, a dataclass, a ``functools.partial``, a function's
+            closure), where it would be frozen as a constant, or the
             nesting is deeper than :data:`MAX_DEPTH` (which includes structures
             that contain themselves).
     """
@@ -207,13 +212,33 @@ def parse(obj: Any, leaf: Callable[[Any], int | None], _depth: int = 0) -> Templ
         if all(isinstance(t, Const) for t in vals):
             return Const(obj)
         return DictT(keys, vals)
-    if isinstance(obj, (list, tuple, dict, set, frozenset)) and _holds_symbolic(obj, leaf):
+    hidden = _hidden_items(obj)
+    if hidden is not None and any(leaf(item) is not None for item in hidden):
         raise TraceError(
-            f"symbolic values inside a {tp.__name__!r} cannot be recorded; put them in a plain list, tuple or dict"
+            f"a symbolic value is hidden inside a {tp.__name__!r}, where it would be frozen as a constant; "
+            "pass it as an argument, in a plain list, tuple or dict"
         )
     return Const(obj)
 
 
-def _holds_symbolic(obj: Any, leaf: Callable[[Any], int | None]) -> bool:
-    items = obj.values() if isinstance(obj, dict) else obj
-    return any(leaf(item) is not None for item in items)
+def _hidden_items(obj: Any) -> Iterable[Any] | None:
+    """Objects that a constant holds directly and where a symbolic value would be a mistake."""
+    if isinstance(obj, dict):
+        return obj.values()
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return obj
+    if isinstance(obj, functools.partial):
+        return (*obj.args, *obj.keywords.values())
+    if isinstance(obj, types.FunctionType) and obj.__closure__:
+        return _cell_contents(obj.__closure__)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return (getattr(obj, f.name, None) for f in dataclasses.fields(obj))
+    return None
+
+
+def _cell_contents(cells: tuple[types.CellType, ...]) -> Iterator[Any]:
+    for cell in cells:
+        try:
+            yield cell.cell_contents
+        except ValueError:  # an empty cell
+            continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import operator
 import pickle
 
@@ -72,6 +73,10 @@ def test_missing_input_is_named():
         SymbolicModel(x, x + offset)
     with pytest.raises(GraphError, match="output 1 depends on"):
         SymbolicModel(x, (x * 2, offset * 2))
+    with pytest.raises(GraphError, match=r"outputs\['shifted'\] depends on 'offset'"):
+        SymbolicModel(x, {"plain": x * 2, "shifted": offset * 2})
+    with pytest.raises(GraphError, match="the output depends on 'offset'"):
+        SymbolicModel(x, offset - x)
 
 
 def test_cycles_through_private_state_raise_a_clear_error():
@@ -150,7 +155,7 @@ def test_summary_table():
     assert "Params" not in table[1]
 
 
-def test_summary_counts_parameters_from_backends_once_per_parameter():
+def test_summary_counts_parameters_from_backends_once_per_parameter(isolated_registry):
     class Layer:
         def __init__(self, *weights):
             self.weights = weights
@@ -168,6 +173,8 @@ def test_summary_counts_parameters_from_backends_once_per_parameter():
         symbolic_class = type("SymbolicLayer", (symgraph.SymbolicData,), {"__slots__": ()})
 
         def parameters(self, obj):
+            if not isinstance(obj, Layer):
+                return None
             return [(w, w.size, w.trainable) for w in obj.weights]
 
     symgraph.register_backend(LayerBackend())
@@ -219,3 +226,23 @@ def test_interpreter_matches_generated_code_on_a_mixed_graph():
     model = SymbolicModel((s, n), out)
     for values in [({4, 9, 1}, 3), ({0, 1}, -1), ({5}, 0)]:
         assert model(*values) == model.interpret(*values)
+
+
+def test_dict_inputs_are_named_by_their_keys_in_summaries():
+    price, qty = CustomInput(2.0), CustomInput(3)
+    model = SymbolicModel({"price": price, "qty": qty}, price * qty)
+    assert [spec.name for spec in model.plan.inputs] == ["price", "qty"]
+    assert "price" not in model.source  # names are displayed, never pasted into code
+
+
+def test_shallow_copies_share_the_graph_and_deep_copies_keep_the_plan():
+    x = CustomInput(2)
+    y = x + 1
+    model = SymbolicModel(x, y)
+    shallow = copy.copy(model)
+    shallow.add_output(y * 10)
+    assert shallow(1) == (2, 20) and model(1) == 2
+    deep = copy.deepcopy(model)
+    assert deep(5) == 6
+    with pytest.raises(GraphError, match="no longer holds its graph"):
+        deep.add_output(y)

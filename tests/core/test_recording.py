@@ -305,3 +305,32 @@ def test_symbolic_data_cannot_be_instantiated_directly():
         symgraph.SymbolicData()
     with pytest.raises(TypeError, match="already symbolic"):
         CustomInput(CustomInput(1))
+
+
+def test_unpacking_one_shot_iterators_reads_them_once():
+    it = CustomInput(iter([1, 2]))
+    a, b = it
+    assert (a.v, b.v) == (1, 2)
+    assert SymbolicModel(it, (b, a))(iter([10, 20])) == (20, 10)
+    p, q = CustomInput([1, 2]), CustomInput([3, 4])
+    u, w = add_to_graph(zip, p, q)
+    assert SymbolicModel((p, q), (u, w))([5, 6], [7, 8]) == ((5, 7), (6, 8))
+
+
+def test_symbolic_values_hidden_in_constants_are_refused():
+    import dataclasses
+    import functools
+
+    x = CustomInput(3)
+
+    @dataclasses.dataclass
+    class Box:
+        item: object
+
+    def make_closure():
+        return lambda n: x + n
+
+    for hidden in (Box(x), functools.partial(max, x), {x}, make_closure()):
+        with pytest.raises(TraceError, match="frozen as a constant"):
+            add_to_graph(lambda *args: args, hidden, x)
+    assert x.children == ()
