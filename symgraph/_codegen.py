@@ -5,8 +5,9 @@ ours (``v3``, ``c0``, ``replay``); every user object, including attribute names,
 dict keys and custom names, reaches the code only as a constant looked up by one
 of those names. Operator symbols come from a fixed table.
 
-Variables are reused once their value has no later use, so replay releases each
-intermediate as early as hand-written code would.
+Variables are reused once their value has no later use, and deleted when they
+are not reused at once, so replay releases each intermediate as early as
+hand-written code would.
 """
 
 from __future__ import annotations
@@ -217,9 +218,8 @@ def generate(plan: Plan) -> GeneratedCode:
     for j, step in enumerate(plan.steps):
         args = [name_of[s] for s in step.args]
         expr = _emitter_for(step.op)(step.op, args, pool)  # type: ignore[arg-type]
-        for s in dict.fromkeys(step.args):
-            if last_use[s] == j and s not in keep:
-                free.append(name_of[s])  # type: ignore[arg-type]
+        dead = [name_of[s] for s in dict.fromkeys(step.args) if last_use[s] == j and s not in keep]
+        free.extend(dead)  # type: ignore[arg-type]
         if free:
             target = free.pop()
         else:
@@ -228,6 +228,11 @@ def generate(plan: Plan) -> GeneratedCode:
         name_of[n_inputs + j] = target
         lines.append(len(body) + 2)
         body.append(f"    {target} = {expr}")
+        # A dead value that the assignment did not overwrite would otherwise stay
+        # alive until its name is reused, or until the replay returns.
+        released = [name for name in dead if name != target]
+        if released and j < len(plan.steps) - 1:
+            body.append(f"    del {', '.join(released)}")  # type: ignore[arg-type]
     result = emit_template(plan.outputs, name_of, pool)  # type: ignore[arg-type]
     params = ", ".join(f"v{i}" for i in range(n_inputs))
     source = "\n".join([f"def {FUNCTION_NAME}({params}):", *body, f"    return {result}", ""])

@@ -28,11 +28,16 @@ class Node:
         id: Creation number, unique in the process.
         op: The :class:`~symgraph.Operation` that produced the value.
         parents: Distinct parent nodes, in the order the operation refers to them.
-        children: Nodes recorded with this one as a parent.
+        children: Nodes recorded with this one as a parent (a pending node is
+            not among its parents' children yet).
         value: The example value computed at trace time.
         custom_name: Name given by the user, or ``None``.
         handle: The user-facing handle.
         meta: Free slot for backends (for example an unknown batch dimension).
+        pending: True for an element produced by iterating a symbolic value that
+            nothing has used yet. Python asks an iterator for one element more than
+            an unpacking needs, and a failed unpacking must not leave nodes behind,
+            so such nodes join their parents' ``children`` only when first used.
 
     Example:
         >>> import symgraph
@@ -42,7 +47,18 @@ class Node:
         (True, 6)
     """
 
-    __slots__ = ("__weakref__", "children", "custom_name", "handle", "id", "meta", "op", "parents", "value")
+    __slots__ = (
+        "__weakref__",
+        "children",
+        "custom_name",
+        "handle",
+        "id",
+        "meta",
+        "op",
+        "parents",
+        "pending",
+        "value",
+    )
 
     def __init__(self, op: Operation, parents: tuple[Node, ...], value: Any, custom_name: str | None = None) -> None:
         self.id = next(_counter)
@@ -53,6 +69,18 @@ class Node:
         self.custom_name = custom_name
         self.handle: SymbolicData
         self.meta: dict[str, Any] | None = None
+        self.pending = False
+
+    def attach(self) -> None:
+        """Link this node, and any pending ancestors, into their parents' ``children``."""
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            if node.pending:
+                node.pending = False
+                for parent in node.parents:
+                    parent.children.append(node)
+                    stack.append(parent)
 
     def __repr__(self) -> str:
         return f"<Node {self.id} {self.op!r}>"

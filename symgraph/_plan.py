@@ -254,6 +254,8 @@ def build_plan(inputs: Any, outputs: Any) -> tuple[Plan, list[Node]]:
     output_nodes, out_template = _normalize_outputs(outputs)
     inner = _order(input_nodes, _collect(input_nodes, output_nodes, _output_labels(outputs, output_nodes)))
     nodes = input_nodes + inner
+    for node in (*input_nodes, *output_nodes):
+        node.attach()  # a model uses them, so they are part of the graph now
     slot = {id(n): i for i, n in enumerate(nodes)}
 
     bases: list[tuple[str, bool]] = []

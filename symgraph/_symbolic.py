@@ -127,7 +127,7 @@ class SymbolicData:
             return
         by_index = isinstance(value, (list, tuple, str, bytes, range))
         for i, item in enumerate(value):
-            yield record(Unpack(i, by_index), (node,), value=item)
+            yield record(Unpack(i, by_index), (node,), value=item, pending=True)
 
     # -- protocols that cannot be recorded -----------------------------------------
     def __bool__(self) -> bool:
@@ -312,6 +312,7 @@ def record(
     custom_name: str | None = None,
     value: Any = _UNSET,
     meta: dict[str, Any] | None = None,
+    pending: bool = False,
 ) -> SymbolicData:
     """Add a node for ``op`` applied to ``parents`` and return its handle.
 
@@ -324,6 +325,8 @@ def record(
         custom_name: Name shown in summaries instead of the default one.
         value: The result, when the caller already computed it.
         meta: Backend data stored on the node.
+        pending: Leave the node out of its parents' ``children`` until something
+            uses it (see :attr:`Node.pending`).
 
     Returns:
         A handle of the class the backend registry picks for the result's type.
@@ -349,8 +352,9 @@ def record(
     handle = object.__new__(cls)
     handle._node = node
     node.handle = handle
-    for parent in node.parents:
-        parent.children.append(node)
+    node.pending = True
+    if not pending:
+        node.attach()
     return handle
 
 

@@ -185,9 +185,11 @@ def parse(obj: Any, leaf: Callable[[Any], int | None], _depth: int = 0) -> Templ
     if index is not None:
         return Ref(index)
     if _depth > MAX_DEPTH:
+        if not _contains_symbolic(obj, leaf):
+            return Const(obj)  # a deep constant is emitted as one name, however deep it is
         raise TraceError(
-            f"arguments are nested deeper than {MAX_DEPTH} levels (or contain themselves); "
-            "flatten them before recording the call"
+            f"symbolic values are nested deeper than {MAX_DEPTH} levels (or in a structure that contains "
+            "itself); flatten the arguments before recording the call"
         )
     tp = type(obj)
     is_namedtuple = tp is not tuple and isinstance(obj, tuple) and hasattr(tp, "_fields")
@@ -219,6 +221,21 @@ def parse(obj: Any, leaf: Callable[[Any], int | None], _depth: int = 0) -> Templ
             "pass it as an argument, in a plain list, tuple or dict"
         )
     return Const(obj)
+
+
+def _contains_symbolic(obj: Any, leaf: Callable[[Any], int | None]) -> bool:
+    """Whether a symbolic value sits anywhere inside ``obj``'s lists, tuples and dicts; iterative."""
+    stack, seen = [obj], set()
+    while stack:
+        item = stack.pop()
+        if leaf(item) is not None:
+            return True
+        if isinstance(item, (list, tuple, dict)) and id(item) not in seen:
+            seen.add(id(item))
+            stack.extend(item.values() if isinstance(item, dict) else item)
+            if isinstance(item, dict):
+                stack.extend(item)
+    return False
 
 
 def _hidden_items(obj: Any) -> Iterable[Any] | None:

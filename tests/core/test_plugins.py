@@ -37,7 +37,7 @@ def test_generic_subclass_per_type_even_with_equal_names():
     assert isinstance(a, symgraph.SymbolicData)
 
 
-def test_runtime_registration_picks_the_plugin_class_for_subclasses_too():
+def test_runtime_registration_picks_the_plugin_class_for_subclasses_too(isolated_registry):
     class Money:
         def __init__(self, cents):
             self.cents = cents
@@ -92,7 +92,7 @@ def test_register_backend_validates_its_argument():
 
 
 @pytest.fixture
-def fake_library(monkeypatch):
+def fake_library(monkeypatch, isolated_registry):
     """A library 'fakelib' whose plugin is declared through an entry point only."""
     value_type = type("Widget", (), {"__module__": "fakelib.widgets"})
     plugin = types.ModuleType("fake_symgraph_plugin")

@@ -107,10 +107,20 @@ def test_strings_and_method_chains():
 def test_unpacking_a_list_records_one_node_per_element():
     data = CustomInput([10, 20, 30])
     first, second, third = data
-    assert [n.op for n in data.children] == [first.op, second.op, third.op]
+    assert [(type(h.op), h.op.index) for h in (first, second, third)] == [(symgraph.Unpack, i) for i in range(3)]
     assert (first.v, second.v, third.v) == (10, 20, 30)
-    model = SymbolicModel(data, third - first)
-    assert model([1, 2, 8]) == 7
+    # Elements join the graph's children once used: a failed unpacking leaves nothing behind.
+    assert data.children == ()
+    model = SymbolicModel(data, (third - first, second))
+    assert set(data.children) == {first, second, third}
+    assert model([1, 2, 8]) == (7, 2)
+    with pytest.raises(ValueError, match="too many values"):
+        _p, _q = data
+    with pytest.raises(ValueError, match="not enough values"):
+        _p, _q, _r, _s = data
+    with pytest.raises(TypeError):
+        " ".join(data)
+    assert set(data.children) == {first, second, third}
 
 
 def test_unpacking_a_set_and_a_dict_iterates_like_python():
