@@ -10,8 +10,11 @@ from __future__ import annotations
 import importlib
 import pickle
 import random
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -125,7 +128,12 @@ def case(request) -> Case:
     return CASES[request.param]()
 
 
-def _program(x, y, reduce):
+def _call(func, *args):
+    return func(*args)
+
+
+def _program(x, y, reduce, call):
+    """The same operations on symbolic values (``call=add_to_graph``) or on real ones (``call=_call``)."""
     first, *_ = x
     return {
         "sum": x + y,
@@ -139,7 +147,7 @@ def _program(x, y, reduce):
         "slice": x[1:],
         "first": first,
         "chain": (x + y * 3) - x,
-        "wrapped": add_to_graph(reduce, x * y),
+        "wrapped": call(reduce, x * y),
     }
 
 
@@ -153,34 +161,16 @@ def test_values_get_the_backend_class(case):
 def test_replay_equals_eager_and_interpreter(case):
     rng = random.Random(1)
     x, y = CustomInput(case.make(rng)), CustomInput(case.make(rng))
-    model = SymbolicModel((x, y), _program(x, y, case.reduce))
+    model = SymbolicModel((x, y), _program(x, y, case.reduce, add_to_graph))
     for _ in range(5):
         a, b = case.make(rng), case.make(rng)
-        expected = _program_eager(a, b, case.reduce)
+        expected = _program(a, b, case.reduce, _call)
         replayed = model(a, b)
         interpreted = model.interpret(a, b)
         assert replayed.keys() == expected.keys()
         for key in expected:
             assert case.equal(replayed[key], expected[key]), key
             assert case.equal(interpreted[key], expected[key]), key
-
-
-def _program_eager(a, b, reduce):
-    first, *_ = a
-    return {
-        "sum": a + b,
-        "sub": a - b,
-        "mul": a * b,
-        "scaled": a * 2,
-        "rscaled": 3 * b,
-        "neg": -a,
-        "abs": abs(b),
-        "index": a[0],
-        "slice": a[1:],
-        "first": first,
-        "chain": (a + b * 3) - a,
-        "wrapped": reduce(a * b),
-    }
 
 
 def test_pickled_models_replay_the_same(case):
@@ -213,3 +203,21 @@ def test_failed_steps_leave_no_node(case):
     with pytest.raises(AttributeError):
         x.no_such_attribute  # noqa: B018
     assert x.children == ()
+
+
+def test_the_plugin_loads_lazily_through_its_entry_point(case):
+    if case.module is None:
+        pytest.skip("the generic backend has no plugin")
+    code = (
+        f"import sys, {case.module}, symgraph, random\n"
+        "from tests.conformance.test_conformance import CASES\n"
+        f"assert 'symgraph_{case.module}' not in sys.modules\n"
+        f"case = CASES[{case.name!r}]()\n"
+        "x = symgraph.CustomInput(case.make(random.Random(0)))\n"
+        "value = case.make(random.Random(1))\n"
+        "assert case.equal(symgraph.SymbolicModel(x, x * 2 + 1)(value), value * 2 + 1)\n"
+        f"print(type(x) is case.symbolic_class(), 'symgraph_{case.module}' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.split() == ["True", "True"]
