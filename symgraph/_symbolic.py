@@ -123,7 +123,7 @@ class SymbolicData:
         if iter(value) is value:
             # A one-shot iterator cannot be read again per element at replay, so it
             # is first materialised into a tuple node, which is then indexed.
-            yield from record(Call(Const(tuple), (Ref(0),), Const({})), (node,))
+            yield from record(Call(Const(tuple), (Ref(0),), Const({})), (node,), pending=True)
             return
         by_index = isinstance(value, (list, tuple, str, bytes, range))
         for i, item in enumerate(value):
