@@ -69,7 +69,7 @@ def test_fence_parser_skips_other_languages() -> None:
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_page_code_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocks = python_blocks(page.read_text(encoding="utf-8"))
-    if page.name != "index.md":
+    if page.name not in ("index.md", "benchmarks.md"):  # pages of commands and figures only
         assert blocks, f"{page.name} has no ```python blocks"
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
