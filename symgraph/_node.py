@@ -34,10 +34,12 @@ class Node:
         custom_name: Name given by the user, or ``None``.
         handle: The user-facing handle.
         meta: Free slot for backends (for example an unknown batch dimension).
-        pending: True for an element produced by iterating a symbolic value that
-            nothing has used yet. Python asks an iterator for one element more than
-            an unpacking needs, and a failed unpacking must not leave nodes behind,
-            so such nodes join their parents' ``children`` only when first used.
+        pending: True until the node is linked into its parents' ``children`` by
+            :meth:`attach`. :func:`symgraph.record` attaches at once, except for
+            elements produced by iterating a symbolic value: Python asks an
+            iterator for one element more than an unpacking needs, and a failed
+            unpacking must not leave nodes behind, so those join the graph when
+            first used.
 
     Example:
         >>> import symgraph
@@ -69,7 +71,7 @@ class Node:
         self.custom_name = custom_name
         self.handle: SymbolicData
         self.meta: dict[str, Any] | None = None
-        self.pending = False
+        self.pending = True
 
     def attach(self) -> None:
         """Link this node, and any pending ancestors, into their parents' ``children``."""

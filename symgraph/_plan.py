@@ -125,29 +125,21 @@ def _normalize_inputs(inputs: Any) -> tuple[list[Node], tuple[str, ...] | None]:
     return nodes, keys
 
 
-def _output_labels(outputs: Any, nodes: list[Node]) -> list[str]:
-    """How each distinct output node is called in messages: ``outputs['key']`` or ``output 1``."""
-    if isinstance(outputs, Mapping):
-        pairs = [(f"outputs[{k!r}]", v) for k, v in outputs.items()]
-    elif isinstance(outputs, (list, tuple)):
-        pairs = [(f"output {i}", v) for i, v in enumerate(outputs)]
-    else:
-        pairs = [("the output", outputs)]
-    first: dict[int, str] = {}
-    for label, value in pairs:
-        first.setdefault(id(value.node), label)
-    return [first[id(n)] for n in nodes]
-
-
-def _normalize_outputs(outputs: Any) -> tuple[list[Node], Template]:
+def _normalize_outputs(outputs: Any) -> tuple[list[Node], Template, list[str]]:
+    """Distinct output nodes, the return template, and how each node is named in messages."""
     collector = ArgumentCollector()
     if isinstance(outputs, SymbolicData):
         template: Template = collector.template(outputs)
+        labels = ["the output"]
     elif isinstance(outputs, (list, tuple, Mapping)):
-        labelled = outputs.items() if isinstance(outputs, Mapping) else enumerate(outputs)
+        labelled = list(outputs.items() if isinstance(outputs, Mapping) else enumerate(outputs))
+        first: dict[int, str] = {}
         for label, value in labelled:
             if not isinstance(value, SymbolicData):
                 raise TypeError(f"outputs[{label!r}] must be a symbolic value, got {type(value).__name__}")
+            first.setdefault(
+                id(value.node), f"outputs[{label!r}]" if isinstance(outputs, Mapping) else f"output {label}"
+            )
         if isinstance(outputs, Mapping):
             template = DictT(list(outputs), [collector.template(v) for v in outputs.values()])
         else:
@@ -155,11 +147,12 @@ def _normalize_outputs(outputs: Any) -> tuple[list[Node], Template]:
             template = ListT(items) if isinstance(outputs, list) else TupleT(items)
         if not collector.parents:
             raise GraphError("a model needs at least one output")
+        labels = [first[id(n)] for n in collector.parents]
     else:
         raise TypeError(
             f"outputs must be a symbolic value, a list or tuple of them, or a dict; got {type(outputs).__name__}"
         )
-    return collector.parents, template
+    return collector.parents, template, labels
 
 
 def _collect(inputs: list[Node], outputs: list[Node], labels: list[str]) -> list[Node]:
@@ -251,8 +244,8 @@ def build_plan(inputs: Any, outputs: Any) -> tuple[Plan, list[Node]]:
         ['LambdaOpLayer_1', 'LambdaOpLayer_2']
     """
     input_nodes, keys = _normalize_inputs(inputs)
-    output_nodes, out_template = _normalize_outputs(outputs)
-    inner = _order(input_nodes, _collect(input_nodes, output_nodes, _output_labels(outputs, output_nodes)))
+    output_nodes, out_template, labels = _normalize_outputs(outputs)
+    inner = _order(input_nodes, _collect(input_nodes, output_nodes, labels))
     nodes = input_nodes + inner
     for node in (*input_nodes, *output_nodes):
         node.attach()  # a model uses them, so they are part of the graph now

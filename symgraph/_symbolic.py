@@ -352,7 +352,6 @@ def record(
     handle = object.__new__(cls)
     handle._node = node
     node.handle = handle
-    node.pending = True
     if not pending:
         node.attach()
     return handle
