@@ -20,7 +20,7 @@ from symgraph._errors import SymgraphError
 if TYPE_CHECKING:
     from symgraph._symbolic import SymbolicData
 
-__all__ = ["ENTRY_POINT_GROUP", "Backend", "backend_for", "loaded_backends", "register_backend"]
+__all__ = ["ENTRY_POINT_GROUP", "Backend", "backend_for", "describe_value", "loaded_backends", "register_backend"]
 
 ENTRY_POINT_GROUP = "symgraph.backends"
 
@@ -220,3 +220,14 @@ def backend_for(tp: type) -> Backend | None:
                 break
         _by_type[tp] = found
         return found
+
+
+def describe_value(value: Any) -> str:
+    """The summary text for a value: its backend's description, or its type name.
+
+    Example:
+        >>> describe_value({1, 2})
+        'set'
+    """
+    backend = backend_for(type(value))
+    return backend.describe(value) if backend is not None else type(value).__name__

@@ -183,8 +183,16 @@ class GeneratedCode:
     lines: tuple[int, ...] = field(repr=False)
 
 
-def generate(plan: Plan) -> GeneratedCode:
+def generate(plan: Plan, *, pool: ConstantPool | None = None, leading: Sequence[str] = ()) -> GeneratedCode:
     """Generate the replay function's source for ``plan``.
+
+    Args:
+        plan: The plan.
+        pool: The constant pool to fill; a backend passes a subclass to change how
+            some constants are reached (through an attribute of the model, say).
+        leading: Names of extra parameters placed before the inputs, for the
+            pool's expressions to use. They are fixed by the backend, never taken
+            from user input, and must be identifiers that are not ``v<k>``/``c<k>``.
 
     Example:
         >>> import symgraph
@@ -205,7 +213,10 @@ def generate(plan: Plan) -> GeneratedCode:
         for s in step.args:
             last_use[s] = j
 
-    pool = ConstantPool()
+    for name in leading:
+        if not name.isidentifier() or (name[0] in "vc" and name[1:].isdigit()) or name == FUNCTION_NAME:
+            raise ValueError(f"leading parameter name {name!r} is not a free identifier")
+    pool = pool if pool is not None else ConstantPool()
     name_of: list[str | None] = [f"v{i}" for i in range(n_inputs)] + [None] * len(plan.steps)
     free: list[str] = []
     n_names = n_inputs
@@ -234,6 +245,6 @@ def generate(plan: Plan) -> GeneratedCode:
         if released and j < len(plan.steps) - 1:
             body.append(f"    del {', '.join(released)}")  # type: ignore[arg-type]
     result = emit_template(plan.outputs, name_of, pool)  # type: ignore[arg-type]
-    params = ", ".join(f"v{i}" for i in range(n_inputs))
+    params = ", ".join([*leading, *(f"v{i}" for i in range(n_inputs))])
     source = "\n".join([f"def {FUNCTION_NAME}({params}):", *body, f"    return {result}", ""])
     return GeneratedCode(source, pool.namespace, tuple(lines))

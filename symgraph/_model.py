@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from symgraph._codegen import GeneratedCode, generate
+from symgraph._codegen import ConstantPool, GeneratedCode, generate
 from symgraph._compile import compile_generated
 from symgraph._errors import GraphError
 from symgraph._interpreter import interpret
@@ -24,6 +24,8 @@ class Program:
 
     Args:
         plan: The plan to compile.
+        pool: Constant pool for code generation (see :func:`symgraph.generate`).
+        leading: Extra leading parameters of :attr:`replay`, before the inputs.
 
     Example:
         >>> import symgraph
@@ -36,9 +38,9 @@ class Program:
 
     __slots__ = ("checks", "code", "n_positional", "plan", "replay")
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, *, pool: ConstantPool | None = None, leading: Sequence[str] = ()) -> None:
         self.plan = plan
-        self.code: GeneratedCode = generate(plan)
+        self.code: GeneratedCode = generate(plan, pool=pool, leading=leading)
         self.replay: Callable[..., Any] = compile_generated(self.code)
         self.checks = tuple((i, spec.check) for i, spec in enumerate(plan.inputs) if spec.check is not None)
         # Calls go through bind(); this lets the common case skip every other check.
@@ -182,8 +184,8 @@ class SymbolicModel:
             >>> print(symgraph.SymbolicModel(x, first * 10 + rest[1]).source, end="")
             def replay(v0):
                 v1 = v0[0]
-                v0 = v0[2]
                 v1 = v1 * 10
+                v0 = v0[2]
                 v0 = v1 + v0
                 return v0
         """

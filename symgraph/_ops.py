@@ -84,6 +84,17 @@ class Operation:
         """Constant objects this operation applies, such as a layer; summaries count their parameters."""
         return ()
 
+    def templates(self) -> tuple[Template, ...]:
+        """The argument templates the operation holds, for walks over its constants.
+
+        Example:
+            >>> import symgraph
+            >>> x = symgraph.CustomInput(2)
+            >>> [t.constants() for t in (x + 5).op.templates()]
+            [[], [5]]
+        """
+        return ()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -132,6 +143,9 @@ class Operator(Operation):
 
     def evaluate(self, args: Sequence[Any]) -> Any:
         return self.fn(*(t.evaluate(args) for t in self.operands))
+
+    def templates(self) -> tuple[Template, ...]:
+        return self.operands
 
     def display_name(self, args: Sequence[Any]) -> str:
         # Same convention as pytorch-symbolic: an operator between symbolic values is
@@ -194,6 +208,9 @@ class Slice(Operation):
     def evaluate(self, args: Sequence[Any]) -> Any:
         return args[0][self.index.evaluate(args)]
 
+    def templates(self) -> tuple[Template, ...]:
+        return (self.index,)
+
     def display_name(self, args: Sequence[Any]) -> str:
         return "SliceLayer"
 
@@ -237,6 +254,9 @@ class Call(Operation):
 
     def owned_objects(self) -> tuple[Any, ...]:
         return (self.func.value,) if isinstance(self.func, Const) else ()
+
+    def templates(self) -> tuple[Template, ...]:
+        return (self.func, *self.args, self.kwargs)
 
     def __repr__(self) -> str:
         func = self.func.value if isinstance(self.func, Const) else self.func

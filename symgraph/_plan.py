@@ -9,12 +9,11 @@ values, so it pickles without walking the graph.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from symgraph._backends import backend_for
+from symgraph._backends import describe_value
 from symgraph._errors import GraphError
 from symgraph._node import Node
 from symgraph._ops import Operation
@@ -75,17 +74,6 @@ class Plan:
     def output_slots(self) -> set[int]:
         """Slots returned by the model."""
         return set(self.outputs.refs())
-
-
-def describe_value(value: Any) -> str:
-    """The summary text for an example value: the backend's, or the type name.
-
-    Example:
-        >>> describe_value({1, 2})
-        'set'
-    """
-    backend = backend_for(type(value))
-    return backend.describe(value) if backend is not None else type(value).__name__
 
 
 def _display(node: Node) -> str:
@@ -155,58 +143,48 @@ def _normalize_outputs(outputs: Any) -> tuple[list[Node], Template, list[str]]:
     return collector.parents, template, labels
 
 
-def _collect(inputs: list[Node], outputs: list[Node], labels: list[str]) -> list[Node]:
-    """Nodes strictly between the inputs and the outputs, found by an iterative walk."""
+def _schedule(inputs: list[Node], outputs: list[Node], labels: list[str]) -> list[Node]:
+    """Nodes strictly between the inputs and the outputs, in execution order.
+
+    An iterative depth-first walk from each output in turn, parents in the order
+    the operation refers to them, emits every node after its parents (post-order).
+    This is the order pytorch-symbolic lists layers in, and running each branch to
+    its end before starting the next keeps few intermediate values alive.
+    """
     is_input = {id(n) for n in inputs}
-    found: dict[int, Node] = {}
-    stack = list(zip(outputs, labels, strict=True))
-    while stack:
-        node, origin = stack.pop()
-        if id(node) in is_input or id(node) in found:
-            continue
-        if not node.parents:
-            raise GraphError(
-                f"{origin} depends on {_display(node)}, which is a missing input: "
-                "it is not among the model's inputs; add it to them or build the output without it"
-            )
-        found[id(node)] = node
-        stack.extend((parent, origin) for parent in node.parents)
-    return list(found.values())
-
-
-def _order(inputs: list[Node], inner: list[Node]) -> list[Node]:
-    """Topological order, stable by creation; iterative, with cycle detection."""
-    inner.sort(key=lambda n: n.id)
-    placed = {id(n) for n in inputs}
-    for node in inner:
-        if not all(id(p) in placed for p in node.parents):
-            break
-        placed.add(id(node))
-    else:
-        return inner
-    # Creation order is broken only when private state was edited; fall back to Kahn.
-    members = {id(n) for n in inner}
-    waiting = {id(n): sum(1 for p in n.parents if id(p) in members) for n in inner}
-    consumers: dict[int, list[Node]] = {}
-    for node in inner:
-        for parent in node.parents:
-            if id(parent) in members:
-                consumers.setdefault(id(parent), []).append(node)
-    ready = [(n.id, n) for n in inner if waiting[id(n)] == 0]
-    heapq.heapify(ready)
-    ordered: list[Node] = []
-    while ready:
-        _, node = heapq.heappop(ready)
-        ordered.append(node)
-        for child in consumers.get(id(node), ()):
-            waiting[id(child)] -= 1
-            if waiting[id(child)] == 0:
-                heapq.heappush(ready, (child.id, child))
-    if len(ordered) < len(inner):
-        stuck = [n for n in inner if waiting[id(n)] > 0]
-        names = ", ".join(_display(n) for n in stuck[:5])
-        raise GraphError(f"the graph between the inputs and outputs has a cycle through {len(stuck)} node(s): {names}")
-    return ordered
+    state: dict[int, bool] = {}  # False while on the current path, True once emitted
+    order: list[Node] = []
+    for output, origin in zip(outputs, labels, strict=True):
+        stack: list[tuple[Node, int]] = [(output, 0)]
+        while stack:
+            node, next_parent = stack.pop()
+            key = id(node)
+            if next_parent == 0:
+                if key in is_input:
+                    continue
+                seen = state.get(key)
+                if seen:
+                    continue
+                if seen is False:
+                    path = [n for n, _ in stack if state.get(id(n)) is False]
+                    names = ", ".join(_display(n) for n in path[-5:])
+                    raise GraphError(
+                        f"the graph between the inputs and outputs has a cycle through {_display(node)}; "
+                        f"the walk from {origin} came through: {names}"
+                    )
+                if not node.parents:
+                    raise GraphError(
+                        f"{origin} depends on {_display(node)}, which is a missing input: "
+                        "it is not among the model's inputs; add it to them or build the output without it"
+                    )
+                state[key] = False
+            if next_parent < len(node.parents):
+                stack.append((node, next_parent + 1))
+                stack.append((node.parents[next_parent], 0))
+            else:
+                state[key] = True
+                order.append(node)
+    return order
 
 
 def _unique_names(bases: Sequence[tuple[str, bool]]) -> list[str]:
@@ -245,7 +223,7 @@ def build_plan(inputs: Any, outputs: Any) -> tuple[Plan, list[Node]]:
     """
     input_nodes, keys = _normalize_inputs(inputs)
     output_nodes, out_template, labels = _normalize_outputs(outputs)
-    inner = _order(input_nodes, _collect(input_nodes, output_nodes, labels))
+    inner = _schedule(input_nodes, output_nodes, labels)
     nodes = input_nodes + inner
     for node in (*input_nodes, *output_nodes):
         node.attach()  # a model uses them, so they are part of the graph now
@@ -262,19 +240,20 @@ def build_plan(inputs: Any, outputs: Any) -> tuple[Plan, list[Node]]:
             bases.append((node.op.display_name([p.value for p in node.parents]), False))
     names = _unique_names(bases)
 
-    specs = []
-    for i, node in enumerate(input_nodes):
-        backend = backend_for(type(node.value))
-        check = backend.input_checker(node.value, names[i]) if backend is not None else None
-        specs.append(InputSpec(names[i], describe_value(node.value), check))
+    # The handle's class describes and checks values: it knows what the node's value
+    # alone does not (a tensor's unknown batch size, say).
+    specs = tuple(
+        InputSpec(names[i], type(node.handle)._describe_node(node), type(node.handle)._input_check(node, names[i]))
+        for i, node in enumerate(input_nodes)
+    )
     steps = tuple(
-        Step(node.op, tuple(slot[id(p)] for p in node.parents), names[i], describe_value(node.value))
+        Step(node.op, tuple(slot[id(p)] for p in node.parents), names[i], type(node.handle)._describe_node(node))
         for i, node in enumerate(nodes)
         if i >= len(input_nodes)
     )
     # Output templates refer to collector positions; renumber them to slots.
     out_slots = [slot[id(n)] for n in output_nodes]
-    plan = Plan(tuple(specs), keys, steps, _renumber(out_template, out_slots))
+    plan = Plan(specs, keys, steps, _renumber(out_template, out_slots))
     return plan, nodes
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ClassVar
 
-from symgraph._backends import backend_for, on_registry_change
+from symgraph._backends import backend_for, describe_value, on_registry_change
 from symgraph._errors import TraceError
 from symgraph._node import Node
 from symgraph._ops import Call, GetAttr, Operation, Operator, Slice, Unpack
@@ -49,6 +49,11 @@ class SymbolicData:
     __slots__ = ("_node",)
     _node: Node
 
+    #: When set, values recorded from this handle (with it as first parent) get
+    #: this class whatever their type, instead of the class the registry picks.
+    #: A compatibility layer uses it to keep its own recording rules downstream.
+    _child_class: ClassVar[type[SymbolicData] | None] = None
+
     # Makes numpy hand mixed operations back to our reflected operators instead of
     # building object arrays out of handles.
     __array_ufunc__ = None
@@ -88,6 +93,19 @@ class SymbolicData:
     def __repr__(self) -> str:
         node = self._node
         return f"<{type(self).__name__} at {id(self):#x}; {len(node.parents)} parents; {len(node.children)} children>"
+
+    # -- hooks for plugins --------------------------------------------------------------
+    # Private classmethods, so they never shadow a recorded attribute of the value.
+    @classmethod
+    def _describe_node(cls, node: Node) -> str:
+        """Summary text for ``node``'s value; the backend's description by default."""
+        return describe_value(node.value)
+
+    @classmethod
+    def _input_check(cls, node: Node, name: str) -> Callable[[Any], None] | None:
+        """Validator for values passed where ``node`` is a model input, or ``None``."""
+        backend = backend_for(type(node.value))
+        return backend.input_checker(node.value, name) if backend is not None else None
 
     # -- identity semantics ----------------------------------------------------------
     def __eq__(self, other: object) -> bool:
@@ -313,6 +331,7 @@ def record(
     value: Any = _UNSET,
     meta: dict[str, Any] | None = None,
     pending: bool = False,
+    handle_class: type[SymbolicData] | None = None,
 ) -> SymbolicData:
     """Add a node for ``op`` applied to ``parents`` and return its handle.
 
@@ -327,6 +346,9 @@ def record(
         meta: Backend data stored on the node.
         pending: Leave the node out of its parents' ``children`` until something
             uses it (see :attr:`Node.pending`).
+        handle_class: The handle's class; by default the first parent's
+            ``_child_class`` if it sets one, else the class registered for the
+            value's type.
 
     Returns:
         A handle of the class the backend registry picks for the result's type.
@@ -346,7 +368,11 @@ def record(
         except Exception as exc:
             exc.add_note(f"symgraph: recording {op!r} failed on the example values; nothing was added to the graph")
             raise
-    cls = symbolic_class_for(type(value))
+    cls = handle_class
+    if cls is None and parents:
+        cls = parents[0].handle._child_class
+    if cls is None:
+        cls = symbolic_class_for(type(value))
     node = Node(op, tuple(parents), value, custom_name)
     node.meta = meta
     handle = object.__new__(cls)

@@ -55,6 +55,23 @@ class Template:
                 stack.extend(reversed(t.children()))
         return out
 
+    def constants(self) -> list[Any]:
+        """Values of the :class:`Const` leaves, in order.
+
+        Example:
+            >>> ListT([Ref(0), Const("a"), TupleT([Ref(1), Const(2)])]).constants()
+            ['a', 2]
+        """
+        out: list[Any] = []
+        stack: list[Template] = [self]
+        while stack:
+            t = stack.pop()
+            if isinstance(t, Const):
+                out.append(t.value)
+            else:
+                stack.extend(reversed(t.children()))
+        return out
+
     def children(self) -> tuple[Template, ...]:
         """Sub-templates, for generic walks."""
         return ()

@@ -1,19 +1,48 @@
-"""symgraph_torch: the PyTorch backend of symgraph.
+"""symgraph_torch: Keras-style model building for PyTorch, a drop-in for pytorch-symbolic.
 
-Importing it registers :class:`SymbolicTensor` for ``torch.Tensor`` values. The
-plugin is also loaded on its own, through the ``symgraph.backends`` entry point,
-the first time a tensor is wrapped.
+Importing it registers :class:`SymbolicTensor` for ``torch.Tensor`` values and
+makes every ``nn.Module`` record a call when it receives a symbolic value. Code
+written for pytorch-symbolic runs after changing the import.
 
 Example:
-    >>> import torch, symgraph, symgraph_torch
-    >>> x = symgraph.CustomInput(torch.ones(2, 3))
-    >>> isinstance(x, symgraph_torch.SymbolicTensor)
-    True
+    >>> import torch
+    >>> from torch import nn
+    >>> from symgraph_torch import Input, SymbolicModel
+    >>> inputs = Input(shape=(3, 32, 32))
+    >>> x = nn.Conv2d(inputs.C, 8, 3)(inputs)(nn.ReLU())
+    >>> x = nn.Flatten()(nn.AvgPool2d(kernel_size=x.HW)(x))
+    >>> model = SymbolicModel(inputs, nn.Linear(x.features, 10)(x))
+    >>> model(torch.rand(2, 3, 32, 32)).shape
+    torch.Size([2, 10])
 """
 
 import symgraph
-from symgraph_torch._backend import BACKEND, SymbolicTensor, TorchBackend
+from symgraph import add_to_graph
+from symgraph_torch import functions_utility, graph_algorithms, model_tools, useful_layers
+from symgraph_torch._backend import BACKEND, TorchBackend
+from symgraph_torch._compat import SymbolicObject
+from symgraph_torch._input import CustomInput, Input
+from symgraph_torch._model import DetachedSymbolicModel, SymbolicModel, optimize_module_calls
+from symgraph_torch._tensor import SymbolicTensor
+from symgraph_torch._tracing import ModuleCall, install_module_call_hook
 
 symgraph.register_backend(BACKEND)
+install_module_call_hook()
 
-__all__ = ["BACKEND", "SymbolicTensor", "TorchBackend"]
+__all__ = [
+    "BACKEND",
+    "CustomInput",
+    "DetachedSymbolicModel",
+    "Input",
+    "ModuleCall",
+    "SymbolicModel",
+    "SymbolicObject",
+    "SymbolicTensor",
+    "TorchBackend",
+    "add_to_graph",
+    "functions_utility",
+    "graph_algorithms",
+    "model_tools",
+    "optimize_module_calls",
+    "useful_layers",
+]

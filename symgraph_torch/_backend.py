@@ -9,20 +9,9 @@ import torch
 from torch import nn
 
 import symgraph
+from symgraph_torch._tensor import SymbolicTensor
 
-__all__ = ["BACKEND", "SymbolicTensor", "TorchBackend"]
-
-
-class SymbolicTensor(symgraph.SymbolicData):
-    """A symbolic ``torch.Tensor``.
-
-    Example:
-        >>> import torch, symgraph
-        >>> type(symgraph.CustomInput(torch.zeros(2, 3))).__name__
-        'SymbolicTensor'
-    """
-
-    __slots__ = ()
+__all__ = ["BACKEND", "TorchBackend"]
 
 
 class TorchBackend(symgraph.Backend):

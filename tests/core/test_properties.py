@@ -382,9 +382,11 @@ def test_replay_equals_direct_evaluation(
     if error is not None:
         event(f"replay raises {type(error).__name__}")
         assert replayed[0] == "raised", f"replay returned {replayed[1]!r}, direct evaluation raised {error!r}"
-        assert type(replayed[1]) is type(error), (replayed[1], error)
+        # Models run independent branches depth-first, not in recording order, so
+        # when several operations would fail the first to fail may differ from the
+        # eager run; the generated code and the interpreter share one order, though.
         assert interpreted[0] == "raised"
-        assert type(interpreted[1]) is type(error), (interpreted[1], error)
+        assert type(interpreted[1]) is type(replayed[1]), (interpreted[1], replayed[1])
     else:
         event("replay returns")
         expected = tuple(env[o] for o in outputs)

@@ -1,0 +1,78 @@
+"""Symbolic values of any other type, recorded the way pytorch-symbolic records them.
+
+``symgraph_torch.CustomInput`` wraps values that are not tensors in
+:class:`SymbolicObject`. Like pytorch-symbolic's generic symbolic data, it records
+an operator as a call of the operand's dunder method (``a + b`` becomes
+``a.__add__`` then a call), keeps that behaviour for every value derived from it,
+and is described by type name in summaries. Code written for pytorch-symbolic
+therefore builds the same graphs and prints the same summaries. For symgraph's
+own recording of such values, use :func:`symgraph.CustomInput`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import symgraph
+from symgraph import GetAttr, Node, SymbolicData
+
+__all__ = ["SymbolicObject"]
+
+_BINARY = (
+    *("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul"),
+    *("and", "or", "xor", "lshift", "rshift", "lt", "le", "gt", "ge"),
+    *("radd", "rsub", "rmul", "rtruediv", "rfloordiv", "rmod", "rpow", "rmatmul"),
+    *("rand", "ror", "rxor", "rlshift", "rrshift"),
+)
+_UNARY = ("neg", "pos", "abs", "invert")
+
+
+def _as_method_call(handle: SymbolicData, dunder: str, args: tuple[Any, ...]) -> SymbolicData:
+    method = symgraph.record(GetAttr(dunder), (handle.node,))
+    return method(*args)  # type: ignore[no-any-return]
+
+
+class SymbolicObject(SymbolicData):
+    """A symbolic value of a type torch does not know, with pytorch-symbolic's rules.
+
+    Example:
+        >>> import symgraph_torch
+        >>> x = symgraph_torch.CustomInput([1, 2])
+        >>> y = x + [3]
+        >>> [type(p.op).__name__ for p in (y.parents[0],)], y.v
+        (['GetAttr'], [1, 2, 3])
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def _describe_node(cls, node: Node) -> str:
+        return type(node.value).__name__
+
+    @classmethod
+    def _input_check(cls, node: Node, name: str) -> Callable[[Any], None] | None:
+        return None
+
+
+def _binary(dunder: str) -> Callable[[SymbolicData, Any], SymbolicData]:
+    def method(self: SymbolicData, other: Any) -> SymbolicData:
+        return _as_method_call(self, dunder, (other,))
+
+    method.__name__ = dunder
+    return method
+
+
+def _unary(dunder: str) -> Callable[[SymbolicData], SymbolicData]:
+    def method(self: SymbolicData) -> SymbolicData:
+        return _as_method_call(self, dunder, ())
+
+    method.__name__ = dunder
+    return method
+
+
+for _name in _BINARY:
+    setattr(SymbolicObject, f"__{_name}__", _binary(f"__{_name}__"))
+for _name in _UNARY:
+    setattr(SymbolicObject, f"__{_name}__", _unary(f"__{_name}__"))
+SymbolicObject._child_class = SymbolicObject

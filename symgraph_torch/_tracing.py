@@ -1,0 +1,282 @@
+"""Recording torch calls: module calls, torch functions and tensor methods.
+
+Everything here records through :func:`symgraph.record`, so a call that fails on
+the example values leaves nothing in the graph. Calls are evaluated with the
+random number generators saved and restored, so that building a model draws
+exactly the random numbers that building the same layers by hand would (a
+``Dropout`` run at trace time would otherwise shift every later initialisation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch._C import _has_torch_function
+
+import symgraph
+from symgraph import ArgumentCollector, Call, Const, ConstantPool, Operation, Operator, SymbolicData, Template
+
+__all__ = [
+    "SKIP_INPUT_CHECKS",
+    "ModuleCall",
+    "NestedModelCall",
+    "install_module_call_hook",
+    "record_call",
+    "record_torch_function",
+    "rng_neutral",
+    "uninstall_module_call_hook",
+]
+
+
+def rng_neutral(fn: Callable[[], Any]) -> Any:
+    """Run ``fn()`` and put the global CPU (and initialised CUDA) RNG states back.
+
+    Example:
+        >>> import torch
+        >>> torch.manual_seed(0)
+        <torch._C.Generator object at ...>
+        >>> _ = rng_neutral(lambda: torch.rand(3))
+        >>> torch.equal(torch.rand(1), torch.manual_seed(0) and torch.rand(1))
+        True
+    """
+    cpu_state = torch.get_rng_state()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    try:
+        return fn()
+    finally:
+        torch.set_rng_state(cpu_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+class ModuleCall(Call):
+    """A call of an ``nn.Module`` layer; its summary name is the layer's class name.
+
+    Generated code calls the layer's ``_call_impl`` directly: that is what
+    ``Module.__call__`` does, hooks included, one Python call shorter.
+
+    Example:
+        >>> import torch, symgraph_torch
+        >>> x = symgraph_torch.Input((3,))
+        >>> torch.nn.Linear(3, 2)(x).op
+        ModuleCall(Linear(in_features=3, out_features=2, bias=True), (Ref(0),), {})
+    """
+
+    __slots__ = ()
+
+    @property
+    def layer(self) -> nn.Module:
+        """The module being called."""
+        assert isinstance(self.func, Const)
+        return self.func.value  # type: ignore[no-any-return]
+
+    def display_name(self, args: Sequence[Any]) -> str:
+        return type(self.layer).__name__
+
+    def __repr__(self) -> str:
+        kwargs = self.kwargs.value if isinstance(self.kwargs, Const) else self.kwargs
+        return f"{type(self).__name__}({self.layer!r}, {self.args!r}, {kwargs!r})"
+
+
+#: Keyword a symbolic model's ``forward`` takes from an enclosing model: skip the
+#: input checks (see :class:`NestedModelCall`).
+SKIP_INPUT_CHECKS = "_symgraph_skip_input_checks"
+
+
+class NestedModelCall(ModuleCall):
+    """A symbolic model used as a layer of another graph.
+
+    Its own input checks are skipped: the shapes it receives were validated when
+    the enclosing graph was recorded, by running it on them (a convolutional
+    feature extractor built for 28x28 images may be reused on 64x64 ones), and
+    the enclosing model checks its own inputs.
+
+    Example:
+        >>> from torch import nn
+        >>> from symgraph_torch import Input, SymbolicModel
+        >>> x = Input((1, 8, 8))
+        >>> inner = SymbolicModel(x, nn.Conv2d(1, 2, 3, padding=1)(x))
+        >>> inner(Input((1, 16, 16))).shape
+        (None, 2, 16, 16)
+    """
+
+    __slots__ = ()
+
+    def evaluate(self, args: Sequence[Any]) -> Any:
+        call_args = [t.evaluate(args) for t in self.args]
+        return self.layer(*call_args, **self.kwargs.evaluate(args), **{SKIP_INPUT_CHECKS: True})
+
+
+def _emit_module_call(op: Operation, args: Sequence[str], pool: ConstantPool) -> str:
+    assert isinstance(op, ModuleCall)
+    layer = op.layer
+    caller = getattr(pool, "module_caller", None)
+    head = caller(layer) if caller is not None else pool.ref(_bound_call(layer))
+    parts = [symgraph.emit_template(t, args, pool) for t in op.args]
+    if not isinstance(op.kwargs, Const) or op.kwargs.value:
+        parts.append("**" + symgraph.emit_template(op.kwargs, args, pool))
+    if isinstance(op, NestedModelCall):
+        parts.append(f"{SKIP_INPUT_CHECKS}=True")
+    return f"{head}({', '.join(parts)})"
+
+
+def _bound_call(layer: nn.Module) -> Callable[..., Any]:
+    # A layer compiled with ``module.compile()`` must go through ``__call__``, which
+    # dispatches to the compiled version.
+    if layer._compiled_call_impl is not None:
+        return layer.__call__  # type: ignore[no-any-return]
+    return layer._call_impl  # type: ignore[no-any-return]
+
+
+symgraph.register_emitter(ModuleCall, _emit_module_call)
+
+
+def _record(op: Call, collector: ArgumentCollector, custom_name: str | None) -> SymbolicData:
+    parents = tuple(collector.parents)
+    values = [p.value for p in parents]
+    try:
+        value = rng_neutral(lambda: op.evaluate(values))
+    except Exception as exc:
+        exc.add_note(f"symgraph: recording {op.display_name(values)} failed on the example values; nothing was added")
+        raise
+    return symgraph.record(op, parents, custom_name=custom_name, value=value)
+
+
+def record_call(func: Any, args: Sequence[Any], kwargs: dict[str, Any], custom_name: str | None = None) -> SymbolicData:
+    """Record ``func(*args, **kwargs)``; a module becomes a :class:`ModuleCall`.
+
+    Example:
+        >>> import torch, symgraph_torch
+        >>> x = symgraph_torch.Input((4,))
+        >>> record_call(torch.nn.ReLU(), (x,), {}).op.display_name([])
+        'ReLU'
+    """
+    collector = ArgumentCollector()
+    templates = [collector.template(a) for a in args]
+    kw = collector.template(kwargs)
+    cls: type[Call] = Call
+    if isinstance(func, nn.Module):
+        cls = NestedModelCall if getattr(func, "_symgraph_nested", False) else ModuleCall
+    return _record(cls(Const(func), templates, kw), collector, custom_name)
+
+
+# Tensor dunders that come back to us through ``__torch_function__`` when a real
+# tensor is on the left (``t + x``); they are recorded as operators, like ``x + t``.
+_REFLECTED = {
+    "__add__": "+",
+    "__sub__": "-",
+    "__mul__": "*",
+    "__truediv__": "/",
+    "__floordiv__": "//",
+    "__mod__": "%",
+    "__pow__": "**",
+    "__matmul__": "@",
+    "__and__": "&",
+    "__or__": "|",
+    "__xor__": "^",
+    "__lt__": "<",
+    "__le__": "<=",
+    "__gt__": ">",
+    "__ge__": ">=",
+}
+_REVERSED = {
+    "__radd__": "+",
+    "__rsub__": "-",
+    "__rmul__": "*",
+    "__rtruediv__": "/",
+    "__rfloordiv__": "//",
+    "__rmod__": "%",
+    "__rpow__": "**",
+    "__rmatmul__": "@",
+    "__rand__": "&",
+    "__ror__": "|",
+    "__rxor__": "^",
+}
+
+
+def record_torch_function(func: Any, args: Sequence[Any], kwargs: dict[str, Any] | None) -> Any:
+    """Record a torch function, tensor method or tensor operator on symbolic tensors.
+
+    Example:
+        >>> import torch, symgraph_torch
+        >>> x = symgraph_torch.Input((4,))
+        >>> torch.cat([x, x], dim=1).shape
+        (None, 8)
+    """
+    kwargs = kwargs or {}
+    name = getattr(func, "__name__", "")
+    if not kwargs and len(args) == 2 and (name in _REFLECTED or name in _REVERSED):
+        symbol = _REFLECTED.get(name) or _REVERSED[name]
+        operands = args if name in _REFLECTED else (args[1], args[0])
+        collector = ArgumentCollector()
+        templates: list[Template] = [collector.template(o) for o in operands]
+        return collector.record(Operator(symbol, templates))
+    return record_call(func, args, kwargs)
+
+
+# -- making ``layer(x)`` record ------------------------------------------------------------
+_original_call = nn.Module.__call__
+
+
+_NOT_SYMBOLIC: Any = object()
+
+
+def _record_if_symbolic(layer: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if any(isinstance(a, SymbolicData) for a in args) or any(isinstance(v, SymbolicData) for v in kwargs.values()):
+        kwargs = dict(kwargs)
+        custom_name = kwargs.pop("custom_name", None)
+        return record_call(layer, args, kwargs, custom_name)
+    return _NOT_SYMBOLIC
+
+
+def _call_with_symbolic_check(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+    # This replaces ``nn.Module.__call__`` for every module, so the common case must
+    # cost next to nothing: one C-level test that no argument defines
+    # ``__torch_function__``, then exactly what torch's own ``__call__`` does.
+    if _has_torch_function(args) or (kwargs and _has_torch_function(tuple(kwargs.values()))):
+        recorded = _record_if_symbolic(self, args, kwargs)
+        if recorded is not _NOT_SYMBOLIC:
+            return recorded
+    if self._compiled_call_impl is not None:
+        return self._compiled_call_impl(*args, **kwargs)
+    return self._call_impl(*args, **kwargs)
+
+
+def _delegating_call(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+    # Used when something else had already replaced ``nn.Module.__call__``.
+    if _has_torch_function(args) or (kwargs and _has_torch_function(tuple(kwargs.values()))):
+        recorded = _record_if_symbolic(self, args, kwargs)
+        if recorded is not _NOT_SYMBOLIC:
+            return recorded
+    return _original_call(self, *args, **kwargs)
+
+
+def install_module_call_hook() -> None:
+    """Make every ``nn.Module`` record a call when it receives a symbolic value.
+
+    Done on import of :mod:`symgraph_torch`; calls with real tensors run as before.
+
+    Example:
+        >>> install_module_call_hook()
+        >>> import torch
+        >>> torch.nn.Module.__call__ is not torch.nn.Module._wrapped_call_impl
+        True
+    """
+    wrapped = getattr(nn.Module, "_wrapped_call_impl", None)
+    nn.Module.__call__ = _call_with_symbolic_check if _original_call is wrapped else _delegating_call  # type: ignore[method-assign]
+
+
+def uninstall_module_call_hook() -> None:
+    """Restore the ``nn.Module.__call__`` found on import (benchmarks compare both).
+
+    Example:
+        >>> import torch
+        >>> uninstall_module_call_hook()
+        >>> torch.nn.Module.__call__ is torch.nn.Module._wrapped_call_impl
+        True
+        >>> install_module_call_hook()
+    """
+    nn.Module.__call__ = _original_call  # type: ignore[method-assign]

@@ -1,0 +1,338 @@
+"""Small ``nn.Module`` layers for common operations, as in pytorch-symbolic.
+
+They are ordinary modules: use them in symbolic models (``ConcatLayer(dim=1)(a, b)``)
+or anywhere else. Operators recorded on symbolic tensors (``x + y``) are not
+layers in the generated code, which applies the operator directly; their
+``.layer`` is one of these modules, for inspection.
+
+Example:
+    >>> import torch
+    >>> from symgraph_torch import Input, useful_layers
+    >>> a, b = Input((1, 2, 3)), Input((5, 2, 3))
+    >>> useful_layers.ConcatLayer(dim=1)(a, b).shape
+    (None, 6, 2, 3)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+import symgraph
+from symgraph import Const, Operation, Operator, Slice, Unpack
+
+__all__ = [
+    "AddOpLayer",
+    "AggregateLayer",
+    "ConcatLayer",
+    "ConcatOpLayer",
+    "GetAttr",
+    "LambdaOpLayer",
+    "MatmulOpLayer",
+    "ModOpLayer",
+    "MulOpLayer",
+    "NamedLambdaOpLayer",
+    "ReshapeLayer",
+    "SliceLayer",
+    "StackLayer",
+    "StackOpLayer",
+    "SubOpLayer",
+    "UnpackLayer",
+    "layer_for",
+]
+
+
+class LambdaOpLayer(nn.Module):
+    """Applies a function to its inputs.
+
+    Args:
+        op: The function; called with all the layer's positional arguments.
+
+    Example:
+        >>> import torch
+        >>> LambdaOpLayer(lambda a, b: a * b)(torch.tensor(3), torch.tensor(4))
+        tensor(12)
+    """
+
+    def __init__(self, op: Callable[..., Any]) -> None:
+        super().__init__()
+        self.op = op
+
+    def forward(self, *args: Any) -> Any:
+        """Return ``op(*args)``."""
+        return self.op(*args)
+
+
+class NamedLambdaOpLayer(LambdaOpLayer):
+    """A :class:`LambdaOpLayer` that prints as ``name``.
+
+    Example:
+        >>> print(NamedLambdaOpLayer(abs, "AbsLayer"))
+        AbsLayer()
+    """
+
+    def __init__(self, op: Callable[..., Any], name: str) -> None:
+        super().__init__(op)
+        self.name = name
+
+    def _get_name(self) -> str:
+        return self.name
+
+
+class AddOpLayer(nn.Module):
+    """Sums all its inputs.
+
+    Example:
+        >>> import torch
+        >>> AddOpLayer()(torch.tensor(1), torch.tensor(2), torch.tensor(3))
+        tensor(6)
+    """
+
+    def forward(self, *args: Any) -> Any:
+        """Return the sum of the arguments."""
+        result = args[0]
+        for arg in args[1:]:
+            result = result + arg
+        return result
+
+
+class SubOpLayer(nn.Module):
+    """``a - b``.
+
+    Example:
+        >>> import torch
+        >>> SubOpLayer()(torch.tensor(5), torch.tensor(2))
+        tensor(3)
+    """
+
+    def forward(self, a: Any, b: Any) -> Any:
+        """Return ``a - b``."""
+        return a - b
+
+
+class MulOpLayer(nn.Module):
+    """Multiplies all its inputs.
+
+    Example:
+        >>> import torch
+        >>> MulOpLayer()(torch.tensor(2), torch.tensor(3))
+        tensor(6)
+    """
+
+    def forward(self, *args: Any) -> Any:
+        """Return the product of the arguments."""
+        result = args[0]
+        for arg in args[1:]:
+            result = result * arg
+        return result
+
+
+class ModOpLayer(nn.Module):
+    """``a % b``.
+
+    Example:
+        >>> import torch
+        >>> ModOpLayer()(torch.tensor(7), torch.tensor(4))
+        tensor(3)
+    """
+
+    def forward(self, a: Any, b: Any) -> Any:
+        """Return ``a % b``."""
+        return a % b
+
+
+class MatmulOpLayer(nn.Module):
+    """``a @ b``.
+
+    Example:
+        >>> import torch
+        >>> MatmulOpLayer()(torch.eye(2), torch.ones(2, 1)).shape
+        torch.Size([2, 1])
+    """
+
+    def forward(self, a: Any, b: Any) -> Any:
+        """Return ``a @ b``."""
+        return a @ b
+
+
+class ConcatLayer(nn.Module):
+    """Concatenates its inputs along ``dim``.
+
+    Args:
+        dim: The dimension.
+
+    Example:
+        >>> import torch
+        >>> ConcatLayer(dim=1)(torch.ones(2, 1), torch.zeros(2, 3)).shape
+        torch.Size([2, 4])
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        """Return ``torch.cat(tensors, dim)``."""
+        return torch.cat(tensors, dim=self.dim)
+
+
+class StackLayer(nn.Module):
+    """Stacks its inputs along a new dimension ``dim``.
+
+    Args:
+        dim: The new dimension.
+
+    Example:
+        >>> import torch
+        >>> StackLayer(dim=1)(torch.ones(2, 3), torch.zeros(2, 3)).shape
+        torch.Size([2, 2, 3])
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        """Return ``torch.stack(tensors, dim)``."""
+        return torch.stack(tensors, dim=self.dim)
+
+
+# pytorch-symbolic's other names for the two layers above.
+ConcatOpLayer = ConcatLayer
+StackOpLayer = StackLayer
+
+
+class ReshapeLayer(nn.Module):
+    """Reshapes each example to ``shape``, keeping the batch dimension.
+
+    Args:
+        shape: The new shape of one example.
+
+    Example:
+        >>> import torch
+        >>> ReshapeLayer((2, 3))(torch.ones(4, 6)).shape
+        torch.Size([4, 2, 3])
+    """
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``x`` reshaped to ``(batch, *shape)``."""
+        return x.reshape(x.shape[0], *self.shape)
+
+
+class AggregateLayer(nn.Module):
+    """Reduces along ``dim`` with a torch reduction such as ``torch.mean``.
+
+    Args:
+        op: The reduction; called as ``op(x, dim=dim, keepdim=keepdim)``.
+        dim: The dimension(s).
+        keepdim: Keep the reduced dimensions with size 1.
+
+    Example:
+        >>> import torch
+        >>> AggregateLayer(torch.sum, dim=1)(torch.ones(2, 3))
+        tensor([3., 3.])
+    """
+
+    def __init__(self, op: Callable[..., Any], dim: int | tuple[int, ...], keepdim: bool = False) -> None:
+        super().__init__()
+        self.op = op
+        self.dim = dim
+        self.keepdim = keepdim
+
+    def forward(self, x: torch.Tensor) -> Any:
+        """Return ``op(x, dim=dim, keepdim=keepdim)``."""
+        return self.op(x, dim=self.dim, keepdim=self.keepdim)
+
+
+class UnpackLayer(nn.Module):
+    """Element ``index`` of its input.
+
+    Example:
+        >>> UnpackLayer(1)((10, 20, 30))
+        20
+    """
+
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self.index = index
+
+    def forward(self, x: Any) -> Any:
+        """Return ``x[index]``."""
+        return x[self.index]
+
+
+class SliceLayer(nn.Module):
+    """``x[index]`` for a fixed index.
+
+    Example:
+        >>> import torch
+        >>> SliceLayer((slice(None), 0))(torch.arange(6).reshape(2, 3))
+        tensor([0, 3])
+    """
+
+    def __init__(self, index: Any) -> None:
+        super().__init__()
+        self.index = index
+
+    def forward(self, x: Any) -> Any:
+        """Return ``x[index]``."""
+        return x[self.index]
+
+
+class GetAttr(nn.Module):
+    """``getattr(x, name)``.
+
+    Example:
+        >>> import torch
+        >>> GetAttr("T")(torch.ones(2, 3)).shape
+        torch.Size([3, 2])
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def forward(self, x: Any) -> Any:
+        """Return ``getattr(x, name)``."""
+        return getattr(x, self.name)
+
+
+_BY_SYMBOL: dict[str, type[nn.Module]] = {
+    "+": AddOpLayer,
+    "-": SubOpLayer,
+    "*": MulOpLayer,
+    "%": ModOpLayer,
+    "@": MatmulOpLayer,
+}
+
+
+def layer_for(op: Operation) -> nn.Module:
+    """A module that performs ``op`` on its parents' values; what ``x.layer`` shows.
+
+    Example:
+        >>> from symgraph_torch import Input
+        >>> a, b = Input((2,)), Input((2,))
+        >>> layer_for((a - b).op), layer_for((a * 3).op)
+        (SubOpLayer(), LambdaOpLayer())
+    """
+    if isinstance(op, Operator):
+        if any(isinstance(t, Const) for t in op.operands):
+            return LambdaOpLayer(lambda *args: op.evaluate(args))
+        cls = _BY_SYMBOL.get(op.symbol)
+        if cls is not None:
+            return cls()
+        return NamedLambdaOpLayer(lambda *args: op.evaluate(args), op.display_name(()))
+    if isinstance(op, Unpack):
+        return UnpackLayer(op.index)
+    if isinstance(op, symgraph.GetAttr):
+        return GetAttr(op.name)
+    if isinstance(op, Slice) and isinstance(op.index, Const):
+        return SliceLayer(op.index.value)
+    return NamedLambdaOpLayer(lambda *args: op.evaluate(args), type(op).__name__)
