@@ -30,7 +30,7 @@ _UNARY = ("neg", "pos", "abs", "invert")
 
 def _as_method_call(handle: SymbolicData, dunder: str, args: tuple[Any, ...]) -> SymbolicData:
     method = symgraph.record(GetAttr(dunder), (handle.node,))
-    return method(*args)  # type: ignore[no-any-return]
+    return method(*args)
 
 
 class SymbolicObject(SymbolicData):

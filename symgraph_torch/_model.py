@@ -12,7 +12,7 @@ from torch import nn
 import symgraph
 from symgraph import ArgumentCollector, ConstantPool, GraphError, Node, Plan, Program, SymbolicData, Template
 from symgraph_torch._tensor import SymbolicTensor
-from symgraph_torch._tracing import SKIP_INPUT_CHECKS, ModuleCall
+from symgraph_torch._tracing import SKIP_INPUT_CHECKS, ModuleCall, bound_call
 
 __all__ = ["DetachedSymbolicModel", "MissingGraphError", "SymbolicModel", "optimize_module_calls"]
 
@@ -41,6 +41,16 @@ def _constants(plan: Plan) -> Iterator[tuple[int, Any]]:
         for template in step.op.templates():
             for value in template.constants():
                 yield j, value
+
+
+def _distinct_tensors(plan: Plan) -> list[torch.Tensor]:
+    """The tensor constants of a plan, each once, in walk order."""
+    seen: dict[int, torch.Tensor] = {}
+    for _, value in _constants(plan):
+        if not isinstance(value, nn.Module):
+            for _, tensor in _tensor_items(value):
+                seen.setdefault(id(tensor), tensor)
+    return list(seen.values())
 
 
 class _TorchPool(ConstantPool):
@@ -76,12 +86,7 @@ class _TorchPool(ConstantPool):
         name = self.callers.get(id(layer))
         if name is None:
             fn: Callable[..., Any]
-            if self.direct and not _has_hooks(layer):
-                fn = layer.forward
-            elif layer._compiled_call_impl is not None:
-                fn = layer.__call__
-            else:
-                fn = layer._call_impl
+            fn = layer.forward if self.direct and not _has_hooks(layer) else bound_call(layer)
             name = self.callers[id(layer)] = super().ref(fn)
         return name
 
@@ -154,28 +159,23 @@ class DetachedSymbolicModel(nn.Module):
     def _register(self, plan: Plan) -> None:
         """Register the plan's layers as submodules and its tensor constants as parameters or buffers."""
         modules = self._module_names
-        known_tensors = {id(getattr(self, n)) for n in self._tensor_names}
         for j, value in _constants(plan):
-            step = plan.steps[j]
-            if isinstance(value, nn.Module):
-                if id(value) in modules or value is self:
-                    continue
+            if isinstance(value, nn.Module) and id(value) not in modules:
+                step = plan.steps[j]
                 is_layer = isinstance(step.op, ModuleCall) and step.op.layer is value
                 name = step.name if is_layer else f"{type(value).__name__}_in_{step.name}"
                 self._add_layer(name, value)
                 modules[id(value)] = name
-                continue
-            for _, tensor in _tensor_items(value):
-                if id(tensor) in known_tensors:
-                    continue
-                known_tensors.add(id(tensor))
-                name = self._free_name("param" if isinstance(tensor, nn.Parameter) else "constant")
-                if isinstance(tensor, nn.Parameter):
-                    self.register_parameter(name, tensor)
-                else:
-                    # Constants are part of the code, not of the state: left out of state_dict.
-                    self.register_buffer(name, tensor, persistent=False)
-                self._tensor_names.append(name)
+        # Tensors are matched to their names by walk order (see _compile); a plan
+        # grown by add_output walks the old steps first, so only the tail is new.
+        for tensor in _distinct_tensors(plan)[len(self._tensor_names) :]:
+            name = self._free_name("param" if isinstance(tensor, nn.Parameter) else "constant")
+            if isinstance(tensor, nn.Parameter):
+                self.register_parameter(name, tensor)
+            else:
+                # Constants are part of the code, not of the state: left out of state_dict.
+                self.register_buffer(name, tensor, persistent=False)
+            self._tensor_names.append(name)
 
     def _add_layer(self, name: str, layer: nn.Module) -> None:
         if "." in name or not name:
@@ -201,12 +201,8 @@ class DetachedSymbolicModel(nn.Module):
         # Match the plan's tensor constants to their attribute names by walk order,
         # which survives pickling (the tensors are new objects then) and .to() (the
         # buffers are new objects then; the plan keeps the originals).
-        attrs: dict[int, str] = {}
-        names = iter(self._tensor_names)
-        for _, value in _constants(self._plan):
-            for _, tensor in _tensor_items(value):
-                if id(tensor) not in attrs and not isinstance(value, nn.Module):
-                    attrs[id(tensor)] = next(names)
+        tensors = _distinct_tensors(self._plan)
+        attrs = {id(t): name for t, name in zip(tensors, self._tensor_names, strict=True)}
         pool = _TorchPool(attrs, self._direct_calls)
         self._program = Program(self._plan, pool=pool, leading=("self",))
 
@@ -222,7 +218,7 @@ class DetachedSymbolicModel(nn.Module):
         if kwargs and SKIP_INPUT_CHECKS in kwargs:
             check = not kwargs.pop(SKIP_INPUT_CHECKS)
         values = program.bind(args, kwargs)
-        if check and program.checks and not torch.jit.is_tracing():
+        if check and program.checks and torch._C._get_tracing_state() is None:
             program.check(values)
         return program.replay(self, *values)
 

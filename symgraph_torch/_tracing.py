@@ -21,6 +21,7 @@ from symgraph import ArgumentCollector, Call, Const, ConstantPool, Operation, Op
 
 __all__ = [
     "SKIP_INPUT_CHECKS",
+    "bound_call",
     "ModuleCall",
     "NestedModelCall",
     "install_module_call_hook",
@@ -114,7 +115,7 @@ def _emit_module_call(op: Operation, args: Sequence[str], pool: ConstantPool) ->
     assert isinstance(op, ModuleCall)
     layer = op.layer
     caller = getattr(pool, "module_caller", None)
-    head = caller(layer) if caller is not None else pool.ref(_bound_call(layer))
+    head = caller(layer) if caller is not None else pool.ref(bound_call(layer))
     parts = [symgraph.emit_template(t, args, pool) for t in op.args]
     if not isinstance(op.kwargs, Const) or op.kwargs.value:
         parts.append("**" + symgraph.emit_template(op.kwargs, args, pool))
@@ -123,12 +124,20 @@ def _emit_module_call(op: Operation, args: Sequence[str], pool: ConstantPool) ->
     return f"{head}({', '.join(parts)})"
 
 
-def _bound_call(layer: nn.Module) -> Callable[..., Any]:
+def bound_call(layer: nn.Module) -> Callable[..., Any]:
+    """What generated code calls to run ``layer`` exactly as ``layer(...)`` would.
+
+    Example:
+        >>> import torch
+        >>> layer = torch.nn.ReLU()
+        >>> bound_call(layer)(torch.tensor([-1.0, 2.0]))
+        tensor([0., 2.])
+    """
     # A layer compiled with ``module.compile()`` must go through ``__call__``, which
     # dispatches to the compiled version.
     if layer._compiled_call_impl is not None:
-        return layer.__call__  # type: ignore[no-any-return]
-    return layer._call_impl  # type: ignore[no-any-return]
+        return layer.__call__
+    return layer._call_impl
 
 
 symgraph.register_emitter(ModuleCall, _emit_module_call)

@@ -75,7 +75,7 @@ def nodes_between(inputs: Any, outputs: Any = None) -> list[Node]:
 def _default_node_text(value: SymbolicData) -> str:
     shape = getattr(type(value), "shape", None)
     if isinstance(shape, property):
-        return str(value.shape)  # type: ignore[attr-defined]
+        return str(value.shape)
     return type(value.v).__name__
 
 

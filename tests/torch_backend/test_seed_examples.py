@@ -231,7 +231,7 @@ def test_drawing_the_graph(tmp_path):
     x = Input(shape=(1,))
     y = x + 2
     a = y - 1
-    b = y / 2  # noqa: F841 - named for the namespace labels
+    b = y / 2
     figure = graph_algorithms.draw_graph(inputs=x, node_text_namespace=locals())
     labels = sorted(t.get_text() for t in figure.axes[0].texts if t.get_text() in {"x", "y", "a", "b", "?"})
     assert labels == ["a", "b", "x", "y"]

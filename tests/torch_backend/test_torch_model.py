@@ -60,7 +60,7 @@ def test_duplicate_or_invalid_layer_names_are_refused():
     b = nn.Linear(4, 4)(a, custom_name="same")
     with pytest.raises(ValueError, match="two different layers are named 'same'"):
         SymbolicModel(x, b)
-    with pytest.raises(ValueError, match="contains '.'"):
+    with pytest.raises(ValueError, match=r"contains '\.'"):
         SymbolicModel(x, nn.Linear(4, 4)(x, custom_name="a.b"))
     with pytest.raises(ValueError, match="clashes with an attribute"):
         SymbolicModel(x, nn.Linear(4, 4)(x, custom_name="forward"))
@@ -254,7 +254,7 @@ def test_wrong_inputs_are_refused_before_any_layer_runs():
         model(torch.rand(2, 6, 1))
     with pytest.raises(TypeError, match=r"takes 1 input\(s\) \(Input_1\), got 2"):
         model(torch.rand(2, 6), torch.rand(2, 6))
-    with pytest.raises(TypeError, match="expects a torch.Tensor"):
+    with pytest.raises(TypeError, match=r"expects a torch\.Tensor"):
         model([[0.0] * 6])
     assert ran == []
     assert model(torch.rand(9, 6)).shape == (9, 3), "the batch may have any size"
@@ -445,3 +445,17 @@ def test_generic_core_model_runs_torch_layers_too():
     model = symgraph.SymbolicModel(x, layer(x))
     data = torch.rand(4, 3)
     assert torch.equal(model(data), layer(data))
+
+
+def test_add_output_after_to_keeps_one_buffer_per_constant():
+    x = Input((3,))
+    scale = torch.tensor([1.0, 2.0, 3.0])
+    scaled = x * scale
+    model = SymbolicModel(x, scaled + 1)
+    model.to(torch.float64)
+    model.add_output(scaled * torch.tensor(2.0, dtype=torch.float64))
+    assert [name for name, _ in model.named_buffers()] == ["constant_0", "constant_1"]
+    data = torch.rand(2, 3, dtype=torch.float64)
+    first, second = model(data)
+    assert torch.equal(first, data * scale.double() + 1)
+    assert torch.equal(second, data * scale.double() * 2)
