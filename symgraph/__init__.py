@@ -18,7 +18,7 @@ from symgraph._codegen import ConstantPool, GeneratedCode, emit_template, genera
 from symgraph._compile import compile_generated
 from symgraph._errors import GraphError, SymgraphError, TraceError
 from symgraph._interpreter import interpret
-from symgraph._model import Program, SymbolicModel
+from symgraph._model import Program, SymbolicModel, extend_outputs
 from symgraph._networkx import to_networkx
 from symgraph._node import Node
 from symgraph._ops import Call, GetAttr, Operation, Operator, Placeholder, Slice, Unpack
@@ -69,6 +69,7 @@ __all__ = [
     "compile_generated",
     "describe_value",
     "emit_template",
+    "extend_outputs",
     "format_summary",
     "generate",
     "interpret",

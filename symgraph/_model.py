@@ -13,7 +13,40 @@ from symgraph._plan import Plan, build_plan
 from symgraph._summary import format_summary
 from symgraph._symbolic import SymbolicData
 
-__all__ = ["Program", "SymbolicModel"]
+__all__ = ["Program", "SymbolicModel", "extend_outputs"]
+
+
+def extend_outputs(outputs: Any, output: Any, key: str | None = None) -> Any:
+    """A model's output structure with one more output, as ``add_output`` builds it.
+
+    Args:
+        outputs: The current outputs: one value, a list or tuple, or a dict.
+        output: The value to add.
+        key: The new entry's key; required for dict outputs, refused otherwise.
+
+    Returns:
+        A dict with the new key, a list or tuple one longer, or the pair
+        ``(outputs, output)`` for a single output.
+
+    Raises:
+        TypeError: ``key`` is missing for dict outputs, or given for others.
+        ValueError: ``key`` is already an output.
+
+    Example:
+        >>> extend_outputs([1, 2], 3), extend_outputs("a", "b"), extend_outputs({"x": 1}, 2, key="y")
+        ([1, 2, 3], ('a', 'b'), {'x': 1, 'y': 2})
+    """
+    if isinstance(outputs, dict):
+        if key is None:
+            raise TypeError("this model returns a dict; pass add_output(value, key=...)")
+        if key in outputs:
+            raise ValueError(f"the model already has an output named {key!r}")
+        return {**outputs, key: output}
+    if key is not None:
+        raise TypeError("key= is only for models whose outputs are a dict")
+    if isinstance(outputs, (list, tuple)):
+        return type(outputs)([*outputs, output])
+    return (outputs, output)
 
 
 class Program:
@@ -212,19 +245,7 @@ class SymbolicModel:
             (6.0, 5.0)
         """
         self._require_graph("add_output")
-        outputs = self._outputs
-        if isinstance(outputs, dict):
-            if key is None:
-                raise TypeError("this model returns a dict; pass add_output(value, key=...)")
-            if key in outputs:
-                raise ValueError(f"the model already has an output named {key!r}")
-            new: Any = {**outputs, key: output}
-        elif key is not None:
-            raise TypeError("key= is only for models whose outputs are a dict")
-        elif isinstance(outputs, (list, tuple)):
-            new = type(outputs)([*outputs, output])
-        else:
-            new = (outputs, output)
+        new = extend_outputs(self._outputs, output, key)
         program = Program(build_plan(self._inputs, new)[0])
         self._outputs, self._program = new, program
 

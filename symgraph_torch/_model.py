@@ -427,18 +427,7 @@ class SymbolicModel(DetachedSymbolicModel):
         graph = self._graph_or_raise("add_output")
         inputs, _ = graph.inputs("add_output")
         outputs, _ = graph.outputs("add_output")
-        if isinstance(outputs, dict):
-            if key is None:
-                raise TypeError("this model returns a dict; pass add_output(value, key=...)")
-            if key in outputs:
-                raise ValueError(f"the model already has an output named {key!r}")
-            new: Any = {**outputs, key: output}
-        elif key is not None:
-            raise TypeError("key= is only for models whose outputs are a dict")
-        elif isinstance(outputs, (list, tuple)):
-            new = type(outputs)([*outputs, output])
-        else:
-            new = (outputs, output)
+        new = symgraph.extend_outputs(outputs, output, key)
         plan, _ = symgraph.build_plan(inputs, new)
         self._plan = plan
         self._register(plan)

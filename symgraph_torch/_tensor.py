@@ -115,12 +115,12 @@ class ShapeCheck:
 
     def __call__(self, value: Any) -> None:
         """Raise if ``value`` does not fit."""
-        expected = self.shape
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"{self.name} expects a torch.Tensor of shape {self._shown()}, got {type(value).__name__}")
         actual = value.shape
-        start = 1 if self.free_batch else 0
-        if len(actual) != len(expected) or any(actual[d] != expected[d] for d in range(start, len(expected))):
+        expected = self.shape
+        # Runs on every call of a model: one length test and one tuple comparison.
+        if len(actual) != len(expected) or (actual[1:] != expected[1:] if self.free_batch else actual != expected):
             hint = " (None: any batch size)" if self.free_batch else ""
             raise ValueError(f"{self.name} expects a tensor of shape {self._shown()}{hint}, got {tuple(actual)}")
 

@@ -52,6 +52,7 @@ def test_linear_classifier_in_both_notations():
 
 
 def toy_resnet_keras_notation() -> tuple[SymbolicModel, list[nn.Module]]:
+    """The seed's toy ResNet, layer(x) notation; also the model of the training-equivalence test."""
     inputs = Input(shape=(3, 32, 32))
     x = nn.Conv2d(inputs.channels, 32, 3)(inputs)(nn.ReLU())
     x = nn.Conv2d(x.channels, 64, 3)(x)(nn.ReLU())

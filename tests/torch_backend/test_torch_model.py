@@ -24,6 +24,7 @@ from symgraph_torch import (  # noqa: E402
 )
 from symgraph_torch._model import MissingGraphError  # noqa: E402
 from tests.torch_backend.conftest import summary_of  # noqa: E402
+from tests.torch_backend.test_seed_examples import toy_resnet_keras_notation  # noqa: E402
 
 
 def mlp(features: int = 6) -> tuple[SymbolicModel, nn.Module, nn.Module]:
@@ -318,25 +319,6 @@ class ToyResNet(nn.Module):
         return self.classifier(x)
 
 
-def symbolic_toy_resnet() -> SymbolicModel:
-    inputs = Input(shape=(3, 32, 32))
-    x = nn.Conv2d(inputs.C, 32, 3)(inputs)(nn.ReLU())
-    x = nn.Conv2d(x.C, 64, 3)(x)(nn.ReLU())
-    block_1_output = nn.MaxPool2d(3)(x)
-    x = nn.Conv2d(block_1_output.C, 64, 3, padding=1)(block_1_output)(nn.ReLU())
-    x = nn.Conv2d(x.C, 64, 3, padding=1)(x)(nn.ReLU())
-    block_2_output = x + block_1_output
-    x = nn.Conv2d(block_2_output.C, 64, 3, padding=1)(block_2_output)(nn.ReLU())
-    x = nn.Conv2d(x.C, 64, 3, padding=1)(x)(nn.ReLU())
-    block_3_output = x + block_2_output
-    x = nn.Conv2d(block_3_output.C, 64, 3)(block_3_output)(nn.ReLU())
-    x = nn.AvgPool2d(kernel_size=x.HW)(x)(nn.Flatten())
-    x = nn.Linear(x.features, 256)(x)(nn.ReLU())
-    x = nn.Dropout(0.5)(x)
-    outputs = nn.Linear(x.features, 10)(x)
-    return SymbolicModel(inputs, outputs)
-
-
 def train(model: nn.Module, steps: int) -> list[float]:
     generator = torch.Generator().manual_seed(123)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
@@ -355,7 +337,7 @@ def train(model: nn.Module, steps: int) -> list[float]:
 
 def test_training_matches_a_hand_written_module_exactly():
     torch.manual_seed(0)
-    symbolic = symbolic_toy_resnet()
+    symbolic, _ = toy_resnet_keras_notation()
     torch.manual_seed(0)
     by_hand = ToyResNet()
     # Same seed, same layer order: building symbolically draws nothing from the global RNG.
