@@ -384,6 +384,13 @@ class SymbolicModel(DetachedSymbolicModel):
         super().__init__(plan, check_inputs=check_inputs, shapes=(_shape_structure(inputs), _shape_structure(outputs)))
         self._graph: _WeakGraph | None = _WeakGraph(inputs, outputs)
 
+    def __copy__(self) -> SymbolicModel:
+        # Like nn.Module's shallow copy (shared layers and parameters), keeping the
+        # graph and the generated code, which take the model as an argument.
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
+
     def _graph_or_raise(self, what: str) -> _WeakGraph:
         if self._graph is None:
             raise MissingGraphError(f"{what}: this model was copied or unpickled and has no graph")

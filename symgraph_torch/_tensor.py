@@ -52,20 +52,23 @@ def batch_is_unknown(node: Node) -> bool:
 def free_batch_dimension(node: Node) -> bool:
     """Whether dimension 0 of ``node``'s value is a batch whose size may change.
 
-    True for values with an unknown batch and for ``Input(..., batch_size=n)``;
-    false for ``Input(..., batched=False)`` and for tensors given to ``CustomInput``.
+    True where the shape shows ``None`` first and for ``Input(..., batch_size=n)``;
+    false for ``Input(..., batched=False)``, for tensors given to ``CustomInput``,
+    and where an operation moved the batch away from dimension 0.
 
     Example:
         >>> import symgraph_torch
         >>> free_batch_dimension(symgraph_torch.Input((3,), batch_size=4).node)
         True
     """
-    return batch_is_unknown(node) or bool(node.meta and node.meta.get("batched"))
+    return _shape(node)[:1] == (None,) or bool(node.meta and node.meta.get("batched"))
 
 
 def _shape(node: Node) -> tuple[int | None, ...]:
     shape: tuple[int | None, ...] = tuple(node.value.shape)
-    if shape and batch_is_unknown(node):
+    # An unknown batch is traced with one example, so a first dimension of any
+    # other size is not the batch: x[0], x.sum(0) or x.view(-1, 4) moved it.
+    if shape and shape[0] == 1 and batch_is_unknown(node):
         return (None, *shape[1:])
     return shape
 

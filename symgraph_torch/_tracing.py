@@ -143,11 +143,27 @@ def bound_call(layer: nn.Module) -> Callable[..., Any]:
 symgraph.register_emitter(ModuleCall, _emit_module_call)
 
 
+def _buffers_kept(layer: nn.Module, fn: Callable[[], Any]) -> Any:
+    # Running a layer at trace time must not change its state: BatchNorm would
+    # otherwise count the example batch in its running statistics.
+    saved = [(buffer, buffer.clone()) for buffer in layer.buffers()]
+    try:
+        return fn()
+    finally:
+        with torch.no_grad():
+            for buffer, copy in saved:
+                buffer.copy_(copy)
+
+
 def _record(op: Call, collector: ArgumentCollector, custom_name: str | None) -> SymbolicData:
     parents = tuple(collector.parents)
     values = [p.value for p in parents]
+    run: Callable[[], Any] = lambda: op.evaluate(values)  # noqa: E731
+    if isinstance(op, ModuleCall):
+        layer = op.layer
+        run = lambda: _buffers_kept(layer, lambda: op.evaluate(values))  # noqa: E731
     try:
-        value = rng_neutral(lambda: op.evaluate(values))
+        value = rng_neutral(run)
     except Exception as exc:
         exc.add_note(f"symgraph: recording {op.display_name(values)} failed on the example values; nothing was added")
         raise

@@ -163,8 +163,11 @@ def draw_graph(
     positions = nx.multipartite_layout(graph, subset_key="layer", align="horizontal", scale=-1)
     figure = plt.gcf() if plt.get_fignums() else plt.figure(figsize=figsize)
     axes = figure.gca()
+    # Curved edges keep a skip connection from hiding behind the chain it parallels.
+    curve = draw_kwargs.pop("connectionstyle", "arc3,rad=0.2")
     options: dict[str, Any] = {"node_color": "#cfe2f3", "node_size": 1200, "font_size": 8, **draw_kwargs}
-    nx.draw_networkx(graph, positions, ax=axes, labels=nx.get_node_attributes(graph, "label"), **options)
-    nx.draw_networkx_edge_labels(graph, positions, edge_labels=edge_labels, ax=axes, font_size=7)
+    labels = nx.get_node_attributes(graph, "label")
+    nx.draw_networkx(graph, positions, ax=axes, labels=labels, arrows=True, connectionstyle=curve, **options)
+    nx.draw_networkx_edge_labels(graph, positions, edge_labels=edge_labels, ax=axes, font_size=7, connectionstyle=curve)
     axes.set_axis_off()
     return figure

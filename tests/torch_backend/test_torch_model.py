@@ -441,3 +441,14 @@ def test_add_output_after_to_keeps_one_buffer_per_constant():
     first, second = model(data)
     assert torch.equal(first, data * scale.double() + 1)
     assert torch.equal(second, data * scale.double() * 2)
+
+
+def test_shallow_copy_shares_layers_and_graph():
+    x = Input((4,))
+    y = nn.Linear(4, 2)(x)
+    model = SymbolicModel(x, y)
+    clone = copy.copy(model)
+    assert clone.Linear_1 is model.Linear_1
+    assert clone.inputs is x and clone.outputs is y
+    data = torch.rand(3, 4)
+    assert torch.equal(clone(data), model(data))

@@ -250,3 +250,32 @@ def test_symbolic_object_records_operators_as_method_calls():
     assert [step.name for step in model.plan.steps] == ["GetAttr_1", "wrap(__add__)_1", "GetAttr_2", "wrap(__rmul__)_1"]
     assert model([5]) == 2 * ([5] + [3])
     assert model.interpret([5]) == [5, 3, 5, 3]
+
+
+def test_shapes_where_an_operation_moves_the_batch():
+    x = Input((3, 4))
+    assert x[0].shape == (3, 4)
+    assert x.sum(0).shape == (3, 4)
+    assert x.view(-1, 4).shape == (3, 4)
+    assert (x * 2).shape == (None, 3, 4)
+    row = x[0]
+    model = SymbolicModel(row, row * 2)
+    assert model.input_shape == (3, 4)
+    with pytest.raises(ValueError, match=r"expects a tensor of shape \(3, 4\), got \(7, 4\)"):
+        model(torch.rand(7, 4))
+
+
+def test_recording_a_layer_leaves_its_buffers_alone():
+    torch.manual_seed(0)
+    norm = nn.BatchNorm2d(3)
+    fresh = {k: v.clone() for k, v in norm.state_dict().items()}
+    x = Input((3, 4, 4))
+    y = norm(x)
+    x(norm)
+    for key, value in norm.state_dict().items():
+        assert torch.equal(value, fresh[key]), key
+    model = SymbolicModel(x, y)
+    data = torch.rand(5, 3, 4, 4)
+    reference = nn.BatchNorm2d(3)
+    assert torch.equal(model(data), reference(data))
+    assert torch.equal(norm.running_mean, reference.running_mean), "real calls do update the statistics"
