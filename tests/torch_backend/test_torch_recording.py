@@ -279,3 +279,26 @@ def test_recording_a_layer_leaves_its_buffers_alone():
     reference = nn.BatchNorm2d(3)
     assert torch.equal(model(data), reference(data))
     assert torch.equal(norm.running_mean, reference.running_mean), "real calls do update the statistics"
+
+
+def test_rng_states_of_initialised_cuda_devices_are_restored_too(monkeypatch):
+    # No GPU here: stand-ins for torch.cuda check that the CUDA branch saves and restores.
+    from symgraph_torch import _tracing
+
+    states = {"cuda": ["state-0"]}
+    restored: list[list[str]] = []
+
+    def fake_set(new: list[str]) -> None:
+        restored.append(new)
+
+    monkeypatch.setattr(_tracing.torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(_tracing.torch.cuda, "get_rng_state_all", lambda: list(states["cuda"]))
+    monkeypatch.setattr(_tracing.torch.cuda, "set_rng_state_all", fake_set)
+
+    def draw() -> None:
+        states["cuda"] = ["changed"]
+        raise RuntimeError("the layer failed")
+
+    with pytest.raises(RuntimeError, match="the layer failed"):
+        _tracing.rng_neutral(draw)
+    assert restored == [["state-0"]]
