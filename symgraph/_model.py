@@ -119,6 +119,13 @@ class Program:
         for i, check in self.checks:
             check(values[i])
 
+    def interpret_call(self, args: Sequence[Any], kwargs: dict[str, Any], *, check: bool) -> Any:
+        """Bind, optionally check, and run through the reference interpreter (models' ``interpret``)."""
+        values = self.bind(args, kwargs)
+        if check:
+            self.check(values)
+        return self.interpret(values)
+
     def run(self, values: Sequence[Any]) -> Any:
         """Replay with one value per input slot, through the generated code."""
         return self.replay(*values)
@@ -183,10 +190,7 @@ class SymbolicModel:
             >>> model.interpret("hi") == model("hi") == "HIHI"
             True
         """
-        values = self._program.bind(args, kwargs)
-        if self.check_inputs:
-            self._program.check(values)
-        return self._program.interpret(values)
+        return self._program.interpret_call(args, kwargs, check=self.check_inputs)
 
     # -- structure -----------------------------------------------------------------
     @property

@@ -235,10 +235,7 @@ class DetachedSymbolicModel(nn.Module):
             >>> torch.equal(model.interpret(data), model(data))
             True
         """
-        values = self._program.bind(args, kwargs)
-        if self.check_inputs:
-            self._program.check(values)
-        return self._program.interpret(values)
+        return self._program.interpret_call(args, kwargs, check=self.check_inputs)
 
     # -- inspection ----------------------------------------------------------------------
     @property
@@ -352,6 +349,10 @@ class SymbolicModel(DetachedSymbolicModel):
     The model does not keep the trace-time graph (or its example tensors) alive:
     :attr:`inputs`, :attr:`outputs` and :meth:`add_output` work while the user
     still holds the symbolic values.
+
+    Layers are called through ``_call_impl``, as ``Module.__call__`` does, so
+    their hooks run. A layer compiled with ``layer.compile()`` after the model
+    was built keeps running uncompiled in it; compile the whole model instead.
 
     Args:
         inputs: A symbolic tensor, a list or tuple of them, or a dict (the model

@@ -37,10 +37,11 @@ def rng_neutral(fn: Callable[[], Any]) -> Any:
 
     Example:
         >>> import torch
-        >>> torch.manual_seed(0)
-        <torch._C.Generator object at ...>
+        >>> _ = torch.manual_seed(0)
+        >>> expected = torch.rand(2)
+        >>> _ = torch.manual_seed(0)
         >>> _ = rng_neutral(lambda: torch.rand(3))
-        >>> torch.equal(torch.rand(1), torch.manual_seed(0) and torch.rand(1))
+        >>> torch.equal(torch.rand(2), expected)
         True
     """
     cpu_state = torch.get_rng_state()
