@@ -21,18 +21,14 @@ __all__ = ["DetachedSymbolicModel", "MissingGraphError", "SymbolicModel", "optim
 _optimize_new_models = False
 
 
-def _tensor_items(value: Any) -> Iterator[tuple[Any, torch.Tensor]]:
+def _tensor_items(value: Any) -> Iterator[torch.Tensor]:
     """Tensors held by a constant, directly or one container level down."""
     if isinstance(value, torch.Tensor):
-        yield None, value
-    elif type(value) in (list, tuple):
-        for i, item in enumerate(value):
-            if isinstance(item, torch.Tensor):
-                yield i, item
-    elif type(value) is dict:
-        for k, item in value.items():
-            if isinstance(item, torch.Tensor):
-                yield k, item
+        yield value
+    elif type(value) in (list, tuple, dict):
+        yield from (
+            item for item in (value.values() if type(value) is dict else value) if isinstance(item, torch.Tensor)
+        )
 
 
 def _constants(plan: Plan) -> Iterator[tuple[int, Any]]:
@@ -48,7 +44,7 @@ def _distinct_tensors(plan: Plan) -> list[torch.Tensor]:
     seen: dict[int, torch.Tensor] = {}
     for _, value in _constants(plan):
         if not isinstance(value, nn.Module):
-            for _, tensor in _tensor_items(value):
+            for tensor in _tensor_items(value):
                 seen.setdefault(id(tensor), tensor)
     return list(seen.values())
 
@@ -57,6 +53,7 @@ class _TorchPool(ConstantPool):
     """Reaches tensor constants through the model, so ``.to()`` and ``functional_call`` see them."""
 
     def __init__(self, tensor_attrs: dict[int, str], direct: bool) -> None:
+        # id of a plan tensor -> expression reading it from the model
         super().__init__()
         self.tensor_attrs = tensor_attrs
         self.direct = direct
@@ -65,12 +62,10 @@ class _TorchPool(ConstantPool):
     def ref(self, value: Any) -> str:
         if self.tensor_attrs:
             if isinstance(value, torch.Tensor):
-                name = self.tensor_attrs.get(id(value))
-                if name is not None:
-                    return f"self.{name}"
-            elif type(value) in (list, tuple, dict) and any(
-                id(t) in self.tensor_attrs for _, t in _tensor_items(value)
-            ):
+                expression = self.tensor_attrs.get(id(value))
+                if expression is not None:
+                    return expression
+            elif type(value) in (list, tuple, dict) and any(id(t) in self.tensor_attrs for t in _tensor_items(value)):
                 return self._container(value)
         return super().ref(value)
 
@@ -150,7 +145,6 @@ class DetachedSymbolicModel(nn.Module):
         self._input_shape, self._output_shape = shapes
         self._direct_calls = _optimize_new_models
         self._plan = plan
-        self._module_names: dict[int, str] = {}
         self._tensor_names: list[str] = []
         self._register(plan)
         self._compile()
@@ -158,14 +152,14 @@ class DetachedSymbolicModel(nn.Module):
     # -- building --------------------------------------------------------------------
     def _register(self, plan: Plan) -> None:
         """Register the plan's layers as submodules and its tensor constants as parameters or buffers."""
-        modules = self._module_names
+        registered = {id(m) for m in self._modules.values()}
         for j, value in _constants(plan):
-            if isinstance(value, nn.Module) and id(value) not in modules:
+            if isinstance(value, nn.Module) and id(value) not in registered:
                 step = plan.steps[j]
                 is_layer = isinstance(step.op, ModuleCall) and step.op.layer is value
                 name = step.name if is_layer else f"{type(value).__name__}_in_{step.name}"
                 self._add_layer(name, value)
-                modules[id(value)] = name
+                registered.add(id(value))
         # Tensors are matched to their names by walk order (see _compile); a plan
         # grown by add_output walks the old steps first, so only the tail is new.
         for tensor in _distinct_tensors(plan)[len(self._tensor_names) :]:
@@ -202,7 +196,12 @@ class DetachedSymbolicModel(nn.Module):
         # which survives pickling (the tensors are new objects then) and .to() (the
         # buffers are new objects then; the plan keeps the originals).
         tensors = _distinct_tensors(self._plan)
-        attrs = {id(t): name for t, name in zip(tensors, self._tensor_names, strict=True)}
+        # Read straight from the module's dicts: attribute lookup would go through
+        # nn.Module.__getattr__ on every call. The names are ours (param_k, constant_k).
+        attrs = {
+            id(t): f"self.{'_parameters' if isinstance(t, nn.Parameter) else '_buffers'}[{name!r}]"
+            for t, name in zip(tensors, self._tensor_names, strict=True)
+        }
         pool = _TorchPool(attrs, self._direct_calls)
         self._program = Program(self._plan, pool=pool, leading=("self",))
 
@@ -274,7 +273,8 @@ class DetachedSymbolicModel(nn.Module):
         # Generated code is rebuilt from the plan; the graph itself is never saved.
         state = dict(super().__getstate__())
         state.pop("_program", None)
-        state["_graph"] = None
+        if "_graph" in state:
+            state["_graph"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -316,24 +316,22 @@ class _WeakGraph:
         return template, [weakref.ref(n) for n in collector.parents]
 
     @staticmethod
-    def _join(template: Template, refs: list[weakref.ref[Node]], what: str) -> tuple[Any, list[Node]]:
-        nodes = [r() for r in refs]
-        if any(n is None for n in nodes):
-            raise MissingGraphError(
-                f"{what}: the graph this model was built from no longer exists (a model does not keep the "
-                "trace-time graph alive); keep references to its inputs and outputs to use it"
-            )
-        alive = [n for n in nodes if n is not None]
-        return template.evaluate([n.handle for n in alive]), alive
+    def _join(template: Template, refs: list[weakref.ref[Node]], what: str) -> Any:
+        handles = []
+        for ref in refs:
+            node = ref()
+            if node is None:
+                raise MissingGraphError(
+                    f"{what}: the graph this model was built from no longer exists (a model does not keep the "
+                    "trace-time graph alive); keep references to its inputs and outputs to use it"
+                )
+            handles.append(node.handle)
+        return template.evaluate(handles)
 
-    def _join_all(self, what: str) -> None:
-        self.inputs(what)
-        self.outputs(what)
-
-    def inputs(self, what: str) -> tuple[Any, list[Node]]:
+    def inputs(self, what: str) -> Any:
         return self._join(self.input_template, self.input_nodes, what)
 
-    def outputs(self, what: str) -> tuple[Any, list[Node]]:
+    def outputs(self, what: str) -> Any:
         return self._join(self.output_template, self.output_nodes, what)
 
 
@@ -401,18 +399,18 @@ class SymbolicModel(DetachedSymbolicModel):
         # Reached for ``inputs``/``outputs`` only when their property raised; keep
         # that message instead of nn.Module's generic "no attribute".
         if name in ("inputs", "outputs"):
-            self._graph_or_raise(name)._join_all(name)
+            return getattr(SymbolicModel, name).fget(self)  # raises the property's own error again
         return super().__getattr__(name)
 
     @property
     def inputs(self) -> Any:
         """The symbolic inputs, in the structure they were given."""
-        return self._graph_or_raise("inputs").inputs("inputs")[0]
+        return self._graph_or_raise("inputs").inputs("inputs")
 
     @property
     def outputs(self) -> Any:
         """The symbolic outputs, in the structure they were given."""
-        return self._graph_or_raise("outputs").outputs("outputs")[0]
+        return self._graph_or_raise("outputs").outputs("outputs")
 
     def add_output(self, output: SymbolicData, key: str | None = None) -> None:
         """Also return ``output``, a value between the inputs and the outputs or beyond.
@@ -433,8 +431,8 @@ class SymbolicModel(DetachedSymbolicModel):
             [torch.Size([2, 1]), torch.Size([2, 8])]
         """
         graph = self._graph_or_raise("add_output")
-        inputs, _ = graph.inputs("add_output")
-        outputs, _ = graph.outputs("add_output")
+        inputs = graph.inputs("add_output")
+        outputs = graph.outputs("add_output")
         new = symgraph.extend_outputs(outputs, output, key)
         plan, _ = symgraph.build_plan(inputs, new)
         self._plan = plan

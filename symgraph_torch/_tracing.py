@@ -144,27 +144,24 @@ def bound_call(layer: nn.Module) -> Callable[..., Any]:
 symgraph.register_emitter(ModuleCall, _emit_module_call)
 
 
-def _buffers_kept(layer: nn.Module, fn: Callable[[], Any]) -> Any:
-    # Running a layer at trace time must not change its state: BatchNorm would
-    # otherwise count the example batch in its running statistics.
-    saved = [(buffer, buffer.clone()) for buffer in layer.buffers()]
+def _evaluate_at_trace_time(op: Call, values: list[Any]) -> Any:
+    # Running a layer at trace time must not change its state (BatchNorm would
+    # count the example batch in its running statistics) nor the global RNG.
+    buffers = list(op.layer.buffers()) if isinstance(op, ModuleCall) else []
+    saved = [buffer.clone() for buffer in buffers]
     try:
-        return fn()
+        return rng_neutral(lambda: op.evaluate(values))
     finally:
         with torch.no_grad():
-            for buffer, copy in saved:
+            for buffer, copy in zip(buffers, saved, strict=True):
                 buffer.copy_(copy)
 
 
 def _record(op: Call, collector: ArgumentCollector, custom_name: str | None) -> SymbolicData:
     parents = tuple(collector.parents)
     values = [p.value for p in parents]
-    run: Callable[[], Any] = lambda: op.evaluate(values)  # noqa: E731
-    if isinstance(op, ModuleCall):
-        layer = op.layer
-        run = lambda: _buffers_kept(layer, lambda: op.evaluate(values))  # noqa: E731
     try:
-        value = rng_neutral(run)
+        value = _evaluate_at_trace_time(op, values)
     except Exception as exc:
         exc.add_note(f"symgraph: recording {op.display_name(values)} failed on the example values; nothing was added")
         raise

@@ -251,23 +251,6 @@ class AggregateLayer(nn.Module):
         return self.op(x, dim=self.dim, keepdim=self.keepdim)
 
 
-class UnpackLayer(nn.Module):
-    """Element ``index`` of its input.
-
-    Example:
-        >>> UnpackLayer(1)((10, 20, 30))
-        20
-    """
-
-    def __init__(self, index: int) -> None:
-        super().__init__()
-        self.index = index
-
-    def forward(self, x: Any) -> Any:
-        """Return ``x[index]``."""
-        return x[self.index]
-
-
 class SliceLayer(nn.Module):
     """``x[index]`` for a fixed index.
 
@@ -284,6 +267,15 @@ class SliceLayer(nn.Module):
     def forward(self, x: Any) -> Any:
         """Return ``x[index]``."""
         return x[self.index]
+
+
+class UnpackLayer(SliceLayer):
+    """Element ``index`` of its input, as unpacking ``a, b = x`` records it.
+
+    Example:
+        >>> UnpackLayer(1)((10, 20, 30))
+        20
+    """
 
 
 class GetAttr(nn.Module):
@@ -329,7 +321,7 @@ def layer_for(op: Operation) -> nn.Module:
         if cls is not None:
             return cls()
         return NamedLambdaOpLayer(lambda *args: op.evaluate(args), op.display_name(()))
-    if isinstance(op, Unpack):
+    if isinstance(op, Unpack) and op.by_index:
         return UnpackLayer(op.index)
     if isinstance(op, symgraph.GetAttr):
         return GetAttr(op.name)
