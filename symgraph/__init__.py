@@ -21,7 +21,7 @@ from symgraph._interpreter import interpret
 from symgraph._model import Program, SymbolicModel, extend_outputs
 from symgraph._networkx import to_networkx
 from symgraph._node import Node
-from symgraph._ops import Call, GetAttr, Operation, Operator, Placeholder, Slice, Unpack
+from symgraph._ops import Call, GetAttr, MethodCall, Operation, Operator, Placeholder, Slice, Unpack
 from symgraph._plan import InputSpec, Plan, Step, build_plan, describe_value
 from symgraph._summary import format_summary
 from symgraph._symbolic import ArgumentCollector, SymbolicData, record, symbolic_class_for
@@ -44,6 +44,7 @@ __all__ = [
     "GraphError",
     "InputSpec",
     "ListT",
+    "MethodCall",
     "NamedTupleT",
     "Node",
     "Operation",

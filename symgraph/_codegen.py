@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from symgraph._ops import BINARY_OPERATORS, Call, GetAttr, Operation, Operator, Slice, Unpack, nth
+from symgraph._ops import BINARY_OPERATORS, Call, GetAttr, MethodCall, Operation, Operator, Slice, Unpack, nth
 from symgraph._plan import Plan
 from symgraph._templates import Const, DictT, ListT, NamedTupleT, Ref, SliceT, Template, TupleT
 
@@ -133,12 +133,22 @@ def _emit_slice(op: Operation, args: Sequence[str], pool: ConstantPool) -> str:
     return f"{args[0]}[{emit_template(op.index, args, pool)}]"
 
 
-def _emit_call(op: Operation, args: Sequence[str], pool: ConstantPool) -> str:
-    assert isinstance(op, Call)
+def _emit_arguments(op: Call | MethodCall, args: Sequence[str], pool: ConstantPool) -> str:
     parts = [emit_template(t, args, pool) for t in op.args]
     if isinstance(op.kwargs, DictT) or op.kwargs.value:
         parts.append("**" + emit_template(op.kwargs, args, pool))
-    return f"{emit_template(op.func, args, pool)}({', '.join(parts)})"
+    return ", ".join(parts)
+
+
+def _emit_call(op: Operation, args: Sequence[str], pool: ConstantPool) -> str:
+    assert isinstance(op, Call)
+    return f"{emit_template(op.func, args, pool)}({_emit_arguments(op, args, pool)})"
+
+
+def _emit_method_call(op: Operation, args: Sequence[str], pool: ConstantPool) -> str:
+    assert isinstance(op, MethodCall)
+    # The name is a constant, never pasted in as ``.name``: it came from the user.
+    return f"getattr({args[0]}, {pool.ref(op.name)})({_emit_arguments(op, args, pool)})"
 
 
 def _emit_unpack(op: Operation, args: Sequence[str], pool: ConstantPool) -> str:
@@ -153,6 +163,7 @@ for _type, _emitter in (
     (GetAttr, _emit_getattr),
     (Slice, _emit_slice),
     (Call, _emit_call),
+    (MethodCall, _emit_method_call),
     (Unpack, _emit_unpack),
 ):
     register_emitter(_type, _emitter)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -9,6 +10,7 @@ from symgraph._codegen import ConstantPool, GeneratedCode, generate
 from symgraph._compile import compile_generated
 from symgraph._errors import GraphError
 from symgraph._interpreter import interpret
+from symgraph._pickling import check_picklable
 from symgraph._plan import Plan, build_plan
 from symgraph._summary import format_summary
 from symgraph._symbolic import SymbolicData
@@ -289,7 +291,18 @@ class SymbolicModel:
     def __getstate__(self) -> dict[str, Any]:
         # The plan holds everything needed to run; the graph (and its example
         # values) stays behind.
+        check_picklable(self._program.plan)
+        return self._state()
+
+    def _state(self) -> dict[str, Any]:
         return {"plan": self._program.plan, "check_inputs": self.check_inputs}
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SymbolicModel:
+        # Deep copies keep lambdas by reference, so they skip the pickle check.
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        clone.__setstate__(copy.deepcopy(self._state(), memo))
+        return clone
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.check_inputs = state["check_inputs"]

@@ -19,6 +19,7 @@ __all__ = [
     "UNARY_OPERATORS",
     "Call",
     "GetAttr",
+    "MethodCall",
     "Operation",
     "Operator",
     "Placeholder",
@@ -47,6 +48,10 @@ BINARY_OPERATORS: dict[str, tuple[Callable[[Any, Any], Any], str]] = {
     "<=": (operator.le, "Le"),
     ">": (operator.gt, "Gt"),
     ">=": (operator.ge, "Ge"),
+    # Only backends whose values compare elementwise (arrays) record these; the
+    # base handle keeps identity semantics for == and !=.
+    "==": (operator.eq, "Eq"),
+    "!=": (operator.ne, "Ne"),
 }
 UNARY_OPERATORS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "neg": (operator.neg, "Neg"),
@@ -263,6 +268,50 @@ class Call(Operation):
         func_repr = getattr(func, "__qualname__", None) or repr(func)
         kwargs = self.kwargs.value if isinstance(self.kwargs, Const) else self.kwargs
         return f"Call({func_repr}, {self.args!r}, {kwargs!r})"
+
+
+class MethodCall(Operation):
+    """A method call ``parent.name(*args, **kwargs)``, recorded as one step.
+
+    The method is looked up on the value at replay, so any value with a method of
+    that name works: an array recorded on numpy replays on a dask array. The
+    object whose method is called is always parent 0.
+
+    Args:
+        name: The method's name.
+        args: One template per positional argument.
+        kwargs: Keyword arguments as a template (``Const`` dict or ``DictT``).
+
+    Example:
+        >>> import symgraph
+        >>> from symgraph import Const, MethodCall
+        >>> x = symgraph.CustomInput("a-b")
+        >>> y = symgraph.record(MethodCall("split", [Const("-")], Const({})), (x.node,))
+        >>> y.v, symgraph.SymbolicModel(x, y)("c-d-e")
+        (['a', 'b'], ['c', 'd', 'e'])
+    """
+
+    __slots__ = ("args", "kwargs", "name")
+
+    def __init__(self, name: str, args: Sequence[Template], kwargs: Template) -> None:
+        if not isinstance(kwargs, (Const, DictT)):
+            raise TypeError("kwargs must be a Const dict or a DictT template")
+        self.name = name
+        self.args = tuple(args)
+        self.kwargs = kwargs
+
+    def evaluate(self, args: Sequence[Any]) -> Any:
+        return getattr(args[0], self.name)(*(t.evaluate(args) for t in self.args), **self.kwargs.evaluate(args))
+
+    def display_name(self, args: Sequence[Any]) -> str:
+        return f"wrap({self.name})"
+
+    def templates(self) -> tuple[Template, ...]:
+        return (*self.args, self.kwargs)
+
+    def __repr__(self) -> str:
+        kwargs = self.kwargs.value if isinstance(self.kwargs, Const) else self.kwargs
+        return f"MethodCall({self.name!r}, {self.args!r}, {kwargs!r})"
 
 
 class Unpack(Operation):

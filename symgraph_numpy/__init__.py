@@ -1,19 +1,35 @@
-"""symgraph_numpy: the numpy backend of symgraph.
+"""symgraph_numpy: record numpy pipelines once, replay them on numpy, dask or any array.
 
-Importing it registers :class:`SymbolicArray` for ``numpy.ndarray`` values. The
+Importing it registers :class:`SymbolicArray` for numpy arrays and scalars. The
 plugin is also loaded on its own, through the ``symgraph.backends`` entry point,
-the first time an array is wrapped.
+the first time an array is wrapped by ``symgraph.CustomInput``.
 
 Example:
-    >>> import numpy as np, symgraph, symgraph_numpy
-    >>> x = symgraph.CustomInput(np.arange(3.0))
-    >>> symgraph.SymbolicModel(x, x * 2)(np.ones(3))
-    array([2., 2., 2.])
+    >>> import numpy as np
+    >>> import symgraph_numpy as snp
+    >>> x = snp.Input((None, 3))
+    >>> z = (x - x.mean(axis=0)) / x.std(axis=0)
+    >>> model = snp.SymbolicModel(x, np.abs(z).max(axis=1))
+    >>> model(np.array([[1.0, 2.0, 3.0], [3.0, 4.0, 5.0]]))
+    array([1., 1.])
 """
 
 import symgraph
-from symgraph_numpy._backend import BACKEND, NumpyBackend, SymbolicArray
+from symgraph import SymbolicModel, add_to_graph
+from symgraph_numpy._array import SymbolicArray
+from symgraph_numpy._backend import BACKEND, NumpyBackend
+from symgraph_numpy._input import CustomInput, Input
+from symgraph_numpy._shapes import ArrayCheck
 
 symgraph.register_backend(BACKEND)
 
-__all__ = ["BACKEND", "NumpyBackend", "SymbolicArray"]
+__all__ = [
+    "BACKEND",
+    "ArrayCheck",
+    "CustomInput",
+    "Input",
+    "NumpyBackend",
+    "SymbolicArray",
+    "SymbolicModel",
+    "add_to_graph",
+]

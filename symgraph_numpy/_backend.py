@@ -7,38 +7,30 @@ from typing import Any
 import numpy as np
 
 import symgraph
+from symgraph_numpy._array import SymbolicArray
 
-__all__ = ["BACKEND", "NumpyBackend", "SymbolicArray"]
-
-
-class SymbolicArray(symgraph.SymbolicData):
-    """A symbolic ``numpy.ndarray``.
-
-    Example:
-        >>> import numpy as np, symgraph
-        >>> type(symgraph.CustomInput(np.zeros(3))).__name__
-        'SymbolicArray'
-    """
-
-    __slots__ = ()
+__all__ = ["BACKEND", "NumpyBackend"]
 
 
 class NumpyBackend(symgraph.Backend):
-    """Registers :class:`SymbolicArray` for ``numpy.ndarray`` values.
+    """Registers :class:`SymbolicArray` for numpy arrays and numpy scalars.
+
+    Scalars (``np.float64``, what ``x.sum()`` returns) are included so that they
+    keep recording numpy calls.
 
     Example:
         >>> import numpy as np
-        >>> NumpyBackend().describe(np.zeros((2, 3)))
-        '(2, 3)'
+        >>> NumpyBackend().describe(np.zeros((2, 3))), NumpyBackend().describe(np.float64(1))
+        ('(2, 3)', '()')
     """
 
     name = "numpy"
-    types = (np.ndarray,)
+    types = (np.ndarray, np.generic)
     symbolic_class = SymbolicArray
 
     def describe(self, value: Any) -> str:
         """The array's shape."""
-        return str(tuple(value.shape))
+        return str(tuple(np.shape(value)))
 
 
 BACKEND = NumpyBackend()

@@ -1,0 +1,208 @@
+"""``SymbolicArray``: the handle that records numpy calls on symbolic arrays."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+import symgraph
+from symgraph import ArgumentCollector, MethodCall, Node, Operator, Placeholder, SymbolicData, TraceError, Unpack
+from symgraph_numpy._shapes import ArrayCheck, format_dims, symbolic_shape
+
+__all__ = ["SymbolicArray"]
+
+# Public ndarray methods, recorded as one call each. Properties (``T``, ``real``)
+# are recorded as attribute access by the base handle.
+_METHODS = frozenset(
+    name
+    for name, attr in vars(np.ndarray).items()
+    if isinstance(attr, types.MethodDescriptorType) and not name.startswith("_")
+)
+# Methods that change the array in place: recording them would change the
+# example value and replay nothing. Each maps to the function that returns a copy.
+_IN_PLACE = {
+    "sort": "np.sort(x)",
+    "partition": "np.partition(x, kth)",
+    "fill": "np.full_like(x, value)",
+    "put": "np.put on a copy, or np.where",
+    "resize": "np.resize(x, shape)",
+    "itemset": "np.where",
+    "setfield": "a new structured array",
+    "setflags": "np.asarray(x)",
+}
+
+
+def _record_call(func: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> SymbolicData:
+    collector = ArgumentCollector()
+    return collector.record(collector.call_op(func, args, kwargs))
+
+
+def _compare(symbol: str, a: Any, b: Any) -> SymbolicData:
+    collector = ArgumentCollector()
+    return collector.record(Operator(symbol, [collector.template(a), collector.template(b)]))
+
+
+class _ArrayMethod:
+    """``x.name`` before it is called; calling it records one :class:`~symgraph.MethodCall`."""
+
+    __slots__ = ("handle", "name")
+
+    def __init__(self, handle: SymbolicArray, name: str) -> None:
+        self.handle = handle
+        self.name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> SymbolicData:
+        collector = ArgumentCollector(self.handle)
+        op = MethodCall(self.name, [collector.template(a) for a in args], collector.template(kwargs))
+        return collector.record(op)
+
+    def __repr__(self) -> str:
+        return f"<symbolic method {self.name!r} of {self.handle!r}>"
+
+
+class SymbolicArray(SymbolicData):
+    """A symbolic ``numpy.ndarray`` (or numpy scalar) that records what numpy does with it.
+
+    * numpy functions record themselves through numpy's own dispatch protocols,
+      ``__array_ufunc__`` and ``__array_function__``: ``np.sin(x)``,
+      ``np.add.reduce(x)``, ``np.concatenate([x, y])``, ``np.where(x > 0, x, 0)``,
+      ``np.einsum``, ``np.linalg.norm(x, axis=1)``;
+    * methods (``x.reshape(-1, 3)``, ``x.sum(axis=0)``, ``x.astype(np.float32)``)
+      are recorded as one call each and looked up on the value at replay, so
+      the same pipeline runs on any array with those methods, such as dask's;
+    * operators, ``x.T`` and indexing are recorded as for any symbolic value;
+      indices may be symbolic (``x[mask]``, ``x[:, order]``), and ``==`` and
+      ``!=`` compare elementwise, as numpy does (hashing stays by identity);
+    * ``shape``, ``ndim``, ``dtype`` and ``size`` are read at once, not recorded,
+      with ``None`` for sizes that depend on an unknown ``Input`` dimension;
+      ``np.shape(x)`` records the shape instead, for sizes the replay must read.
+
+    Example:
+        >>> import numpy as np
+        >>> import symgraph, symgraph_numpy as snp
+        >>> x = snp.Input((None, 3))
+        >>> y = np.linalg.norm(x - x.mean(axis=0), axis=1)
+        >>> x.shape, y.shape
+        ((None, 3), (None,))
+        >>> model = symgraph.SymbolicModel(x, y)
+        >>> data = np.array([[1.0, 2, 3], [3, 2, 1]])
+        >>> np.allclose(model(data), np.linalg.norm(data - data.mean(axis=0), axis=1))
+        True
+    """
+
+    __slots__ = ()
+
+    # -- numpy's dispatch protocols -----------------------------------------------------
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Record a ufunc, or one of its methods such as ``np.add.reduce``, applied to symbolic arrays."""
+        out = kwargs.pop("out", None)
+        if out is not None and any(o is not None for o in (out if isinstance(out, tuple) else (out,))):
+            raise TraceError(
+                f"np.{ufunc.__name__}(..., out=...) writes into an existing array, which cannot be recorded; "
+                "use the returned array instead"
+            )
+        if method == "at":
+            raise TraceError(
+                f"np.{ufunc.__name__}.at changes its first argument in place, which cannot be recorded; "
+                "build a new array instead (np.bincount, or a wrapped function via symgraph.add_to_graph)"
+            )
+        func = ufunc if method == "__call__" else getattr(ufunc, method)
+        return _record_call(func, inputs, kwargs)
+
+    def __array_function__(
+        self, func: Callable[..., Any], types: Sequence[type], args: Sequence[Any], kwargs: dict[str, Any]
+    ) -> Any:
+        """Record a numpy function (``np.concatenate``, ``np.where``, ``np.linalg.norm``...) on symbolic arrays."""
+        return _record_call(func, args, kwargs)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray[Any, Any]:
+        raise TraceError(
+            "a symbolic array has no data of its own while recording, so it cannot become a numpy array "
+            "(np.asarray, np.array, or a library that converts its input). Record the conversion with "
+            "symgraph.add_to_graph(func, x), or use x.v for the example value"
+        )
+
+    # -- attributes ---------------------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        if name in _METHODS:
+            if name in _IN_PLACE:
+                raise TraceError(
+                    f"x.{name}() changes the array in place, which cannot be recorded; use {_IN_PLACE[name]}"
+                )
+            return _ArrayMethod(self, name)
+        return super().__getattr__(name)
+
+    @property
+    def shape(self) -> tuple[int | None, ...]:
+        """The shape, with ``None`` for sizes that depend on an unknown input dimension."""
+        return symbolic_shape(self._node)
+
+    @property
+    def ndim(self) -> int:
+        """The number of dimensions."""
+        return int(np.ndim(self._node.value))
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The element type."""
+        return np.result_type(self._node.value)
+
+    @property
+    def size(self) -> int | None:
+        """The number of elements, or ``None`` if a dimension is unknown."""
+        size = 1
+        for d in self.shape:
+            if d is None:
+                return None
+            size *= d
+        return size
+
+    def __len__(self) -> int:
+        shape = self.shape
+        if not shape:
+            raise TypeError("len() of a 0-d array")
+        if shape[0] is None:
+            raise TraceError(
+                f"len() of an array of shape {format_dims(shape)}: its first size is unknown while recording, and "
+                "len() must return a number now. Record the size instead: np.shape(x)[0]"
+            )
+        return shape[0]
+
+    def __iter__(self) -> Iterator[SymbolicData]:
+        # Each element is x[i]; the loop is unrolled over the first dimension.
+        node = self._node
+        for i in range(len(self)):
+            yield symgraph.record(Unpack(i), (node,), value=node.value[i], pending=True)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        raise TraceError(
+            "item assignment changes the array in place, which cannot be recorded; build a new array instead, "
+            "for example np.where(mask, new, x) for x[mask] = new"
+        )
+
+    # -- elementwise comparison, as numpy does it -----------------------------------------
+    def __eq__(self, other: object) -> Any:
+        return _compare("==", self, other)
+
+    def __ne__(self, other: object) -> Any:
+        return _compare("!=", self, other)
+
+    __hash__ = SymbolicData.__hash__
+
+    # -- hooks for symgraph ----------------------------------------------------------------
+    @classmethod
+    def _describe_node(cls, node: Node) -> str:
+        return format_dims(symbolic_shape(node))
+
+    @classmethod
+    def _input_check(cls, node: Node, name: str) -> Callable[[Any], None]:
+        # An Input declares which sizes are fixed. Anything else (a CustomInput, an
+        # inner node) fixes only rank and dtype kind: a pipeline recorded on a small
+        # example replays on larger arrays.
+        value = node.value
+        declared = (node.meta or {}).get("dims") if isinstance(node.op, Placeholder) else None
+        dims = declared if declared is not None else (None,) * np.ndim(value)
+        return ArrayCheck(name, dims, np.result_type(value))
