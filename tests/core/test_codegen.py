@@ -579,3 +579,37 @@ def test_dead_values_are_released_even_when_their_name_is_not_reused() -> None:
     inp = Box(100)
     assert model(inp).n == expected
     assert seen == [[100, 2030]]  # neither 101, 102 nor their sum 203 is alive at the probe
+
+
+def test_method_calls_are_one_step_looked_up_on_the_value_at_replay() -> None:
+    # A MethodCall is emitted as getattr(value, name)(...): the name stays a
+    # constant, and a value of another type with the same method works.
+    text = symgraph.CustomInput("a-b-c")
+    collector = symgraph.ArgumentCollector(text)
+    sep = symgraph.CustomInput("-")
+    collector.leaf(sep)
+    op = symgraph.MethodCall("split", [symgraph.Ref(1)], symgraph.DictT(["maxsplit"], [symgraph.Const(1)]))
+    parts = collector.record(op)
+    assert parts.v == ["a", "b-c"]
+    model = symgraph.SymbolicModel((text, sep), parts)
+    assert_only_generated_names(model)
+    assert "getattr(v0, c0)(v1, **{c1: 1})" in model.source
+    for args in [("x/y/z", "/"), (b"p.q.r", b".")]:
+        expected = args[0].split(args[1], maxsplit=1)
+        assert model(*args) == model.interpret(*args) == expected
+    assert model.plan.steps[0].name == "wrap(split)_1"
+    with pytest.raises(TypeError, match="kwargs must be"):
+        symgraph.MethodCall("split", [], symgraph.Ref(0))
+
+
+def test_elementwise_equality_operators_are_in_the_fixed_table() -> None:
+    # The base handle keeps identity ==; a backend records == and != with Operator.
+    x = symgraph.CustomInput(3)
+    collector = symgraph.ArgumentCollector(x)
+    eq = collector.record(symgraph.Operator("==", [symgraph.Ref(0), symgraph.Const(3)]))
+    ne = symgraph.ArgumentCollector(x).record(symgraph.Operator("!=", [symgraph.Ref(0), symgraph.Const(3)]))
+    model = symgraph.SymbolicModel(x, (eq, ne))
+    assert "v0 == 3" in model.source and "!= 3" in model.source
+    for value in (3, 4):
+        assert model(value) == model.interpret(value) == (value == 3, value != 3)
+    assert (x == x) is True and (x != 3) is True

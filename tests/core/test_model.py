@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import functools
 import operator
 import pickle
+import re
 
 import pytest
 
@@ -246,3 +248,28 @@ def test_shallow_copies_share_the_graph_and_deep_copies_keep_the_plan():
     assert deep(5) == 6
     with pytest.raises(GraphError, match="no longer holds its graph"):
         deep.add_output(y)
+
+
+def _double(v):
+    return v * 2
+
+
+def test_pickling_a_lambda_names_the_step_and_the_fix():
+    x = CustomInput(3)
+
+    def local_helper(v):
+        return v - 1
+
+    cases = {
+        "wrap(<lambda>)_1": add_to_graph(lambda v: v + 1, x),
+        "wrap(local_helper)_1": add_to_graph(local_helper, x),
+        "partial_1": add_to_graph(functools.partial(local_helper), x),
+    }
+    for step_name, out in cases.items():
+        model = SymbolicModel(x, out)
+        with pytest.raises(pickle.PicklingError, match=re.escape(step_name)) as info:
+            pickle.dumps(model)
+        assert "define them at module level" in str(info.value)
+        assert copy.deepcopy(model).source == model.source  # deep copies keep functions by reference
+    fine = SymbolicModel(x, add_to_graph(functools.partial(_double), x) + add_to_graph(_double, x))
+    assert pickle.loads(pickle.dumps(fine))(5) == 20
