@@ -41,8 +41,11 @@ def find_by_reference(obj: Any) -> bool:
     qualname = getattr(obj, "__qualname__", "")
     if "<" in qualname:  # <lambda>, <locals>
         return False
+    module = getattr(obj, "__module__", None)
+    if not isinstance(module, str):
+        return True  # pickle searches sys.modules itself; let it decide
     try:
-        target: Any = importlib.import_module(obj.__module__)
+        target: Any = importlib.import_module(module)
     except ImportError:
         return False
     for part in qualname.split("."):
