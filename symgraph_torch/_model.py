@@ -11,6 +11,7 @@ from torch import nn
 
 import symgraph
 from symgraph import ArgumentCollector, ConstantPool, GraphError, Node, Plan, Program, SymbolicData, Template
+from symgraph_torch._inline import inline_layer_call, inlining_allowed
 from symgraph_torch._tensor import SymbolicTensor
 from symgraph_torch._tracing import SKIP_INPUT_CHECKS, ModuleCall, bound_call
 
@@ -52,12 +53,22 @@ def _distinct_tensors(plan: Plan) -> list[torch.Tensor]:
 class _TorchPool(ConstantPool):
     """Reaches tensor constants through the model, so ``.to()`` and ``functional_call`` see them."""
 
-    def __init__(self, tensor_attrs: dict[int, str], direct: bool) -> None:
+    def __init__(self, tensor_attrs: dict[int, str], direct: bool, inline: bool = False) -> None:
         # id of a plan tensor -> expression reading it from the model
         super().__init__()
         self.tensor_attrs = tensor_attrs
         self.direct = direct
+        self.inline = inline
+        self.inlined = False
         self.callers: dict[int, str] = {}
+
+    def inline_call(self, layer: nn.Module, args: list[str]) -> str | None:
+        """The layer's fast path with its guard (see ``_inline``), when inlining is on."""
+        if not self.inline:
+            return None
+        expression = inline_layer_call(layer, args, super().ref)
+        self.inlined = self.inlined or expression is not None
+        return expression
 
     def ref(self, value: Any) -> str:
         if self.tensor_attrs:
@@ -202,8 +213,15 @@ class DetachedSymbolicModel(nn.Module):
             id(t): f"self.{'_parameters' if isinstance(t, nn.Parameter) else '_buffers'}[{name!r}]"
             for t, name in zip(tensors, self._tensor_names, strict=True)
         }
-        pool = _TorchPool(attrs, self._direct_calls)
+        # Two versions of forward: one with the layers' fast paths, each guarded, and
+        # one calling every layer normally, for calls made while the global state
+        # (global hooks, jit tracing) rules the fast paths out.
+        pool = _TorchPool(attrs, self._direct_calls, inline=True)
         self._program = Program(self._plan, pool=pool, leading=("self",))
+        self._normal_program = self._program
+        if pool.inlined:
+            normal = _TorchPool(attrs, self._direct_calls)
+            self._normal_program = Program(self._plan, pool=normal, leading=("self",))
 
     # -- calling -----------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -219,6 +237,8 @@ class DetachedSymbolicModel(nn.Module):
         values = program.bind(args, kwargs)
         if check and program.checks and torch._C._get_tracing_state() is None:
             program.check(values)
+        if program is not self._normal_program and not inlining_allowed():
+            program = self._normal_program
         return program.replay(self, *values)
 
     def interpret(self, *args: Any, **kwargs: Any) -> Any:
@@ -273,6 +293,7 @@ class DetachedSymbolicModel(nn.Module):
         # Generated code is rebuilt from the plan; the graph itself is never saved.
         state = dict(super().__getstate__())
         state.pop("_program", None)
+        state.pop("_normal_program", None)
         if "_graph" in state:
             state["_graph"] = None
         return state
@@ -349,8 +370,12 @@ class SymbolicModel(DetachedSymbolicModel):
     still holds the symbolic values.
 
     Layers are called through ``_call_impl``, as ``Module.__call__`` does, so
-    their hooks run. A layer compiled with ``layer.compile()`` after the model
-    was built keeps running uncompiled in it; compile the whole model instead.
+    their hooks run. ``nn.Linear`` layers have a fast path: the generated code
+    checks, at every call, that the layer has no hooks, is not compiled,
+    parametrized or patched, and then calls ``F.linear`` on its parameters
+    directly; otherwise it calls the layer normally. A layer of another type
+    compiled with ``layer.compile()`` after the model was built keeps running
+    uncompiled in it; compile the whole model instead.
 
     Args:
         inputs: A symbolic tensor, a list or tuple of them, or a dict (the model

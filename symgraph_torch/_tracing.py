@@ -115,13 +115,18 @@ class NestedModelCall(ModuleCall):
 def _emit_module_call(op: Operation, args: Sequence[str], pool: ConstantPool) -> str:
     assert isinstance(op, ModuleCall)
     layer = op.layer
-    caller = getattr(pool, "module_caller", None)
-    head = caller(layer) if caller is not None else pool.ref(bound_call(layer))
     parts = [symgraph.emit_template(t, args, pool) for t in op.args]
+    inline = getattr(pool, "inline_call", None)
+    if inline is not None and isinstance(op.kwargs, Const) and not op.kwargs.value:
+        fast: str | None = inline(layer, parts)
+        if fast is not None:
+            return fast
     if not isinstance(op.kwargs, Const) or op.kwargs.value:
         parts.append("**" + symgraph.emit_template(op.kwargs, args, pool))
     if isinstance(op, NestedModelCall):
         parts.append(f"{SKIP_INPUT_CHECKS}=True")
+    caller = getattr(pool, "module_caller", None)
+    head = caller(layer) if caller is not None else pool.ref(bound_call(layer))
     return f"{head}({', '.join(parts)})"
 
 

@@ -1,0 +1,76 @@
+"""Fast paths for common layers: the layer's own forward, written into the generated code.
+
+A call ``layer(x)`` goes through ``Module.__call__``, ``_call_impl`` and
+``forward`` before reaching the one torch function that does the work, and
+``forward`` reads the parameters through ``Module.__getattr__``. For small
+layers that is most of the cost. The generated code instead asks, at every
+call, whether anything could make the normal path behave differently: hooks on
+the layer, a compiled layer, a changed class (``torch.nn.utils.parametrize``
+swaps it) or an instance-level ``forward``. Only when nothing does, it calls the
+torch function itself with the parameters read from ``_parameters``, which is
+also where ``torch.func.functional_call`` puts its replacements. Global hooks,
+a patched class ``forward`` and ``torch.jit.trace`` are checked once per model
+call, and send the whole call down the normal path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional
+from torch.nn.modules import module as torch_module
+
+__all__ = ["inline_layer_call", "inlining_allowed"]
+
+# The forward each inlined class had at import; a class-level patch disables inlining.
+_ORIGINAL_FORWARDS = ((nn.Linear, nn.Linear.forward),)
+
+
+def inlining_allowed() -> bool:
+    """Whether the current global state lets generated code take the layers' fast paths.
+
+    Example:
+        >>> inlining_allowed()
+        True
+    """
+    return not (
+        torch_module._global_forward_hooks
+        or torch_module._global_forward_pre_hooks
+        or torch_module._global_backward_hooks
+        or torch_module._global_backward_pre_hooks
+        or torch._C._get_tracing_state() is not None
+        or any(cls.forward is not forward for cls, forward in _ORIGINAL_FORWARDS)
+    )
+
+
+def inline_layer_call(layer: nn.Module, args: Sequence[str], ref: Callable[[object], str]) -> str | None:
+    """An expression running ``layer`` on ``args``, or ``None`` if the layer has no fast path.
+
+    When the guard fails, the expression calls the layer itself, which runs its
+    hooks, or its compiled version after ``layer.compile()``.
+
+    Args:
+        layer: The layer.
+        args: The call's positional argument expressions; calls with keyword
+            arguments have no fast path.
+        ref: The constant pool's ``ref``.
+
+    Example:
+        >>> from torch import nn
+        >>> names = {}
+        >>> expression = inline_layer_call(nn.Linear(2, 2), ["v0"], lambda o: names.setdefault(id(o), f"c{len(names)}"))
+        >>> expression.startswith("c0(v0) if (c0._forward_hooks or")
+        True
+    """
+    if type(layer) is not nn.Linear or len(args) != 1:
+        return None
+    name = ref(layer)
+    guard = (
+        f"{name}._forward_hooks or {name}._forward_pre_hooks or {name}._backward_hooks or "
+        f"{name}._backward_pre_hooks or {name}._compiled_call_impl is not None or "
+        f"{name}.__class__ is not {ref(nn.Linear)} or 'forward' in {name}.__dict__"
+    )
+    fast = f"{ref(functional.linear)}({args[0]}, {name}._parameters['weight'], {name}._parameters['bias'])"
+    return f"{name}({args[0]}) if ({guard}) else {fast}"
