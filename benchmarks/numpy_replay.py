@@ -1,6 +1,7 @@
 """Replay of a 100-step numpy pipeline by ``SymbolicModel`` against the same steps written out.
 
-Run: ``.venv/bin/python -m benchmarks.numpy_replay [--repeats N]``
+Run: ``.venv/bin/python -m benchmarks.numpy_replay [--rounds N] [--quick]``
+(or as the ``numpy`` case of ``python -m benchmarks``).
 
 Requirement: a ``SymbolicModel`` recorded with ``symgraph_numpy`` replays a chain
 of 100 elementwise numpy steps in at most 1.10x the time of a plain Python
@@ -25,20 +26,17 @@ each variant, in an order rotated from one pass to the next and from round to
 round, and keeps each variant's fastest, the one least disturbed by the rest of
 the machine. The report gives the median over rounds of the time per call and
 the median of the per-round ratios to the direct function (per call, measured
-in the same round). The exit status is 1 if a limit is missed.
+in the same round). With ``--strict`` the exit status is 1 if a limit is missed.
 
-A last line checks, outside the timing, that a replay keeps nothing but its
-output alive: with ``tracemalloc``, the memory still allocated after a call at
-shape ``(65536,)`` minus the memory before it, against the output's ``nbytes``.
+A note checks, outside the timing, that a replay keeps nothing but its output
+alive: with ``tracemalloc``, the memory still allocated after a call at shape
+``(65536,)`` minus the memory before it, against the output's ``nbytes``.
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
-import statistics
 import sys
-import time
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
@@ -47,6 +45,7 @@ import numpy as np
 
 import symgraph
 import symgraph_numpy as snp
+from benchmarks import _harness
 
 CYCLES = 25
 # Step k of the pipeline: (name, constant). The constants are Python floats; their
@@ -63,10 +62,18 @@ PASSES = 3  # samples of each variant per round; a round keeps the fastest
 MEMORY_SHAPE = (65536,)
 
 DIRECT = "direct"
-DIRECT_BOUND = "direct, sin and abs bound to names (info)"
-CHECKED = "SymbolicModel"
-UNCHECKED = "SymbolicModel, check_inputs=False (info)"
-PYTORCH_SYMBOLIC = "pytorch-symbolic SymbolicModel (info)"
+DIRECT_BOUND = "direct, bound names (info)"
+CHECKED = "symgraph"
+UNCHECKED = "symgraph check_inputs=False (info)"
+PYTORCH_SYMBOLIC = "pytorch-symbolic"
+
+LEGEND = {
+    DIRECT: "baseline; the 100 steps as straight-line code (x = x * 1.01, x = np.sin(x), ...)",
+    DIRECT_BOUND: "the same with np.sin and np.abs bound to global names (one attribute lookup less per step)",
+    CHECKED: "symgraph.SymbolicModel recorded on symgraph_numpy.Input, check_inputs on (as users get it)",
+    UNCHECKED: "the same graph with check_inputs=False",
+    PYTORCH_SYMBOLIC: "pytorch_symbolic.SymbolicModel on CustomInput(ndarray), np.sin/np.abs via add_to_graph",
+}
 
 
 def make_direct(bound: bool = False) -> Callable[[np.ndarray], np.ndarray]:
@@ -114,7 +121,7 @@ def symgraph_models(shape: tuple[int, ...]) -> dict[str, Callable[[np.ndarray], 
     x = snp.Input(shape)
     y = apply_steps(x, np.sin, np.abs)
     checked = symgraph.SymbolicModel(x, y)
-    assert checked.check_inputs, "check_inputs should be on by default"
+    _harness.check(checked.check_inputs, "check_inputs should be on by default")
     return {CHECKED: checked, UNCHECKED: symgraph.SymbolicModel(x, y, check_inputs=False)}
 
 
@@ -128,9 +135,8 @@ def pytorch_symbolic_model(shape: tuple[int, ...]) -> Callable[[np.ndarray], Any
     any function as a layer. Its replay calls the 150 layers (``nn.Module``
     objects) in a loop from its generated ``forward``.
     """
-    try:
-        import pytorch_symbolic
-    except ImportError:
+    pytorch_symbolic = _harness.import_pytorch_symbolic()
+    if pytorch_symbolic is None:
         return None
 
     def add(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -139,44 +145,6 @@ def pytorch_symbolic_model(shape: tuple[int, ...]) -> Callable[[np.ndarray], Any
     x = pytorch_symbolic.CustomInput(np.random.default_rng(0).random(shape))
     y = apply_steps(x, add(np.sin), add(np.abs))
     return pytorch_symbolic.SymbolicModel(x, y)  # type: ignore[no-any-return]
-
-
-def batch_timer(func: Callable[[np.ndarray], Any], data: np.ndarray, calls: int) -> Callable[[], int]:
-    """A function that calls ``func(data)`` ``calls`` times and returns the nanoseconds taken."""
-
-    def sample() -> int:
-        t0 = time.perf_counter_ns()
-        for _ in range(calls):
-            func(data)
-        return time.perf_counter_ns() - t0
-
-    return sample
-
-
-def calls_per_sample(func: Callable[[np.ndarray], Any], data: np.ndarray) -> int:
-    """The smallest of 1, 2, 5, 10, 20, 50... calls that take at least ``SAMPLE_S``, as ``timeit`` picks."""
-    calls = 1
-    while True:
-        for factor in (1, 2, 5):
-            n = calls * factor
-            if batch_timer(func, data, n)() >= SAMPLE_S * 1e9:
-                return n
-        calls *= 10
-
-
-def measure_round(samples: dict[str, Callable[[], int]], round_index: int) -> dict[str, int]:
-    """Fastest of ``PASSES`` samples of every variant, in nanoseconds, in an order rotated between passes."""
-    names = list(samples)
-    times: dict[str, list[int]] = {name: [] for name in names}
-    gc.disable()
-    try:
-        for k in range(PASSES):
-            shift = (round_index + k) % len(names)
-            for name in names[shift:] + names[:shift]:
-                times[name].append(samples[name]())
-    finally:
-        gc.enable()
-    return {name: min(t) for name, t in times.items()}
 
 
 def retained_bytes(func: Callable[[np.ndarray], Any], data: np.ndarray) -> tuple[int, int, int]:
@@ -194,86 +162,65 @@ def retained_bytes(func: Callable[[np.ndarray], Any], data: np.ndarray) -> tuple
     return after - before, peak - before, out.nbytes
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeats", type=int, default=30)
-    args = parser.parse_args()
-    direct, direct_bound = make_direct(), make_direct(bound=True)
+def build_variants(shape: tuple[int, ...], data: np.ndarray) -> dict[str, Callable[[np.ndarray], Any]]:
+    """Every variant for inputs of ``shape`` (the direct function first), checked to give the direct output."""
+    direct = make_direct()
+    variants: dict[str, Callable[[np.ndarray], Any]] = {
+        DIRECT: direct,
+        DIRECT_BOUND: make_direct(bound=True),
+        **symgraph_models(shape),
+    }
+    other = pytorch_symbolic_model(shape)
+    if other is not None:
+        variants[PYTORCH_SYMBOLIC] = other
+    expected = direct(data)
+    for name, func in variants.items():
+        np.testing.assert_array_equal(func(data), expected, err_msg=f"{name} differs from the direct function")
+    return variants
+
+
+def case(quick: bool) -> _harness.Case:
     rng = np.random.default_rng(1)
     have_pytorch_symbolic = False
-    # shape -> variant -> (sample function, calls per sample)
-    cases: dict[tuple[int, ...], dict[str, tuple[Callable[[], int], int]]] = {}
+    rows = []
     memory_model: Callable[[np.ndarray], Any] | None = None
     for shape in SHAPES:
         data = rng.random(shape)
-        variants: dict[str, Callable[[np.ndarray], Any]] = {
-            DIRECT: direct,
-            DIRECT_BOUND: direct_bound,
-            **symgraph_models(shape),
-        }
-        other = pytorch_symbolic_model(shape)
-        if other is not None:
-            variants[PYTORCH_SYMBOLIC] = other
-            have_pytorch_symbolic = True
-        expected = direct(data)
-        for name, func in variants.items():
-            np.testing.assert_array_equal(func(data), expected, err_msg=f"{name} differs from the direct function")
+        variants = build_variants(shape, data)
+        have_pytorch_symbolic = PYTORCH_SYMBOLIC in variants
         if shape == MEMORY_SHAPE:
             memory_model = variants[CHECKED]
-        cases[shape] = {}
-        for name, func in variants.items():
-            calls = calls_per_sample(func, data)
-            cases[shape][name] = (batch_timer(func, data, calls), calls)
-    samples = {shape: {name: sample for name, (sample, _) in case.items()} for shape, case in cases.items()}
-    for r in range(2):  # warm-up
-        for shape_samples in samples.values():
-            measure_round(shape_samples, r)
-    # Per round and shape, nanoseconds per call of each variant.
-    rounds = []
-    for r in range(args.repeats):
-        per_call: dict[tuple[int, ...], dict[str, float]] = {}
-        for shape, shape_samples in samples.items():
-            times = measure_round(shape_samples, r)
-            per_call[shape] = {name: times[name] / cases[shape][name][1] for name in times}
-        rounds.append(per_call)
-
-    print(
-        f"numpy {np.__version__}, Python {sys.version.split()[0]}, {len(STEPS)} elementwise steps, float64, "
-        f"{args.repeats} rounds x {PASSES} samples per variant"
-    )
-    print()
-    print(
-        f"| {'shape':<10} | {'variant':<41} | {'calls/sample':>12} | {'us/call':>9} | {'ratio to direct':>15} "
-        f"| {'limit':>5} | {'verdict':>7} |"
-    )
-    print(f"|{'-' * 12}|{'-' * 43}|{'-' * 13}:|{'-' * 10}:|{'-' * 16}:|{'-' * 6}:|{'-' * 8}:|")
-    failed = False
-    for shape, case in cases.items():
-        for name, (_, calls) in case.items():
-            per_call_us = statistics.median(r[shape][name] for r in rounds) / 1000
-            ratio = statistics.median(r[shape][name] / r[shape][DIRECT] for r in rounds)
-            limit = LIMITS.get(shape) if name == CHECKED else None
-            verdict = "" if limit is None else "PASS" if ratio <= limit else "FAIL"
-            failed = failed or verdict == "FAIL"
-            limit_text = "" if limit is None else f"{limit:.2f}"
-            print(
-                f"| {shape!s:<10} | {name:<41} | {calls:>12} | {per_call_us:>9.2f} | {ratio:>14.3f}x "
-                f"| {limit_text:>5} | {verdict:>7} |"
-            )
-    print()
-    limits = ", ".join(f"{limit:.2f} at {shape}" for shape, limit in LIMITS.items())
-    print(f"Limits: SymbolicModel / direct <= {limits}; the (info) rows and (1024,) are informative.")
-    if not have_pytorch_symbolic:
-        print("pytorch-symbolic is not installed (pip install pytorch-symbolic): its rows are skipped.")
+        calls = {name: _harness.calls_per_sample(func, data, SAMPLE_S) for name, func in variants.items()}
+        samples = {name: _harness.time_calls(func, data, calls[name]) for name, func in variants.items()}
+        rows.append(_harness.Row(str(shape), list(variants), DIRECT, samples, calls))
     assert memory_model is not None
     kept, peak, nbytes = retained_bytes(memory_model, rng.random(MEMORY_SHAPE))
-    note = "only the output survives" if kept - nbytes < nbytes // 2 else "MORE THAN THE OUTPUT SURVIVES"
-    print(
-        f"Memory at {MEMORY_SHAPE}: {kept} bytes still allocated after a call, output {nbytes} bytes "
-        f"({note}); peak {peak} bytes above the start ({peak / nbytes:.2f} outputs)."
+    verdict = "only the output survives" if kept - nbytes < nbytes // 2 else "MORE THAN THE OUTPUT SURVIVES"
+    notes = [
+        f"numpy {np.__version__}; {len(STEPS)} elementwise steps on float64; every variant checked to give exactly "
+        "the direct output.",
+        f"Memory at {MEMORY_SHAPE}: {kept} bytes still allocated after a call, output {nbytes} bytes ({verdict}); "
+        f"peak {peak} bytes above the start ({peak / nbytes:.2f} outputs).",
+    ]
+    if not have_pytorch_symbolic:
+        notes.append(_harness.PYTORCH_SYMBOLIC_MISSING)
+    return _harness.Case(
+        name="numpy",
+        title=f"{len(STEPS)} elementwise steps, float64, replayed vs written out",
+        rows=rows,
+        legend=LEGEND,
+        rounds=25,
+        quick_rounds=4,
+        passes=2 if quick else PASSES,
+        targets=[_harness.Target(str(shape), CHECKED, limit) for shape, limit in LIMITS.items()],
+        notes=notes,
+        unit="us",
+        log_ratio=True,
     )
-    sys.exit(1 if failed else 0)
+
+
+CASES: _harness.CaseBuilders = {"numpy": case}
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(_harness.main(CASES, "python -m benchmarks.numpy_replay", __doc__))

@@ -1,49 +1,74 @@
-"""Generated ``forward`` of a 1000-layer ``SymbolicModel`` against a hand-written loop.
+"""Forward pass of a deep chain of ``nn.Linear(4, 4)``: symgraph against the usual ways of writing it in PyTorch.
 
-Run: ``.venv/bin/python -m benchmarks.torch_forward [--repeats N]``
+Run: ``.venv/bin/python -m benchmarks.torch_forward [--rounds N] [--quick]``
+(or as the ``deep_linear`` case of ``python -m benchmarks``).
 
-Requirement: the generated ``forward`` of a model of 1000 ``nn.Linear(4, 4)`` takes
-at most 1.0x the time of a hand-written ``nn.Module`` whose ``forward`` loops over
-the same layers in an ``nn.ModuleList``, on the CPU, with a ``(4, 4)`` batch, under
-``torch.no_grad()`` and with grad enabled (only the forward pass is timed; its
-output, and the autograd graph it holds, is released after the clock stops).
+Depths 250, 500, 750 and 1000, a ``(4, 4)`` batch on the CPU, under
+``torch.no_grad()`` and with grad enabled (autograd records the pass). Only the
+forward pass is timed: its output, and the autograd graph it holds, is released
+after the clock stops; no backward pass runs. Variants, all over the same layer
+objects (built after ``torch.manual_seed(0)``) and checked to give exactly the
+baseline's output (``torch.equal``) in both modes before timing:
 
-Both models share the same layer objects, and they are checked to give identical
-outputs (``torch.equal``) before timing. The symbolic model is measured as users
-get it, with ``check_inputs`` on (the input shape is checked on every call). An
-extra, informative row times a second ``SymbolicModel`` over the same layers after
-``optimize_module_calls``, which calls each layer's ``forward`` directly.
+* looping nn.Module (the baseline): the layers in an ``nn.ModuleList``, applied
+  in a Python loop in ``forward``;
+* unrolled nn.Module: one attribute per layer and a ``forward`` of one statement
+  per layer (``x = self.l0(x)``, ...), its source generated once per depth;
+* ``nn.Sequential`` of the layers;
+* ``torch.fx.symbolic_trace`` of the looping module (a ``GraphModule`` whose
+  generated code calls every layer);
+* pytorch-symbolic's ``SymbolicModel`` (skipped if not importable);
+* symgraph: ``symgraph_torch.SymbolicModel``, as users get it (``check_inputs``
+  on); and, for information, the same after ``optimize_module_calls``.
 
-Every round runs, for each grad mode, ``CALLS`` forward passes of every model in
-turn, with the models' order rotated from one pass to the next and from one round
-to the next, and the garbage collector off; a round keeps each model's fastest
-pass, the one least disturbed by the rest of the machine. The report gives the
-median over rounds of that time and the median of the per-round ratios to the
-hand-written model; the symbolic model passes when its ratio is at most 1.0.
+Target: at 1000 layers, symgraph takes at most 0.75x the looping module's time,
+under ``no_grad`` and with grad. All variants run in one process after
+``import symgraph_torch``, so their plain module calls pass through its
+``nn.Module.__call__`` hook (its cost is the ``module_call`` case).
 """
 
 from __future__ import annotations
 
-import argparse
-import gc
-import statistics
-import time
+import functools
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
-from torch import nn
+from torch import fx, nn
 
-from symgraph_torch import Input, SymbolicModel, optimize_module_calls
+import symgraph_torch
+from benchmarks import _harness
 
-LAYERS = 1_000
-LIMIT = 1.0
-CALLS = 3
+DEPTHS = (250, 500, 750, 1000)
+TARGET_DEPTH = 1000
+LIMIT = 0.75
 MODES = {"no_grad": False, "grad": True}
+MIN_SAMPLE_S = 0.002
+
+LOOPING = "looping nn.Module"
+UNROLLED = "unrolled nn.Module"
+SEQUENTIAL = "nn.Sequential"
+FX = "torch.fx"
+PYTORCH_SYMBOLIC = "pytorch-symbolic"
+SYMGRAPH = "symgraph"
+SYMGRAPH_OPTIMIZED = "symgraph optimize_module_calls (info)"
+
+LEGEND = {
+    LOOPING: "baseline; the layers in an nn.ModuleList, applied in a for loop in forward",
+    UNROLLED: "one attribute per layer, forward written out as x = self.l0(x), x = self.l1(x), ...",
+    SEQUENTIAL: "nn.Sequential(*layers)",
+    FX: "torch.fx.symbolic_trace of the looping module",
+    PYTORCH_SYMBOLIC: "pytorch_symbolic.SymbolicModel 1.2 (PyPI), default code generation",
+    SYMGRAPH: "symgraph_torch.SymbolicModel, check_inputs on (as users get it)",
+    SYMGRAPH_OPTIMIZED: "the same after symgraph_torch.optimize_module_calls (calls each layer's forward directly)",
+}
 
 
-class HandWritten(nn.Module):
+class Looping(nn.Module):
     """The baseline: the layers in an ``nn.ModuleList``, applied in a Python loop."""
 
-    def __init__(self, layers: list[nn.Module]) -> None:
+    def __init__(self, layers: Sequence[nn.Module]) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
 
@@ -53,93 +78,106 @@ class HandWritten(nn.Module):
         return x
 
 
-def symbolic(layers: list[nn.Module]) -> SymbolicModel:
-    """A ``SymbolicModel`` that applies ``layers`` in a chain."""
-    x = Input((4,))
+@functools.cache
+def unrolled_class(depth: int) -> type[nn.Module]:
+    """A module class holding ``depth`` layers as ``l0``, ``l1``, ... with a ``forward`` that calls each in turn.
+
+    The source is generated from ``depth`` alone (no user text), once per depth;
+    it is what a user would type by hand.
+    """
+    body = "".join(f"        x = self.l{i}(x)\n" for i in range(depth))
+    source = (
+        f"class Unrolled{depth}(nn.Module):\n"
+        "    def __init__(self, layers):\n"
+        "        super().__init__()\n"
+        "        for i, layer in enumerate(layers):\n"
+        "            self.add_module(f'l{i}', layer)\n"
+        "\n"
+        "    def forward(self, x):\n"
+        f"{body}"
+        "        return x\n"
+    )
+    namespace: dict[str, Any] = {"nn": nn, "__name__": __name__}
+    exec(compile(source, f"<unrolled module, {depth} layers>", "exec"), namespace)
+    cls: type[nn.Module] = namespace[f"Unrolled{depth}"]
+    return cls
+
+
+def symgraph_chain(layers: Sequence[nn.Module]) -> symgraph_torch.SymbolicModel:
+    """A ``symgraph_torch.SymbolicModel`` applying ``layers`` in a chain."""
+    x = symgraph_torch.Input((4,))
     h = x
     for layer in layers:
         h = layer(h)
-    return SymbolicModel(x, h)
+    return symgraph_torch.SymbolicModel(x, h)
 
 
-def build() -> tuple[dict[str, nn.Module], torch.Tensor]:
-    """The models to compare, by report name, and the input batch."""
+def pytorch_symbolic_chain(layers: Sequence[nn.Module]) -> nn.Module | None:
+    """pytorch-symbolic's ``SymbolicModel`` over the same chain, or ``None`` if it is not importable."""
+    ps = _harness.import_pytorch_symbolic()
+    if ps is None:
+        return None
+    x = ps.Input(shape=(4,))
+    h = x
+    for layer in layers:
+        h = h(layer)
+    model: nn.Module = ps.SymbolicModel(x, h)
+    return model
+
+
+def build_models(depth: int) -> tuple[dict[str, Callable[[torch.Tensor], torch.Tensor]], torch.Tensor]:
+    """Every variant over one set of ``depth`` layers, by name (the baseline first), and the input batch."""
     torch.manual_seed(0)
-    layers = [nn.Linear(4, 4) for _ in range(LAYERS)]
-    optimized = symbolic(layers)
-    optimize_module_calls(optimized)
-    models = {
-        "hand-written": HandWritten(layers),
-        "SymbolicModel": symbolic(layers),
-        "SymbolicModel + optimize_module_calls (info)": optimized,
+    layers = [nn.Linear(4, 4) for _ in range(depth)]
+    looping = Looping(layers)
+    models: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+        LOOPING: looping,
+        UNROLLED: unrolled_class(depth)(layers),
+        SEQUENTIAL: nn.Sequential(*layers),
+        FX: fx.symbolic_trace(looping),
     }
-    assert models["SymbolicModel"].check_inputs, "check_inputs should be on by default"
-    return models, torch.randn(4, 4)
+    other = pytorch_symbolic_chain(layers)
+    if other is not None:
+        models[PYTORCH_SYMBOLIC] = other
+    models[SYMGRAPH] = symgraph_chain(layers)
+    optimized = symgraph_chain(layers)
+    symgraph_torch.optimize_module_calls(optimized)
+    models[SYMGRAPH_OPTIMIZED] = optimized
+    x = torch.randn(4, 4)
+    _harness.check_same_outputs(models, LOOPING, x, MODES.values())
+    return models, x
 
 
-def check_outputs(models: dict[str, nn.Module], x: torch.Tensor) -> None:
-    """Every model gives exactly the hand-written model's output, in both grad modes."""
-    for grad in MODES.values():
-        with torch.set_grad_enabled(grad):
-            expected = models["hand-written"](x)
-            for name, model in models.items():
-                assert torch.equal(model(x), expected), f"{name} differs from the hand-written model"
-
-
-def time_forward(model: nn.Module, x: torch.Tensor) -> int:
-    """Nanoseconds of one forward pass; the output is released after the clock stops."""
-    t0 = time.perf_counter_ns()
-    out = model(x)
-    elapsed = time.perf_counter_ns() - t0
-    del out
-    return elapsed
-
-
-def measure_round(models: dict[str, nn.Module], x: torch.Tensor, grad: bool, round_index: int) -> dict[str, int]:
-    """Fastest of ``CALLS`` interleaved forward passes of each model, in nanoseconds."""
-    names = list(models)
-    times: dict[str, list[int]] = {name: [] for name in names}
-    with torch.set_grad_enabled(grad):
-        gc.disable()
-        try:
-            for k in range(CALLS):
-                shift = (round_index + k) % len(names)
-                for name in names[shift:] + names[:shift]:
-                    times[name].append(time_forward(models[name], x))
-        finally:
-            gc.enable()
-    return {name: min(t) for name, t in times.items()}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeats", type=int, default=200)
-    args = parser.parse_args()
-    models, x = build()
-    check_outputs(models, x)
-    for grad in MODES.values():  # warm-up
-        for r in range(3):
-            measure_round(models, x, grad, r)
-    rounds = [{mode: measure_round(models, x, grad, r) for mode, grad in MODES.items()} for r in range(args.repeats)]
-    base = "hand-written"
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {LAYERS} x Linear(4, 4), batch (4, 4), "
-        f"{args.repeats} rounds x {CALLS} passes"
+def case(quick: bool) -> _harness.Case:
+    rows = []
+    have_pytorch_symbolic = True
+    for depth in DEPTHS:
+        models, x = build_models(depth)
+        have_pytorch_symbolic = PYTORCH_SYMBOLIC in models
+        for mode, grad in MODES.items():
+            rows.append(_harness.torch_forward_row(f"{depth} layers, {mode}", models, LOOPING, x, grad, MIN_SAMPLE_S))
+    notes = [
+        "Only the forward pass is timed; its output (with its autograd graph) is released after the clock stops.",
+        "Every variant shares the same layer objects and was checked to give exactly the baseline's output.",
+    ]
+    if not have_pytorch_symbolic:
+        notes.append(_harness.PYTORCH_SYMBOLIC_MISSING)
+    return _harness.Case(
+        name="deep_linear",
+        title="N x nn.Linear(4, 4), batch (4, 4), forward pass",
+        rows=rows,
+        legend=LEGEND,
+        rounds=30,
+        quick_rounds=5,
+        passes=2 if quick else 3,
+        targets=[_harness.Target(f"{TARGET_DEPTH} layers, {mode}", SYMGRAPH, LIMIT) for mode in MODES],
+        notes=notes,
+        unit="us",
     )
-    print()
-    print(f"| {'mode':<7} | {'model':<44} | {'forward us':>10} | {'ratio to hand-written':>21} | {'verdict':>7} |")
-    print(f"|{'-' * 9}|{'-' * 46}|{'-' * 11}:|{'-' * 22}:|{'-' * 8}:|")
-    for mode in MODES:
-        for name in models:
-            median_us = statistics.median(r[mode][name] for r in rounds) / 1000
-            ratio = statistics.median(r[mode][name] / r[mode][base] for r in rounds)
-            verdict = "" if name != "SymbolicModel" else "PASS" if ratio <= LIMIT else "FAIL"
-            print(f"| {mode:<7} | {name:<44} | {median_us:>10.1f} | {ratio:>20.3f}x | {verdict:>7} |")
-    print()
-    print(
-        f"Limit: SymbolicModel / hand-written <= {LIMIT} in both modes; the optimize_module_calls row is informative."
-    )
+
+
+CASES: _harness.CaseBuilders = {"deep_linear": case}
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(_harness.main(CASES, "python -m benchmarks.torch_forward", __doc__))

@@ -1,0 +1,44 @@
+"""The benchmark suite: symgraph side by side with plain PyTorch, torch.fx, pytorch-symbolic and plain numpy.
+
+Run: ``.venv/bin/python -m benchmarks [--cases CASE ...] [--rounds N] [--quick] [--strict]``
+
+Cases (each also runs on its own as ``python -m benchmarks.<module>``):
+
+* ``deep_linear`` (``benchmarks.torch_forward``): forward pass of 250 to 1000
+  ``nn.Linear(4, 4)`` in a chain, under ``no_grad`` and with grad: looping
+  ``nn.Module`` (baseline), unrolled module, ``nn.Sequential``, ``torch.fx``,
+  pytorch-symbolic, symgraph;
+* ``toy_resnet`` (``benchmarks.toy_resnet``): the Keras guide's toy ResNet at 16,
+  32 and 64 px: hand-written module (baseline), ``torch.fx``, pytorch-symbolic,
+  symgraph;
+* ``module_call`` (``benchmarks.module_call_overhead``): a plain ``nn.Module`` call
+  in a process after ``import symgraph_torch`` against a fresh process;
+* ``numpy`` (``benchmarks.numpy_replay``): 100 elementwise numpy steps replayed by
+  symgraph against the same steps written out;
+* ``build_scaling`` and ``conv_build`` (``benchmarks.build_scaling``): graph build
+  time against size, and building a 16-convolution model against pytorch-symbolic.
+
+Every case interleaves its variants in rounds and reports medians of paired
+per-round ratios (variant / baseline measured in the same round), with torch
+fixed to one thread. The tables go to stdout, progress to stderr; the raw
+samples, medians and environment go to a JSON file and the ratios to a PNG plot
+(by default ``benchmarks/results/latest.json`` and ``latest.png``). The exit
+status is 0 unless ``--strict`` is given and a target is missed.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from benchmarks import _harness, build_scaling, module_call_overhead, numpy_replay, torch_forward, toy_resnet
+
+CASES: _harness.CaseBuilders = {
+    **torch_forward.CASES,
+    **toy_resnet.CASES,
+    **module_call_overhead.CASES,
+    **numpy_replay.CASES,
+    **build_scaling.CASES,
+}
+
+if __name__ == "__main__":
+    sys.exit(_harness.main(CASES, "python -m benchmarks", __doc__, save_by_default=True))
