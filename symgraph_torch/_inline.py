@@ -61,16 +61,22 @@ def inline_layer_call(layer: nn.Module, args: Sequence[str], ref: Callable[[obje
         >>> from torch import nn
         >>> names = {}
         >>> expression = inline_layer_call(nn.Linear(2, 2), ["v0"], lambda o: names.setdefault(id(o), f"c{len(names)}"))
-        >>> expression.startswith("c0(v0) if (c0._forward_hooks or")
+        >>> expression.startswith("c0(v0) if (c1 or c2 or c3 or c4 or c0._compiled_call_impl is not None")
         True
     """
     if type(layer) is not nn.Linear or len(args) != 1:
         return None
     name = ref(layer)
+    # The hook dicts and the instance dict are read as constants, which halves the
+    # guard's cost: torch registers and removes hooks by changing these dicts in
+    # place (RemovableHandle keeps a reference to them), never by replacing them.
+    hooks = [
+        ref(d)
+        for d in (layer._forward_hooks, layer._forward_pre_hooks, layer._backward_hooks, layer._backward_pre_hooks)
+    ]
     guard = (
-        f"{name}._forward_hooks or {name}._forward_pre_hooks or {name}._backward_hooks or "
-        f"{name}._backward_pre_hooks or {name}._compiled_call_impl is not None or "
-        f"{name}.__class__ is not {ref(nn.Linear)} or 'forward' in {name}.__dict__"
+        f"{' or '.join(hooks)} or {name}._compiled_call_impl is not None or "
+        f"{name}.__class__ is not {ref(nn.Linear)} or 'forward' in {ref(vars(layer))}"
     )
     fast = f"{ref(functional.linear)}({args[0]}, {name}._parameters['weight'], {name}._parameters['bias'])"
     return f"{name}({args[0]}) if ({guard}) else {fast}"
