@@ -70,6 +70,7 @@ def inline_layer_call(layer: nn.Module, args: Sequence[str], ref: Callable[[obje
     # The hook dicts and the instance dict are read as constants, which halves the
     # guard's cost: torch registers and removes hooks by changing these dicts in
     # place (RemovableHandle keeps a reference to them), never by replacing them.
+    # Copies and unpickled models generate their code again, for their own layers.
     hooks = [
         ref(d)
         for d in (layer._forward_hooks, layer._forward_pre_hooks, layer._backward_hooks, layer._backward_pre_hooks)
@@ -78,5 +79,7 @@ def inline_layer_call(layer: nn.Module, args: Sequence[str], ref: Callable[[obje
         f"{' or '.join(hooks)} or {name}._compiled_call_impl is not None or "
         f"{name}.__class__ is not {ref(nn.Linear)} or 'forward' in {ref(vars(layer))}"
     )
-    fast = f"{ref(functional.linear)}({args[0]}, {name}._parameters['weight'], {name}._parameters['bias'])"
+    # ``_parameters`` too is changed in place, by ``.to()`` and by ``functional_call``.
+    params = ref(layer._parameters)
+    fast = f"{ref(functional.linear)}({args[0]}, {params}['weight'], {params}['bias'])"
     return f"{name}({args[0]}) if ({guard}) else {fast}"
