@@ -39,7 +39,10 @@ def compile_generated(code: GeneratedCode) -> Callable[..., Any]:
     filename = f"<symgraph replay {next(_counter)}>"
     namespace = dict(code.namespace)
     exec(compile(code.source, filename, "exec"), namespace)
-    function: Callable[..., Any] = namespace[FUNCTION_NAME]
+    # Taken out of its own globals: a function that its globals hold is a reference
+    # cycle, which only the garbage collector frees, so a dropped model (and its
+    # linecache entry, one string per line) would stay alive until a collection.
+    function: Callable[..., Any] = namespace.pop(FUNCTION_NAME)
     linecache.cache[filename] = (len(code.source), None, code.source.splitlines(keepends=True), filename)
     weakref.finalize(function, linecache.cache.pop, filename, None)
     return function

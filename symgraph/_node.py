@@ -51,27 +51,56 @@ class Node:
 
     __slots__ = (
         "__weakref__",
-        "children",
+        "_children",
+        "_parents",
         "custom_name",
         "handle",
         "id",
         "meta",
         "op",
-        "parents",
         "pending",
         "value",
     )
 
+    # A graph is cyclic (a node and its handle refer to each other, and so do parents
+    # and children), so only the cyclic garbage collector frees it, and each of its
+    # full collections scans every object of the graph. Recording a large graph pays
+    # for several of them, so a node keeps as few objects of its own as it can: a
+    # single parent or child is stored as itself, not in a tuple or a list, and the
+    # public ``parents`` and ``children`` are built from that.
+
     def __init__(self, op: Operation, parents: tuple[Node, ...], value: Any, custom_name: str | None = None) -> None:
         self.id = next(_counter)
         self.op = op
-        self.parents = parents
-        self.children: list[Node] = []
+        self._parents: Node | tuple[Node, ...] = parents[0] if len(parents) == 1 else tuple(parents)
+        self._children: Node | list[Node] | None = None  # None, one child, or the list made by ``children``
         self.value = value
         self.custom_name = custom_name
         self.handle: SymbolicData
         self.meta: dict[str, Any] | None = None
         self.pending = True
+
+    @property
+    def parents(self) -> tuple[Node, ...]:
+        """Distinct parent nodes, in the order the operation refers to them."""
+        parents = self._parents
+        return parents if isinstance(parents, tuple) else (parents,)
+
+    @parents.setter
+    def parents(self, parents: tuple[Node, ...]) -> None:
+        self._parents = parents[0] if len(parents) == 1 else tuple(parents)
+
+    @property
+    def children(self) -> list[Node]:
+        """Nodes recorded with this one as a parent, in the order they joined the graph."""
+        children = self._children
+        if children is None or isinstance(children, Node):
+            children = self._children = [] if children is None else [children]
+        return children
+
+    @children.setter
+    def children(self, children: list[Node]) -> None:
+        self._children = children
 
     def attach(self) -> None:
         """Link this node, and any pending ancestors, into their parents' ``children``."""
@@ -81,8 +110,15 @@ class Node:
             if node.pending:
                 node.pending = False
                 for parent in node.parents:
-                    parent.children.append(node)
-                    stack.append(parent)
+                    siblings = parent._children
+                    if siblings is None:
+                        parent._children = node
+                    elif isinstance(siblings, Node):
+                        parent._children = [siblings, node]
+                    else:
+                        siblings.append(node)
+                    if parent.pending:
+                        stack.append(parent)
 
     def __repr__(self) -> str:
         return f"<Node {self.id} {self.op!r}>"

@@ -144,10 +144,13 @@ class Operator(Operation):
             raise ValueError(f"unknown operator {symbol!r} for {len(operands)} operand(s)")
         self.symbol = symbol
         self.operands = tuple(operands)
-        self.fn = table[symbol][0]
+        self.fn: Callable[..., Any] = table[symbol][0]
 
     def evaluate(self, args: Sequence[Any]) -> Any:
-        return self.fn(*(t.evaluate(args) for t in self.operands))
+        operands = self.operands
+        if len(operands) == 2:  # spelled out: recording evaluates every operator once
+            return self.fn(operands[0].evaluate(args), operands[1].evaluate(args))
+        return self.fn(*(t.evaluate(args) for t in operands))
 
     def templates(self) -> tuple[Template, ...]:
         return self.operands

@@ -143,60 +143,59 @@ def _normalize_outputs(outputs: Any) -> tuple[list[Node], Template, list[str]]:
     return collector.parents, template, labels
 
 
-def _schedule(inputs: list[Node], outputs: list[Node], labels: list[str]) -> list[Node]:
-    """Nodes strictly between the inputs and the outputs, in execution order.
+_ON_PATH = -1  # the slot of a node that the walk in _schedule has entered but not emitted yet
+
+
+def _schedule(inputs: list[Node], outputs: list[Node], labels: list[str]) -> tuple[list[Node], dict[Node, int]]:
+    """Nodes strictly between the inputs and the outputs, in execution order, and every slot.
 
     An iterative depth-first walk from each output in turn, parents in the order
     the operation refers to them, emits every node after its parents (post-order).
     This is the order pytorch-symbolic lists layers in, and running each branch to
     its end before starting the next keeps few intermediate values alive.
+
+    Returns:
+        The nodes in execution order, and the slot of each input and each of those
+        nodes: the walk's own bookkeeping, so a large graph is not indexed twice.
     """
-    is_input = {id(n) for n in inputs}
-    state: dict[int, bool] = {}  # False while on the current path, True once emitted
+    # Nodes are keys as themselves (they hash by identity): their hash spreads
+    # better than id(), whose low bits are always zero.
+    slots = {node: i for i, node in enumerate(inputs)}
     order: list[Node] = []
     for output, origin in zip(outputs, labels, strict=True):
-        stack: list[tuple[Node, int]] = [(output, 0)]
+        # Two stacks, of nodes and of the next parent to visit, rather than one of
+        # pairs: a deep chain keeps its whole path on the stack, and a pair per node
+        # would be that many more objects for the garbage collector to scan.
+        stack: list[Node] = [output]
+        next_parents: list[int] = [0]
         while stack:
-            node, next_parent = stack.pop()
-            key = id(node)
+            node = stack.pop()
+            next_parent = next_parents.pop()
+            parents = node.parents
             if next_parent == 0:
-                if key in is_input:
-                    continue
-                seen = state.get(key)
-                if seen:
-                    continue
-                if seen is False:
-                    path = [n for n, _ in stack if state.get(id(n)) is False]
+                slot = slots.get(node)
+                if slot is not None:
+                    if slot != _ON_PATH:
+                        continue  # an input, or emitted already
+                    path = [n for n in stack if slots.get(n) == _ON_PATH]
                     names = ", ".join(_display(n) for n in path[-5:])
                     raise GraphError(
                         f"the graph between the inputs and outputs has a cycle through {_display(node)}; "
                         f"the walk from {origin} came through: {names}"
                     )
-                if not node.parents:
+                if not parents:
                     raise GraphError(
                         f"{origin} depends on {_display(node)}, which is a missing input: "
                         "it is not among the model's inputs; add it to them or build the output without it"
                     )
-                state[key] = False
-            if next_parent < len(node.parents):
-                stack.append((node, next_parent + 1))
-                stack.append((node.parents[next_parent], 0))
+                slots[node] = _ON_PATH
+            if next_parent < len(parents):
+                stack += (node, parents[next_parent])
+                next_parents += (next_parent + 1, 0)
             else:
-                state[key] = True
+                slots[node] = len(inputs) + len(order)
                 order.append(node)
-    return order
-
-
-def _unique_names(bases: Sequence[tuple[str, bool]]) -> list[str]:
-    counts: dict[str, int] = {}
-    names = []
-    for base, custom in bases:
-        if custom:
-            names.append(base)
-            continue
-        counts[base] = counts.get(base, 0) + 1
-        names.append(f"{base}_{counts[base]}")
-    return names
+    return order, slots
 
 
 def build_plan(inputs: Any, outputs: Any) -> tuple[Plan, list[Node]]:
@@ -223,37 +222,42 @@ def build_plan(inputs: Any, outputs: Any) -> tuple[Plan, list[Node]]:
     """
     input_nodes, keys = _normalize_inputs(inputs)
     output_nodes, out_template, labels = _normalize_outputs(outputs)
-    inner = _schedule(input_nodes, output_nodes, labels)
+    inner, slot = _schedule(input_nodes, output_nodes, labels)
     nodes = input_nodes + inner
     for node in (*input_nodes, *output_nodes):
         node.attach()  # a model uses them, so they are part of the graph now
-    slot = {id(n): i for i, n in enumerate(nodes)}
 
-    bases: list[tuple[str, bool]] = []
-    for i, node in enumerate(nodes):
-        if node.custom_name is not None:
-            bases.append((node.custom_name, True))
-        elif i < len(input_nodes):
-            # Dict inputs are named by their keys; the summary only displays them.
-            bases.append((keys[i], True) if keys is not None else ("Input", False))
-        else:
-            bases.append((node.op.display_name([p.value for p in node.parents]), False))
-    names = _unique_names(bases)
-
-    # The handle's class describes and checks values: it knows what the node's value
-    # alone does not (a tensor's unknown batch size, say).
-    specs = tuple(
-        InputSpec(names[i], type(node.handle)._describe_node(node), type(node.handle)._input_check(node, names[i]))
-        for i, node in enumerate(input_nodes)
-    )
-    steps = tuple(
-        Step(node.op, tuple(slot[id(p)] for p in node.parents), names[i], type(node.handle)._describe_node(node))
-        for i, node in enumerate(nodes)
-        if i >= len(input_nodes)
-    )
+    # A custom name, or a dict input's key, is used as it is; other names are a base
+    # name numbered per base (Input_1, LambdaOpLayer_2, ...). The handle's class
+    # describes and checks values: it knows what the node's value alone does not (a
+    # tensor's unknown batch size, say).
+    counts: dict[str, int] = {}
+    specs: list[InputSpec] = []
+    for i, node in enumerate(input_nodes):
+        name = node.custom_name
+        if name is None:
+            if keys is not None:
+                name = keys[i]  # dict inputs are named by their keys; the summary only displays them
+            else:
+                count = counts["Input"] = counts.get("Input", 0) + 1
+                name = f"Input_{count}"
+        handle_type = type(node.handle)
+        specs.append(InputSpec(name, handle_type._describe_node(node), handle_type._input_check(node, name)))
+    # One pass per node does all its work: a large graph does not fit in the CPU's
+    # caches, and each further pass over it would fetch every node from memory again.
+    steps: list[Step] = []
+    for node in inner:
+        parents = node.parents
+        name = node.custom_name
+        if name is None:
+            base = node.op.display_name([p.value for p in parents])
+            count = counts[base] = counts.get(base, 0) + 1
+            name = f"{base}_{count}"
+        args = tuple([slot[p] for p in parents])
+        steps.append(Step(node.op, args, name, type(node.handle)._describe_node(node)))
     # Output templates refer to collector positions; renumber them to slots.
-    out_slots = [slot[id(n)] for n in output_nodes]
-    plan = Plan(specs, keys, steps, _renumber(out_template, out_slots))
+    out_slots = [slot[n] for n in output_nodes]
+    plan = Plan(tuple(specs), keys, tuple(steps), _renumber(out_template, out_slots))
     return plan, nodes
 
 

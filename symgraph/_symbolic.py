@@ -10,7 +10,7 @@ from symgraph._backends import backend_for, describe_value, on_registry_change
 from symgraph._errors import TraceError
 from symgraph._node import Node
 from symgraph._ops import Call, GetAttr, Operation, Operator, Slice, Unpack
-from symgraph._templates import Const, Ref, Template, parse
+from symgraph._templates import Const, Ref, Template, is_shared, parse
 
 __all__ = ["ArgumentCollector", "SymbolicData", "record", "symbolic_class_for"]
 
@@ -318,9 +318,23 @@ class ArgumentCollector:
         return record(op, tuple(self.parents), custom_name=custom_name)
 
 
+# Operations are immutable, so an operator whose operands are all shared templates
+# (``y + 1`` is Operator("+", Ref(0), Const(1))) is made once and shared by every node
+# that records it: two fewer objects per node for the garbage collector to scan. The
+# table is bounded: a few symbols times the shared leaves.
+_shared_operators: dict[tuple[Any, ...], Operator] = {}
+
+
 def _operator(symbol: str, *operands: Any) -> SymbolicData:
     collector = ArgumentCollector()
-    return collector.record(Operator(symbol, [collector.template(o) for o in operands]))
+    templates = [collector.template(o) for o in operands]
+    key = (symbol, *templates)
+    op = _shared_operators.get(key)
+    if op is None:
+        op = Operator(symbol, templates)
+        if all(is_shared(t) for t in templates):
+            _shared_operators[key] = op
+    return collector.record(op)
 
 
 def record(

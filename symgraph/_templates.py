@@ -4,6 +4,9 @@ A call such as ``f([x, 2], key={"a": y})`` is stored as templates whose leaves a
 either :class:`Ref` (the n-th parent of the node) or :class:`Const` (a value captured
 once at trace time). Only ``list``, ``tuple`` (including named tuples), ``dict`` and
 ``slice`` are looked into; anything else is a constant.
+
+Templates are immutable once built, so :func:`parse` hands out shared instances of
+the commonest leaves (see :func:`shared_ref` and :func:`shared_const`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ __all__ = [
     "SliceT",
     "Template",
     "TupleT",
+    "is_shared",
     "parse",
+    "shared_const",
+    "shared_ref",
 ]
 
 # Templates are emitted as nested Python expressions, and CPython's parser refuses
@@ -105,6 +111,58 @@ class Const(Template):
 
     def __repr__(self) -> str:
         return f"Const({self.value!r})"
+
+
+# Recording makes templates for every node, and most of them are the same few leaves:
+# Ref(0), Ref(1), Const(1), Const(None). An object kept per node is one more for each
+# full collection of the cyclic garbage collector to scan, and those collections are
+# what made recording a large graph grow faster than the graph, so the leaves are shared.
+_SHARED_REFS = tuple(Ref(i) for i in range(256))
+_SMALL_INTS = range(-5, 257)  # CPython keeps one object per value here, so sharing keeps identity
+_SMALL_INT_CONSTS = tuple(Const(i) for i in _SMALL_INTS)
+_SINGLETON_CONSTS = {id(v): Const(v) for v in (None, True, False, Ellipsis, NotImplemented)}
+# Exact types whose values :func:`parse` takes as constants without looking inside.
+_ATOMS = frozenset({int, float, complex, str, bytes, bool, type(None)})
+
+
+def shared_ref(index: int) -> Ref:
+    """``Ref(index)``; a shared instance for small indices.
+
+    Example:
+        >>> shared_ref(1) is shared_ref(1), shared_ref(1)
+        (True, Ref(1))
+    """
+    if 0 <= index < len(_SHARED_REFS):
+        return _SHARED_REFS[index]
+    return Ref(index)
+
+
+def shared_const(value: Any) -> Const:
+    """``Const(value)``; a shared instance for ``None``, bools, ``...`` and small ints.
+
+    Only values that are singletons in CPython are shared, so ``.value`` is always
+    the very object passed in.
+
+    Example:
+        >>> shared_const(2) is shared_const(2), shared_const(2.0) is shared_const(2.0)
+        (True, False)
+    """
+    if type(value) is int and -5 <= value <= 256:
+        return _SMALL_INT_CONSTS[value + 5]
+    const = _SINGLETON_CONSTS.get(id(value))
+    return const if const is not None else Const(value)
+
+
+def is_shared(template: Template) -> bool:
+    """Whether ``template`` is one of the shared leaves, which live as long as the process.
+
+    Example:
+        >>> is_shared(shared_const(None)), is_shared(Const(None))
+        (True, False)
+    """
+    if type(template) is Ref:
+        return shared_ref(template.index) is template
+    return type(template) is Const and shared_const(template.value) is template
 
 
 class _Seq(Template):
@@ -200,7 +258,10 @@ def parse(obj: Any, leaf: Callable[[Any], int | None], _depth: int = 0) -> Templ
     """
     index = leaf(obj)
     if index is not None:
-        return Ref(index)
+        return shared_ref(index)
+    tp = type(obj)
+    if tp in _ATOMS:
+        return shared_const(obj)  # the commonest constants, which hold nothing to look into
     if _depth > MAX_DEPTH:
         if not _contains_symbolic(obj, leaf):
             return Const(obj)  # a deep constant is emitted as one name, however deep it is
@@ -208,7 +269,6 @@ def parse(obj: Any, leaf: Callable[[Any], int | None], _depth: int = 0) -> Templ
             f"symbolic values are nested deeper than {MAX_DEPTH} levels (or in a structure that contains "
             "itself); flatten the arguments before recording the call"
         )
-    tp = type(obj)
     is_namedtuple = tp is not tuple and isinstance(obj, tuple) and hasattr(tp, "_fields")
     if tp is list or tp is tuple or tp is slice or is_namedtuple:
         raw = (obj.start, obj.stop, obj.step) if tp is slice else obj
@@ -237,7 +297,7 @@ def parse(obj: Any, leaf: Callable[[Any], int | None], _depth: int = 0) -> Templ
             f"a symbolic value is hidden inside a {tp.__name__!r}, where it would be frozen as a constant; "
             "pass it as an argument, in a plain list, tuple or dict"
         )
-    return Const(obj)
+    return shared_const(obj)
 
 
 def _contains_symbolic(obj: Any, leaf: Callable[[Any], int | None]) -> bool:
