@@ -46,6 +46,18 @@ def variant_or_skip(models: dict[str, Any], variant: str) -> Any:
     return models[variant]
 
 
+def time_forward(
+    benchmark: Any, group: str, models: dict[str, Any], baseline: str, variant: str, x: Any, grad: bool
+) -> None:
+    """Time one variant's forward pass and check its output against the baseline's."""
+    model = variant_or_skip(models, variant)
+    benchmark.group = group
+    with torch.set_grad_enabled(grad):
+        expected = models[baseline](x)
+        out = benchmark(model, x)
+    assert torch.equal(out, expected)
+
+
 # deep_linear ------------------------------------------------------------------
 
 
@@ -58,12 +70,8 @@ def deep_linear() -> tuple[dict[str, Callable[[Any], Any]], Any]:
 @pytest.mark.parametrize("variant", list(torch_forward.LEGEND))
 def test_deep_linear(benchmark: Any, deep_linear: tuple[dict[str, Any], Any], variant: str, mode: str) -> None:
     models, x = deep_linear
-    model = variant_or_skip(models, variant)
-    benchmark.group = f"deep_linear: {DEEP_LINEAR_DEPTH} x Linear(4, 4), {mode}"
-    with torch.set_grad_enabled(MODES[mode]):
-        expected = models[torch_forward.LOOPING](x)
-        out = benchmark(model, x)
-    assert torch.equal(out, expected)
+    group = f"deep_linear: {DEEP_LINEAR_DEPTH} x Linear(4, 4), {mode}"
+    time_forward(benchmark, group, models, torch_forward.LOOPING, variant, x, MODES[mode])
 
 
 # toy_resnet -------------------------------------------------------------------
@@ -78,12 +86,8 @@ def resnet() -> tuple[dict[str, Callable[[Any], Any]], Any]:
 @pytest.mark.parametrize("variant", list(toy_resnet.LEGEND))
 def test_toy_resnet(benchmark: Any, resnet: tuple[dict[str, Any], Any], variant: str, mode: str) -> None:
     models, x = resnet
-    model = variant_or_skip(models, variant)
-    benchmark.group = f"toy_resnet: {RESNET_PX} px, batch {toy_resnet.BATCH}, {mode}"
-    with torch.set_grad_enabled(MODES[mode]):
-        expected = models[toy_resnet.HAND_WRITTEN](x)
-        out = benchmark(model, x)
-    assert torch.equal(out, expected)
+    group = f"toy_resnet: {RESNET_PX} px, batch {toy_resnet.BATCH}, {mode}"
+    time_forward(benchmark, group, models, toy_resnet.HAND_WRITTEN, variant, x, MODES[mode])
 
 
 # module_call ------------------------------------------------------------------
