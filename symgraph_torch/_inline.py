@@ -8,16 +8,15 @@ call, whether anything could make the normal path behave differently: hooks on
 the layer, a compiled layer, a changed class (``torch.nn.utils.parametrize``
 swaps it) or an instance-level ``forward``. Only when nothing does, it calls the
 torch function itself with the parameters read from ``_parameters``, which is
-also where ``torch.func.functional_call`` puts its replacements. Global hooks,
-a patched class ``forward`` and ``torch.jit.trace`` are checked once per model
-call, and send the whole call down the normal path.
+also where ``torch.func.functional_call`` puts its replacements. Global hooks
+and a patched class ``forward`` are checked once per model call (as is
+``torch.jit.trace``, by the model), and send the whole call down the normal path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import torch
 from torch import nn
 from torch.nn import functional
 from torch.nn.modules import module as torch_module
@@ -40,7 +39,6 @@ def inlining_allowed() -> bool:
         or torch_module._global_forward_pre_hooks
         or torch_module._global_backward_hooks
         or torch_module._global_backward_pre_hooks
-        or torch._C._get_tracing_state() is not None
         or any(cls.forward is not forward for cls, forward in _ORIGINAL_FORWARDS)
     )
 

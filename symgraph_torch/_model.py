@@ -235,9 +235,11 @@ class DetachedSymbolicModel(nn.Module):
         if kwargs and SKIP_INPUT_CHECKS in kwargs:
             check = not kwargs.pop(SKIP_INPUT_CHECKS)
         values = program.bind(args, kwargs)
-        if check and program.checks and torch._C._get_tracing_state() is None:
+        tracing = torch._C._get_tracing_state() is not None
+        if check and program.checks and not tracing:
             program.check(values)
-        if program is not self._normal_program and not inlining_allowed():
+        # Under jit.trace the normal path keeps every layer a submodule call in the trace.
+        if program is not self._normal_program and (tracing or not inlining_allowed()):
             program = self._normal_program
         return program.replay(self, *values)
 
