@@ -29,6 +29,8 @@ from torch import nn
 THREADS = 1
 # Calls per block, per module: about 1-2 ms of work on this 2-core CPU machine.
 CALLS = {"Linear(4, 4)": 200, "Sequential(3 Linear + 2 ReLU)": 40}
+# The same modes as _harness.GRAD_MODES, spelled out: the worker stands for a fresh
+# process, so it imports nothing of the project beyond torch (and symgraph_torch, when asked).
 MODES = {"no_grad": False, "grad": True}
 
 

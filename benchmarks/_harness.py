@@ -351,6 +351,9 @@ def import_pytorch_symbolic() -> ModuleType | None:
 
 PYTORCH_SYMBOLIC_MISSING = "pytorch-symbolic is not importable (pip install pytorch-symbolic): its variant is skipped."
 
+#: The two autograd modes every torch case is timed in: label -> grad enabled.
+GRAD_MODES = {"no_grad": False, "grad": True}
+
 
 def check_same_outputs(
     models: dict[str, Callable[[Any], Any]], baseline: str, x: Any, grad_modes: Iterable[bool]
@@ -386,6 +389,17 @@ def torch_forward_row(
             calls[variant] = calls_per_sample(model, x, min_sample_s, time_each_call)
             samples[variant] = in_mode(time_each_call(model, x, calls[variant]))
     return Row(name, list(models), baseline, samples, calls)
+
+
+def torch_forward_rows(
+    builds: Iterable[tuple[str, dict[str, Callable[[Any], Any]], Any]], baseline: str, min_sample_s: float
+) -> list[Row]:
+    """One :func:`torch_forward_row` per ``(label, models, x)`` build and grad mode, named ``"label, mode"``."""
+    return [
+        torch_forward_row(f"{label}, {mode}", models, baseline, x, grad, min_sample_s)
+        for label, models, x in builds
+        for mode, grad in GRAD_MODES.items()
+    ]
 
 
 # ----------------------------------------------------------------------------- report

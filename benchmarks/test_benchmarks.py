@@ -25,7 +25,7 @@ np = pytest.importorskip("numpy")
 
 from benchmarks import _call_worker, _harness, build_scaling, numpy_replay, torch_forward, toy_resnet  # noqa: E402
 
-MODES = {"no_grad": False, "grad": True}
+MODES = _harness.GRAD_MODES
 DEEP_LINEAR_DEPTH = 1000
 RESNET_PX = 32
 NUMPY_SHAPE = (8,)

@@ -43,7 +43,7 @@ from benchmarks import _harness
 DEPTHS = (250, 500, 750, 1000)
 TARGET_DEPTH = 1000
 LIMIT = 0.75
-MODES = {"no_grad": False, "grad": True}
+MODES = _harness.GRAD_MODES
 MIN_SAMPLE_S = 0.002
 
 LOOPING = "looping nn.Module"
@@ -149,13 +149,9 @@ def build_models(depth: int) -> tuple[dict[str, Callable[[torch.Tensor], torch.T
 
 
 def case(quick: bool) -> _harness.Case:
-    rows = []
-    have_pytorch_symbolic = True
-    for depth in DEPTHS:
-        models, x = build_models(depth)
-        have_pytorch_symbolic = PYTORCH_SYMBOLIC in models
-        for mode, grad in MODES.items():
-            rows.append(_harness.torch_forward_row(f"{depth} layers, {mode}", models, LOOPING, x, grad, MIN_SAMPLE_S))
+    builds = [(f"{depth} layers", *build_models(depth)) for depth in DEPTHS]
+    have_pytorch_symbolic = all(PYTORCH_SYMBOLIC in models for _, models, _ in builds)
+    rows = _harness.torch_forward_rows(builds, LOOPING, MIN_SAMPLE_S)
     notes = [
         "Only the forward pass is timed; its output (with its autograd graph) is released after the clock stops.",
         "Every variant shares the same layer objects and was checked to give exactly the baseline's output.",

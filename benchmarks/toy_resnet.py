@@ -34,17 +34,14 @@ from torch import fx, nn
 
 import symgraph_torch
 from benchmarks import _harness
+from benchmarks.torch_forward import FX, PYTORCH_SYMBOLIC, SYMGRAPH, SYMGRAPH_OPTIMIZED
 
 SIZES = (16, 32, 64)
 BATCH = 4
-MODES = {"no_grad": False, "grad": True}
+MODES = _harness.GRAD_MODES
 MIN_SAMPLE_S = 0.005
 
 HAND_WRITTEN = "hand-written nn.Module"
-FX = "torch.fx"
-PYTORCH_SYMBOLIC = "pytorch-symbolic"
-SYMGRAPH = "symgraph"
-SYMGRAPH_OPTIMIZED = "symgraph optimize_module_calls (info)"
 
 LEGEND = {
     HAND_WRITTEN: "baseline; the ToyResNet class of the seed docs, layers called by attribute in forward",
@@ -191,13 +188,9 @@ def build_models(px: int) -> tuple[dict[str, Callable[[torch.Tensor], torch.Tens
 
 
 def case(quick: bool) -> _harness.Case:
-    rows = []
-    have_pytorch_symbolic = True
-    for px in SIZES:
-        models, x = build_models(px)
-        have_pytorch_symbolic = PYTORCH_SYMBOLIC in models
-        for mode, grad in MODES.items():
-            rows.append(_harness.torch_forward_row(f"{px} px, {mode}", models, HAND_WRITTEN, x, grad, MIN_SAMPLE_S))
+    builds = [(f"{px} px", *build_models(px)) for px in SIZES]
+    have_pytorch_symbolic = all(PYTORCH_SYMBOLIC in models for _, models, _ in builds)
+    rows = _harness.torch_forward_rows(builds, HAND_WRITTEN, MIN_SAMPLE_S)
     notes = [
         "Unrolled module and nn.Sequential do not apply: the network branches (two residual additions), "
         "and the hand-written module already calls its layers one by one.",
