@@ -1,8 +1,12 @@
 """symgraph: record Python operations on symbolic values, replay them fast.
 
 Build a graph by operating on symbolic values, pick inputs and outputs, and get
-a model that replays the recorded operations on new values through generated,
-straight-line Python code.
+a model that replays the recorded operations on new values, through generated
+straight-line Python code or another executor.
+
+This module holds what users need. What backend and executor authors need is
+in :mod:`symgraph.plugin`; the conformance tests for backends are in
+:mod:`symgraph.testing`.
 
 Example:
     >>> import symgraph
@@ -13,71 +17,39 @@ Example:
     ({5, 6}, {5})
 """
 
-from symgraph._backends import ENTRY_POINT_GROUP, Backend, backend_for, loaded_backends, register_backend
-from symgraph._codegen import ConstantPool, GeneratedCode, emit_template, generate, register_emitter
-from symgraph._compile import compile_generated
-from symgraph._errors import GraphError, SymgraphError, TraceError
-from symgraph._interpreter import interpret
-from symgraph._model import Program, SymbolicModel, extend_outputs
+from symgraph._errors import (
+    ExecutorError,
+    ExecutorFallbackWarning,
+    GraphError,
+    InputError,
+    MissingGraphError,
+    SymgraphError,
+    TraceError,
+)
+from symgraph._executors import available_executors, register_executor
+from symgraph._model import SymbolicModel
 from symgraph._networkx import to_networkx
-from symgraph._node import Node
-from symgraph._ops import Call, GetAttr, MethodCall, Operation, Operator, Placeholder, Slice, Unpack
-from symgraph._plan import InputSpec, Plan, Step, build_plan, describe_value
 from symgraph._summary import format_summary
-from symgraph._symbolic import ArgumentCollector, SymbolicData, record, symbolic_class_for
-from symgraph._templates import Const, DictT, ListT, NamedTupleT, Ref, SliceT, Template, TupleT
+from symgraph._symbolic import SymbolicData
 from symgraph._trace import CustomInput, add_to_graph
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ENTRY_POINT_GROUP",
-    "ArgumentCollector",
-    "Backend",
-    "Call",
-    "Const",
-    "ConstantPool",
     "CustomInput",
-    "DictT",
-    "GeneratedCode",
-    "GetAttr",
+    "ExecutorError",
+    "ExecutorFallbackWarning",
     "GraphError",
-    "InputSpec",
-    "ListT",
-    "MethodCall",
-    "NamedTupleT",
-    "Node",
-    "Operation",
-    "Operator",
-    "Placeholder",
-    "Plan",
-    "Program",
-    "Ref",
-    "Slice",
-    "SliceT",
-    "Step",
+    "InputError",
+    "MissingGraphError",
     "SymbolicData",
     "SymbolicModel",
     "SymgraphError",
-    "Template",
     "TraceError",
-    "TupleT",
-    "Unpack",
     "__version__",
     "add_to_graph",
-    "backend_for",
-    "build_plan",
-    "compile_generated",
-    "describe_value",
-    "emit_template",
-    "extend_outputs",
+    "available_executors",
     "format_summary",
-    "generate",
-    "interpret",
-    "loaded_backends",
-    "record",
-    "register_backend",
-    "register_emitter",
-    "symbolic_class_for",
+    "register_executor",
     "to_networkx",
 ]

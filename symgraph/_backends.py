@@ -5,6 +5,10 @@ A backend tells symgraph which value types it handles and which
 ``symgraph.backends`` entry-point group and loaded lazily: the entry point's name is
 the top-level module of the library it handles (``torch``, ``numpy``), and it is
 loaded the first time a value whose type comes from that module is wrapped.
+
+The registry knows handles only through :class:`~symgraph.plugin.Handle`, so it
+imports nothing of the recording machinery; the one cache of which backend
+handles a type lives here, and the handle module asks it.
 """
 
 from __future__ import annotations
@@ -12,15 +16,24 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from symgraph._errors import SymgraphError
+from symgraph._node import Handle
 
-if TYPE_CHECKING:
-    from symgraph._symbolic import SymbolicData
-
-__all__ = ["ENTRY_POINT_GROUP", "Backend", "backend_for", "describe_value", "loaded_backends", "register_backend"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Backend",
+    "RegistrySnapshot",
+    "backend_for",
+    "describe_value",
+    "loaded_backends",
+    "register_backend",
+    "restore_registry",
+    "snapshot_registry",
+]
 
 ENTRY_POINT_GROUP = "symgraph.backends"
 
@@ -41,27 +54,28 @@ class Backend:
     Example:
         >>> import fractions
         >>> import symgraph
-        >>> class SymbolicFraction(symgraph.SymbolicData):
+        >>> from symgraph.plugin import Backend, SymbolicData, register_backend
+        >>> class SymbolicFraction(SymbolicData):
         ...     __slots__ = ()
-        >>> class FractionBackend(symgraph.Backend):
+        >>> class FractionBackend(Backend):
         ...     name = "fractions"
         ...     types = (fractions.Fraction,)
         ...     symbolic_class = SymbolicFraction
-        >>> symgraph.register_backend(FractionBackend())
+        >>> register_backend(FractionBackend())
         >>> type(symgraph.CustomInput(fractions.Fraction(1, 3))).__name__
         'SymbolicFraction'
     """
 
     name: str = "backend"
     types: tuple[type, ...] = ()
-    symbolic_class: type[SymbolicData]
+    symbolic_class: type[Any]
 
     def describe(self, value: Any) -> str:
         """Text for the summary's output column, such as a shape.
 
         Example:
-            >>> import symgraph
-            >>> symgraph.Backend().describe((1, 2))
+            >>> from symgraph.plugin import Backend
+            >>> Backend().describe((1, 2))
             'tuple'
         """
         return type(value).__name__
@@ -81,8 +95,8 @@ class Backend:
             shared between layers are counted once by identity.
 
         Example:
-            >>> import symgraph
-            >>> symgraph.Backend().parameters(len) is None
+            >>> from symgraph.plugin import Backend
+            >>> Backend().parameters(len) is None
             True
         """
         return None
@@ -90,13 +104,15 @@ class Backend:
     def input_checker(self, node_value: Any, name: str) -> Callable[[Any], None] | None:
         """A function that validates values passed for an input, or ``None``.
 
+        It raises :class:`symgraph.InputError` for a value that does not fit.
+
         Args:
             node_value: The input's example value.
             name: The input's display name, for error messages.
 
         Example:
-            >>> import symgraph
-            >>> symgraph.Backend().input_checker(3, "Input_1") is None
+            >>> from symgraph.plugin import Backend
+            >>> Backend().input_checker(3, "Input_1") is None
             True
         """
         return None
@@ -104,10 +120,10 @@ class Backend:
 
 _lock = threading.RLock()
 _registry: list[Backend] = []
+# The one type -> backend cache; ``None`` caches "no backend handles it".
 _by_type: weakref.WeakKeyDictionary[type, Backend | None] = weakref.WeakKeyDictionary()
 _entry_points: dict[str, metadata.EntryPoint] | None = None
 _loaded_modules: set[str] = set()
-_listeners: list[Callable[[], None]] = []
 
 
 def register_backend(backend: Backend) -> None:
@@ -122,47 +138,75 @@ def register_backend(backend: Backend) -> None:
 
     Example:
         >>> import symgraph
+        >>> from symgraph.plugin import Backend, SymbolicData, register_backend
         >>> class Meters(float): pass
-        >>> class SymbolicMeters(symgraph.SymbolicData):
+        >>> class SymbolicMeters(SymbolicData):
         ...     __slots__ = ()
-        >>> class MetersBackend(symgraph.Backend):
+        >>> class MetersBackend(Backend):
         ...     types = (Meters,)
         ...     symbolic_class = SymbolicMeters
-        >>> symgraph.register_backend(MetersBackend())
+        >>> register_backend(MetersBackend())
         >>> isinstance(symgraph.CustomInput(Meters(2.0)), SymbolicMeters)
         True
     """
-    from symgraph._symbolic import SymbolicData
-
     if not isinstance(backend, Backend):
-        raise TypeError(f"register_backend() expects a symgraph.Backend instance, got {type(backend).__name__}")
+        raise TypeError(f"register_backend() expects a symgraph.plugin.Backend instance, got {type(backend).__name__}")
     if not isinstance(backend.types, tuple) or not all(isinstance(t, type) for t in backend.types):
         raise TypeError(f"backend {backend.name!r}: 'types' must be a tuple of classes, got {backend.types!r}")
     cls = getattr(backend, "symbolic_class", None)
-    if not (isinstance(cls, type) and issubclass(cls, SymbolicData)):
+    if not (isinstance(cls, type) and issubclass(cls, Handle)):
         raise TypeError(f"backend {backend.name!r}: 'symbolic_class' must be a subclass of symgraph.SymbolicData")
     with _lock:
         if backend not in _registry:
             _registry.insert(0, backend)
         _by_type.clear()
-        for listener in _listeners:
-            listener()
 
 
 def loaded_backends() -> tuple[Backend, ...]:
     """The backends registered so far, most recent first.
 
     Example:
-        >>> import symgraph
-        >>> all(isinstance(b, symgraph.Backend) for b in symgraph.loaded_backends())
+        >>> from symgraph.plugin import Backend, loaded_backends
+        >>> all(isinstance(b, Backend) for b in loaded_backends())
         True
     """
     return tuple(_registry)
 
 
-def on_registry_change(listener: Callable[[], None]) -> None:
-    """Call ``listener`` whenever a backend is registered (used to drop caches)."""
-    _listeners.append(listener)
+@dataclass(frozen=True)
+class RegistrySnapshot:
+    """The registry's state at one moment, for :func:`restore_registry`."""
+
+    backends: tuple[Backend, ...]
+    loaded_modules: frozenset[str]
+
+
+def snapshot_registry() -> RegistrySnapshot:
+    """The registry's current state; tests that register backends restore it afterwards.
+
+    Example:
+        >>> from symgraph.plugin import loaded_backends, restore_registry, snapshot_registry
+        >>> saved = snapshot_registry()
+        >>> restore_registry(saved)
+        >>> loaded_backends() == saved.backends
+        True
+    """
+    with _lock:
+        return RegistrySnapshot(tuple(_registry), frozenset(_loaded_modules))
+
+
+def restore_registry(snapshot: RegistrySnapshot) -> None:
+    """Put the registry back as :func:`snapshot_registry` found it.
+
+    Handles made while another backend was registered keep their class.
+    """
+    if not isinstance(snapshot, RegistrySnapshot):
+        raise TypeError(f"restore_registry() needs a RegistrySnapshot, got {type(snapshot).__name__}")
+    with _lock:
+        _registry[:] = snapshot.backends
+        _loaded_modules.clear()
+        _loaded_modules.update(snapshot.loaded_modules)
+        _by_type.clear()
 
 
 def _available_entry_points() -> dict[str, metadata.EntryPoint]:
@@ -189,7 +233,7 @@ def _load_plugins_for(tp: type) -> None:
         if isinstance(backend, Backend):
             register_backend(backend)
         elif backend not in _registry:
-            raise SymgraphError(f"entry point {ep.name!r} ({ep.value}) must name a symgraph.Backend instance")
+            raise SymgraphError(f"entry point {ep.name!r} ({ep.value}) must name a symgraph.plugin.Backend instance")
 
 
 def backend_for(tp: type) -> Backend | None:
@@ -203,8 +247,8 @@ def backend_for(tp: type) -> Backend | None:
         class in ``tp``'s MRO, or ``None``.
 
     Example:
-        >>> import symgraph
-        >>> symgraph.backend_for(int) is None
+        >>> from symgraph.plugin import backend_for
+        >>> backend_for(int) is None
         True
     """
     try:
@@ -226,6 +270,7 @@ def describe_value(value: Any) -> str:
     """The summary text for a value: its backend's description, or its type name.
 
     Example:
+        >>> from symgraph.plugin import describe_value
         >>> describe_value({1, 2})
         'set'
     """

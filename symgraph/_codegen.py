@@ -3,7 +3,19 @@
 Nothing the user wrote is ever pasted into the source. Names in the source are
 ours (``v3``, ``c0``, ``replay``); every user object, including attribute names,
 dict keys and custom names, reaches the code only as a constant looked up by one
-of those names. Operator symbols come from a fixed table.
+of those names. Operator text comes from the operator table, and the few
+literals written directly (exact ints, ``None``, bools) are validated by type.
+
+Three parts are kept apart:
+
+* the :class:`ConstantPool` names constants, and nothing else;
+* a :class:`CodegenPolicy`, provided by a backend or an executor, decides how
+  the code reaches some values (a model's parameters, say) and may take over
+  how some operations are written (fast paths for layers);
+* emitters, one per operation type, write each step's expression, asking the
+  :class:`EmitContext` for names.
+
+Executing the source is not done here (see :mod:`symgraph._compile`).
 
 Variables are reused once their value has no later use, and deleted when they
 are not reused at once, so replay releases each intermediate as early as
@@ -12,17 +24,29 @@ hand-written code would.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
-from symgraph._ops import BINARY_OPERATORS, Call, GetAttr, MethodCall, Operation, Operator, Slice, Unpack, nth
+from symgraph._ops import Call, GetAttr, MethodCall, Operation, Operator, Slice, Unpack, nth
 from symgraph._plan import Plan
 from symgraph._templates import Const, DictT, ListT, NamedTupleT, Ref, SliceT, Template, TupleT
 
-__all__ = ["FUNCTION_NAME", "ConstantPool", "GeneratedCode", "emit_template", "generate", "register_emitter"]
+__all__ = [
+    "FUNCTION_NAME",
+    "CodegenPolicy",
+    "ConstantPool",
+    "EmitContext",
+    "Emitter",
+    "GeneratedCode",
+    "emit_template",
+    "generate",
+    "register_emitter",
+]
 
 FUNCTION_NAME = "replay"
+
+OpT = TypeVar("OpT", bound=Operation)
 
 
 class ConstantPool:
@@ -59,123 +83,202 @@ class ConstantPool:
         return name
 
 
-Emitter = Callable[[Operation, Sequence[str], ConstantPool], str]
-_EMITTERS: dict[type, Emitter] = {}
+class CodegenPolicy:
+    """How generated code reaches values and writes steps, beyond the defaults.
 
+    The default policy adds nothing: every constant is a pool name and every
+    operation is written by its registered emitter. A backend subclasses it to
+    read some constants through leading parameters (the torch plugin reads a
+    model's parameters from the model at every call, so ``.to()`` and
+    ``functional_call`` are seen), or to write some operations its own way.
 
-def register_emitter(op_type: type, emitter: Emitter) -> None:
-    """Teach code generation a new operation type.
-
-    Args:
-        op_type: The :class:`~symgraph.Operation` subclass.
-        emitter: ``emitter(op, arg_names, pool)`` returns a Python expression; it
-            may use ``arg_names`` (variables of the op's parents, in order) and
-            names from ``pool.ref(obj)``, and nothing taken from user input.
+    Attributes:
+        leading: Names of extra parameters of the replay function, before the
+            inputs. They are the backend's own identifiers, never user input,
+            and must not look like ``v<k>``/``c<k>``.
 
     Example:
         >>> import symgraph
-        >>> class Double(symgraph.Operation):
+        >>> from symgraph.plugin import CodegenPolicy, build_plan, generate
+        >>> class Scaled(CodegenPolicy):
+        ...     leading = ("scale",)
+        ...     def constant(self, value, ctx):
+        ...         return "scale" if value == 10 else None
+        ...     def leading_values(self):
+        ...         return (10,)
+        >>> x = symgraph.CustomInput(2.0)
+        >>> print(generate(build_plan(x, x * 10.0)[0], Scaled()).source, end="")
+        def replay(scale, v0):
+            v0 = v0 * scale
+            return v0
+    """
+
+    leading: tuple[str, ...] = ()
+
+    def constant(self, value: Any, ctx: EmitContext) -> str | None:
+        """An expression for constant ``value``, or ``None`` for the pool's name."""
+        return None
+
+    def emit(self, op: Operation, args: Sequence[str], ctx: EmitContext) -> str | None:
+        """An expression for ``op``, or ``None`` to use its registered emitter."""
+        return None
+
+    def leading_values(self) -> tuple[Any, ...]:
+        """The values bound to :attr:`leading` when the code runs."""
+        return ()
+
+    def prologue(self, ctx: EmitContext, params: Sequence[str]) -> list[str]:
+        """Lines run before the first step, indented one level; ``params`` are the function's parameters.
+
+        They may use only ``params`` and names from ``ctx``; the torch plugin uses
+        it to switch to a version without fast paths while global hooks are set.
+        """
+        return []
+
+
+class EmitContext:
+    """What an emitter writes with: the constant pool and the policy.
+
+    Example:
+        >>> ctx = EmitContext(ConstantPool(), CodegenPolicy())
+        >>> ctx.ref("text"), ctx.template(ListT([Ref(0), Const(2)]), ["v7"])
+        ('c0', '[v7, 2]')
+    """
+
+    __slots__ = ("policy", "pool")
+
+    def __init__(self, pool: ConstantPool, policy: CodegenPolicy) -> None:
+        self.pool = pool
+        self.policy = policy
+
+    def ref(self, value: Any) -> str:
+        """An expression for a constant: the policy's, else a pool name or literal."""
+        expression = self.policy.constant(value, self)
+        return expression if expression is not None else self.pool.ref(value)
+
+    def template(self, t: Template, names: Sequence[str]) -> str:
+        """Python expression that rebuilds template ``t`` (see :func:`emit_template`)."""
+        return emit_template(t, names, self)
+
+    def arguments(self, args: Sequence[Template], kwargs: Template, names: Sequence[str]) -> list[str]:
+        """The argument list of a call: positional expressions, then ``**kwargs`` when there are any."""
+        parts = [emit_template(t, names, self) for t in args]
+        if isinstance(kwargs, DictT) or (isinstance(kwargs, Const) and kwargs.value):
+            parts.append("**" + emit_template(kwargs, names, self))
+        return parts
+
+
+#: An emitter for operations of type ``OpT``: ``emitter(op, arg_names, ctx)``
+#: returns a Python expression.
+Emitter: TypeAlias = Callable[[OpT, Sequence[str], EmitContext], str]
+
+_EMITTERS: dict[type, Emitter[Any]] = {}
+
+
+def register_emitter(op_type: type[OpT], emitter: Emitter[OpT]) -> None:
+    """Teach code generation a new operation type.
+
+    Args:
+        op_type: The :class:`~symgraph.plugin.Operation` subclass; subclasses of
+            it use the same emitter unless they register their own.
+        emitter: ``emitter(op, arg_names, ctx)`` returns a Python expression. It
+            may use ``arg_names`` (variables of the op's parents, in order),
+            ``ctx.ref(obj)`` for constants and ``ctx.template(t, arg_names)``,
+            and nothing taken from user input.
+
+    Example:
+        >>> import symgraph
+        >>> from symgraph.plugin import Operation, record, register_emitter
+        >>> class Double(Operation):
         ...     def evaluate(self, args):
         ...         return args[0] * 2
-        >>> symgraph.register_emitter(Double, lambda op, args, pool: f"{args[0]} * 2")
+        >>> register_emitter(Double, lambda op, args, ctx: f"{args[0]} * 2")
         >>> x = symgraph.CustomInput(5)
-        >>> y = symgraph.record(Double(), (x.node,))
-        >>> symgraph.SymbolicModel(x, y)(21)
+        >>> symgraph.SymbolicModel(x, record(Double(), (x.node,)))(21)
         42
     """
+    if not (isinstance(op_type, type) and issubclass(op_type, Operation)):
+        raise TypeError(f"register_emitter() needs an Operation subclass, got {op_type!r}")
+    if not callable(emitter):
+        raise TypeError(f"register_emitter() needs a callable emitter, got {type(emitter).__name__}")
     _EMITTERS[op_type] = emitter
 
 
-def emit_template(t: Template, names: Sequence[str], pool: ConstantPool) -> str:
+def emit_template(t: Template, names: Sequence[str], ctx: EmitContext) -> str:
     """Python expression that rebuilds template ``t``.
 
     Example:
-        >>> from symgraph._templates import Const, ListT, Ref
-        >>> emit_template(ListT([Ref(0), Const(1)]), ["v4"], ConstantPool())
+        >>> emit_template(ListT([Ref(0), Const(1)]), ["v4"], EmitContext(ConstantPool(), CodegenPolicy()))
         '[v4, 1]'
     """
     if isinstance(t, Ref):
         return names[t.index]
     if isinstance(t, Const):
-        return pool.ref(t.value)
+        return ctx.ref(t.value)
     if isinstance(t, DictT):
         pairs = ", ".join(
-            f"{pool.ref(k)}: {emit_template(v, names, pool)}" for k, v in zip(t.keys, t.values, strict=True)
+            f"{ctx.pool.ref(k)}: {emit_template(v, names, ctx)}" for k, v in zip(t.keys, t.values, strict=True)
         )
         return "{" + pairs + "}"
-    assert isinstance(t, (ListT, TupleT, NamedTupleT, SliceT)), t
-    items = [emit_template(item, names, pool) for item in t.items]
+    if not isinstance(t, (ListT, TupleT, NamedTupleT, SliceT)):
+        raise TypeError(f"no code for template type {type(t).__name__}")
+    items = [emit_template(item, names, ctx) for item in t.items]
     if isinstance(t, ListT):
         return "[" + ", ".join(items) + "]"
     if isinstance(t, TupleT):
         return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
-    head = pool.ref(t.cls) if isinstance(t, NamedTupleT) else pool.ref(slice)
+    head = ctx.pool.ref(t.cls) if isinstance(t, NamedTupleT) else ctx.pool.ref(slice)
     return f"{head}({', '.join(items)})"
 
 
-def _emit_operator(op: Operation, args: Sequence[str], pool: ConstantPool) -> str:
-    assert isinstance(op, Operator)
-    operands = [emit_template(t, args, pool) for t in op.operands]
-    if op.symbol in BINARY_OPERATORS:
-        return f"{operands[0]} {op.symbol} {operands[1]}"
-    if op.symbol == "abs":
-        return f"abs({operands[0]})"
-    return {"neg": "-", "pos": "+", "invert": "~"}[op.symbol] + operands[0]
+def _emit_operator(op: Operator, args: Sequence[str], ctx: EmitContext) -> str:
+    return op.spec.template.format(*(emit_template(t, args, ctx) for t in op.operands))
 
 
-def _emit_getattr(op: Operation, args: Sequence[str], pool: ConstantPool) -> str:
-    assert isinstance(op, GetAttr)
-    return f"getattr({args[0]}, {pool.ref(op.name)})"
+def _emit_getattr(op: GetAttr, args: Sequence[str], ctx: EmitContext) -> str:
+    return f"getattr({args[0]}, {ctx.pool.ref(op.name)})"
 
 
-def _emit_slice(op: Operation, args: Sequence[str], pool: ConstantPool) -> str:
-    assert isinstance(op, Slice)
-    return f"{args[0]}[{emit_template(op.index, args, pool)}]"
+def _emit_slice(op: Slice, args: Sequence[str], ctx: EmitContext) -> str:
+    return f"{args[0]}[{emit_template(op.index, args, ctx)}]"
 
 
-def _emit_arguments(op: Call | MethodCall, args: Sequence[str], pool: ConstantPool) -> str:
-    parts = [emit_template(t, args, pool) for t in op.args]
-    if isinstance(op.kwargs, DictT) or op.kwargs.value:
-        parts.append("**" + emit_template(op.kwargs, args, pool))
-    return ", ".join(parts)
+def _emit_call(op: Call, args: Sequence[str], ctx: EmitContext) -> str:
+    return f"{emit_template(op.func, args, ctx)}({', '.join(ctx.arguments(op.args, op.kwargs, args))})"
 
 
-def _emit_call(op: Operation, args: Sequence[str], pool: ConstantPool) -> str:
-    assert isinstance(op, Call)
-    return f"{emit_template(op.func, args, pool)}({_emit_arguments(op, args, pool)})"
-
-
-def _emit_method_call(op: Operation, args: Sequence[str], pool: ConstantPool) -> str:
-    assert isinstance(op, MethodCall)
+def _emit_method_call(op: MethodCall, args: Sequence[str], ctx: EmitContext) -> str:
     # The name is a constant, never pasted in as ``.name``: it came from the user.
-    return f"getattr({args[0]}, {pool.ref(op.name)})({_emit_arguments(op, args, pool)})"
+    return f"getattr({args[0]}, {ctx.pool.ref(op.name)})({', '.join(ctx.arguments(op.args, op.kwargs, args))})"
 
 
-def _emit_unpack(op: Operation, args: Sequence[str], pool: ConstantPool) -> str:
-    assert isinstance(op, Unpack)
+def _emit_unpack(op: Unpack, args: Sequence[str], ctx: EmitContext) -> str:
+    # The index is an exact int (Unpack validates it), written by the pool as digits.
     if op.by_index:
-        return f"{args[0]}[{op.index}]"
-    return f"{pool.ref(nth)}({args[0]}, {op.index})"
+        return f"{args[0]}[{ctx.pool.ref(op.index)}]"
+    return f"{ctx.pool.ref(nth)}({args[0]}, {ctx.pool.ref(op.index)})"
 
 
-for _type, _emitter in (
-    (Operator, _emit_operator),
-    (GetAttr, _emit_getattr),
-    (Slice, _emit_slice),
-    (Call, _emit_call),
-    (MethodCall, _emit_method_call),
-    (Unpack, _emit_unpack),
-):
-    register_emitter(_type, _emitter)
+register_emitter(Operator, _emit_operator)
+register_emitter(GetAttr, _emit_getattr)
+register_emitter(Slice, _emit_slice)
+register_emitter(Call, _emit_call)
+register_emitter(MethodCall, _emit_method_call)
+register_emitter(Unpack, _emit_unpack)
 
 
-def _emitter_for(op: Operation) -> Emitter:
+def emitter_for(op: Operation) -> Emitter[Any]:
+    """The emitter registered for ``op``'s type or its closest base class.
+
+    Raises:
+        TypeError: none is registered.
+    """
     for cls in type(op).__mro__:
         emitter = _EMITTERS.get(cls)
         if emitter is not None:
             return emitter
     raise TypeError(
-        f"no code emitter is registered for operation type {type(op).__name__}; see symgraph.register_emitter"
+        f"no code emitter is registered for operation type {type(op).__name__}; see symgraph.plugin.register_emitter"
     )
 
 
@@ -187,27 +290,36 @@ class GeneratedCode:
         source: Python source defining ``replay``.
         namespace: The constants, by the names the source uses.
         lines: For each step, the 1-based source line that runs it.
+        leading: The policy's leading parameter names, before the inputs.
     """
 
     source: str
-    namespace: dict[str, Any] = field(repr=False)
+    namespace: Mapping[str, Any] = field(repr=False)
     lines: tuple[int, ...] = field(repr=False)
+    leading: tuple[str, ...] = ()
 
 
-def generate(plan: Plan, *, pool: ConstantPool | None = None, leading: Sequence[str] = ()) -> GeneratedCode:
+def _check_leading(names: Sequence[str]) -> None:
+    for name in names:
+        if (
+            type(name) is not str
+            or not name.isidentifier()
+            or (name[0] in "vc" and name[1:].isdigit())
+            or name == FUNCTION_NAME
+        ):
+            raise ValueError(f"leading parameter name {name!r} is not a free identifier")
+
+
+def generate(plan: Plan, policy: CodegenPolicy | None = None) -> GeneratedCode:
     """Generate the replay function's source for ``plan``.
 
     Args:
         plan: The plan.
-        pool: The constant pool to fill; a backend passes a subclass to change how
-            some constants are reached (through an attribute of the model, say).
-        leading: Names of extra parameters placed before the inputs, for the
-            pool's expressions to use. They are fixed by the backend, never taken
-            from user input, and must be identifiers that are not ``v<k>``/``c<k>``.
+        policy: How constants are reached and steps written, beyond the defaults.
 
     Example:
         >>> import symgraph
-        >>> from symgraph._plan import build_plan
+        >>> from symgraph.plugin import build_plan
         >>> x = symgraph.CustomInput(2)
         >>> print(generate(build_plan(x, abs(x * 3) - 1)[0]).source, end="")
         def replay(v0):
@@ -216,6 +328,10 @@ def generate(plan: Plan, *, pool: ConstantPool | None = None, leading: Sequence[
             v0 = v0 - 1
             return v0
     """
+    policy = policy if policy is not None else CodegenPolicy()
+    leading = tuple(policy.leading)
+    _check_leading(leading)
+    ctx = EmitContext(ConstantPool(), policy)
     n_inputs = len(plan.inputs)
     n_slots = n_inputs + len(plan.steps)
     keep = plan.output_slots()
@@ -224,24 +340,23 @@ def generate(plan: Plan, *, pool: ConstantPool | None = None, leading: Sequence[
         for s in step.args:
             last_use[s] = j
 
-    for name in leading:
-        if not name.isidentifier() or (name[0] in "vc" and name[1:].isdigit()) or name == FUNCTION_NAME:
-            raise ValueError(f"leading parameter name {name!r} is not a free identifier")
-    pool = pool if pool is not None else ConstantPool()
-    name_of: list[str | None] = [f"v{i}" for i in range(n_inputs)] + [None] * len(plan.steps)
+    name_of: list[str] = [f"v{i}" for i in range(n_inputs)] + [""] * len(plan.steps)
     free: list[str] = []
     n_names = n_inputs
     for s in range(n_inputs):
         if last_use[s] < 0 and s not in keep:
             free.append(f"v{s}")  # an unused input's variable can be reused at once
 
-    body: list[str] = []
+    param_names = [*leading, *(f"v{i}" for i in range(n_inputs))]
+    body: list[str] = [f"    {line}" for line in policy.prologue(ctx, param_names)]
     lines: list[int] = []
     for j, step in enumerate(plan.steps):
         args = [name_of[s] for s in step.args]
-        expr = _emitter_for(step.op)(step.op, args, pool)  # type: ignore[arg-type]
+        expr = policy.emit(step.op, args, ctx)
+        if expr is None:
+            expr = emitter_for(step.op)(step.op, args, ctx)
         dead = [name_of[s] for s in dict.fromkeys(step.args) if last_use[s] == j and s not in keep]
-        free.extend(dead)  # type: ignore[arg-type]
+        free.extend(dead)
         if free:
             target = free.pop()
         else:
@@ -254,8 +369,7 @@ def generate(plan: Plan, *, pool: ConstantPool | None = None, leading: Sequence[
         # alive until its name is reused, or until the replay returns.
         released = [name for name in dead if name != target]
         if released and j < len(plan.steps) - 1:
-            body.append(f"    del {', '.join(released)}")  # type: ignore[arg-type]
-    result = emit_template(plan.outputs, name_of, pool)  # type: ignore[arg-type]
-    params = ", ".join([*leading, *(f"v{i}" for i in range(n_inputs))])
-    source = "\n".join([f"def {FUNCTION_NAME}({params}):", *body, f"    return {result}", ""])
-    return GeneratedCode(source, pool.namespace, tuple(lines))
+            body.append(f"    del {', '.join(released)}")
+    result = emit_template(plan.outputs, name_of, ctx)
+    source = "\n".join([f"def {FUNCTION_NAME}({', '.join(param_names)}):", *body, f"    return {result}", ""])
+    return GeneratedCode(source, ctx.pool.namespace, tuple(lines), leading)

@@ -1,8 +1,16 @@
-"""Exceptions raised by symgraph."""
+"""The exceptions symgraph raises on purpose: one vocabulary for the core and every backend."""
 
 from __future__ import annotations
 
-__all__ = ["GraphError", "SymgraphError", "TraceError"]
+__all__ = [
+    "ExecutorError",
+    "ExecutorFallbackWarning",
+    "GraphError",
+    "InputError",
+    "MissingGraphError",
+    "SymgraphError",
+    "TraceError",
+]
 
 
 class SymgraphError(Exception):
@@ -29,6 +37,22 @@ class GraphError(SymgraphError, ValueError):
     """
 
 
+class MissingGraphError(GraphError, AttributeError):
+    """The graph a model was built from is gone, or was never copied with the model.
+
+    Models hold their graph weakly, so that they do not keep every example value
+    alive. It is an ``AttributeError`` too, so tools that probe attributes with
+    ``hasattr`` (``torch.jit.trace`` does) skip ``inputs`` and ``outputs``.
+
+    Example:
+        >>> import pickle, symgraph
+        >>> x = symgraph.CustomInput(2)
+        >>> clone = pickle.loads(pickle.dumps(symgraph.SymbolicModel(x, x + 1)))
+        >>> hasattr(clone, "inputs"), clone(4)
+        (False, 5)
+    """
+
+
 class TraceError(SymgraphError, TypeError):
     """A Python protocol that cannot be recorded was used on a symbolic value.
 
@@ -41,3 +65,58 @@ class TraceError(SymgraphError, TypeError):
         ...     print("cannot branch on a symbolic value")
         cannot branch on a symbolic value
     """
+
+
+class InputError(SymgraphError, ValueError):
+    """A value passed to a model does not fit the input it was given for.
+
+    Every backend's input checks raise it, before any step runs; the message
+    names the input and what it expects.
+
+    Example:
+        >>> import symgraph
+        >>> issubclass(symgraph.InputError, ValueError)
+        True
+    """
+
+
+class ExecutorError(SymgraphError, RuntimeError):
+    """An executor cannot run a model: unknown, not installed, or unable to run this plan.
+
+    symgraph never falls back to another executor on its own; pass
+    ``executor_options={"fallback": "codegen"}`` to ask for that.
+
+    Example:
+        >>> import symgraph
+        >>> x = symgraph.CustomInput(1)
+        >>> try:
+        ...     symgraph.SymbolicModel(x, x + 1, executor="no-such-engine")
+        ... except symgraph.ExecutorError as e:
+        ...     print(str(e).split(";")[0])
+        unknown executor 'no-such-engine'
+    """
+
+
+class ExecutorFallbackWarning(UserWarning):
+    """A model runs on its fallback executor because the one asked for cannot run.
+
+    Issued once per model build, only when the user asked for a fallback.
+
+    Example:
+        >>> import symgraph
+        >>> issubclass(symgraph.ExecutorFallbackWarning, UserWarning)
+        True
+    """
+
+
+# Raised to users, so shown under the name they import them by.
+for _error in (
+    ExecutorError,
+    ExecutorFallbackWarning,
+    GraphError,
+    InputError,
+    MissingGraphError,
+    SymgraphError,
+    TraceError,
+):
+    _error.__module__ = "symgraph"

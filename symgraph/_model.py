@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from symgraph._codegen import ConstantPool, GeneratedCode, generate
-from symgraph._compile import compile_generated
-from symgraph._errors import GraphError
+from symgraph._codegen import generate
+from symgraph._errors import MissingGraphError
+from symgraph._executors import DEFAULT_EXECUTOR, Executor, build_runner
+from symgraph._graph import WeakGraph
 from symgraph._interpreter import interpret
 from symgraph._pickling import check_picklable
 from symgraph._plan import Plan, build_plan
@@ -52,31 +53,42 @@ def extend_outputs(outputs: Any, output: Any, key: str | None = None) -> Any:
 
 
 class Program:
-    """A compiled plan: the generated replay function plus argument binding.
+    """A plan made runnable: the executor's runner plus argument binding and input checks.
 
     Backends that need their own model class (an ``nn.Module``, say) wrap a
-    ``Program`` rather than re-implementing compilation.
+    ``Program`` rather than re-implementing binding and execution.
 
     Args:
-        plan: The plan to compile.
-        pool: Constant pool for code generation (see :func:`symgraph.generate`).
-        leading: Extra leading parameters of :attr:`replay`, before the inputs.
+        plan: The plan to run.
+        executor: An executor name or :class:`~symgraph.plugin.Executor`.
+        options: The executor's options; ``"fallback"`` names an executor to use,
+            with a warning, when this one cannot run.
+        host: The model, passed on to the executor.
+
+    Attributes:
+        executor: The executor in use (the fallback, if one was used).
+        runner: The executor's runner: ``runner(*values)``.
 
     Example:
         >>> import symgraph
-        >>> from symgraph._plan import build_plan
+        >>> from symgraph.plugin import Program, build_plan
         >>> a, b = symgraph.CustomInput(1), symgraph.CustomInput(2)
         >>> program = Program(build_plan({"a": a, "b": b}, a - b)[0])
-        >>> program.run(program.bind((), {"a": 10, "b": 3}))
+        >>> program.runner(*program.bind((), {"a": 10, "b": 3}))
         7
     """
 
-    __slots__ = ("checks", "code", "n_positional", "plan", "replay")
+    __slots__ = ("checks", "executor", "n_positional", "plan", "runner")
 
-    def __init__(self, plan: Plan, *, pool: ConstantPool | None = None, leading: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        executor: str | Executor = DEFAULT_EXECUTOR,
+        options: Mapping[str, Any] | None = None,
+        host: Any = None,
+    ) -> None:
         self.plan = plan
-        self.code: GeneratedCode = generate(plan, pool=pool, leading=leading)
-        self.replay: Callable[..., Any] = compile_generated(self.code)
+        self.executor, self.runner = build_runner(executor, options, plan, host)
         self.checks = tuple((i, spec.check) for i, spec in enumerate(plan.inputs) if spec.check is not None)
         # Calls go through bind(); this lets the common case skip every other check.
         self.n_positional = len(plan.inputs) if plan.input_keys is None else -1
@@ -126,14 +138,6 @@ class Program:
         values = self.bind(args, kwargs)
         if check:
             self.check(values)
-        return self.interpret(values)
-
-    def run(self, values: Sequence[Any]) -> Any:
-        """Replay with one value per input slot, through the generated code."""
-        return self.replay(*values)
-
-    def interpret(self, values: Sequence[Any]) -> Any:
-        """Replay through the reference interpreter."""
         return interpret(self.plan, values)
 
 
@@ -141,8 +145,13 @@ class SymbolicModel:
     """A callable that replays the operations recorded between inputs and outputs.
 
     Only the nodes on a path from an input to an output run; anything else in
-    the graph is ignored. Replay runs straight-line Python generated and
-    compiled once, when the model is built (see :attr:`source`).
+    the graph is ignored. By default replay runs straight-line Python generated
+    and compiled once, when the model is built (see :attr:`source`); another
+    executor can run it instead (see :func:`symgraph.available_executors`).
+
+    The model holds its graph weakly: :attr:`inputs`, :attr:`outputs` and
+    :meth:`add_output` work while the symbolic values are still referenced
+    elsewhere, and the model never keeps the graph's example values alive.
 
     Args:
         inputs: A symbolic value, a list or tuple of them, or a dict of them. A
@@ -152,11 +161,18 @@ class SymbolicModel:
             returns the same structure.
         check_inputs: Run the backends' input checks (shapes, ranks) on every
             call. Generic Python values have no checks.
+        executor: How the model runs: ``"codegen"`` (the default),
+            ``"interpreter"``, ``"dask"``, a plugin's executor name, or an
+            :class:`~symgraph.plugin.Executor` object.
+        executor_options: Options for the executor. ``"fallback"`` names an
+            executor to use, with a warning, when this one cannot run.
 
     Raises:
         GraphError: an output depends on a value that is not among ``inputs``
             (the message names it), or the graph has a cycle.
-        TypeError: ``inputs`` or ``outputs`` are not symbolic values.
+        TypeError: ``inputs`` or ``outputs`` are not symbolic values, or an
+            executor option is unknown.
+        ExecutorError: the executor cannot run this model.
 
     Example:
         >>> import symgraph
@@ -168,11 +184,21 @@ class SymbolicModel:
         {'total': 12}
     """
 
-    def __init__(self, inputs: Any, outputs: Any, *, check_inputs: bool = True) -> None:
+    def __init__(
+        self,
+        inputs: Any,
+        outputs: Any,
+        *,
+        check_inputs: bool = True,
+        executor: str | Executor = DEFAULT_EXECUTOR,
+        executor_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        plan = build_plan(inputs, outputs)[0]
+        options = dict(executor_options or {})
+        self._program = Program(plan, executor, options)
         self.check_inputs = check_inputs
-        self._inputs = inputs
-        self._outputs = outputs
-        self._program = Program(build_plan(inputs, outputs)[0])
+        self._executor_choice = (executor, options)
+        self._graph: WeakGraph | None = WeakGraph(inputs, outputs)
 
     # -- calling -------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -180,10 +206,10 @@ class SymbolicModel:
         values = program.bind(args, kwargs)
         if self.check_inputs and program.checks:
             program.check(values)
-        return program.replay(*values)
+        return program.runner(*values)
 
     def interpret(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the model through the slow reference interpreter instead of generated code.
+        """Run the model through the slow reference interpreter, whatever its executor.
 
         Example:
             >>> import symgraph
@@ -194,18 +220,68 @@ class SymbolicModel:
         """
         return self._program.interpret_call(args, kwargs, check=self.check_inputs)
 
+    # -- executors -----------------------------------------------------------------
+    @property
+    def executor(self) -> str:
+        """The name of the executor that runs the model.
+
+        Example:
+            >>> import symgraph
+            >>> x = symgraph.CustomInput(1)
+            >>> symgraph.SymbolicModel(x, x + 1).executor
+            'codegen'
+        """
+        return self._program.executor.name
+
+    @property
+    def executor_options(self) -> dict[str, Any]:
+        """A copy of the options the executor was asked for with."""
+        return dict(self._executor_choice[1])
+
+    def set_executor(self, executor: str | Executor, **options: Any) -> None:
+        """Run the model on another executor from now on.
+
+        The new executor is built first; if that fails, the model keeps running
+        as before.
+
+        Args:
+            executor: A name or an :class:`~symgraph.plugin.Executor`.
+            **options: The executor's options.
+
+        Example:
+            >>> import symgraph
+            >>> x = symgraph.CustomInput([1, 2])
+            >>> model = symgraph.SymbolicModel(x, x * 2)
+            >>> model.set_executor("interpreter")
+            >>> model.executor, model([3])
+            ('interpreter', [3, 3])
+        """
+        program = Program(self._program.plan, executor, options)
+        self._program, self._executor_choice = program, (executor, dict(options))
+
     # -- structure -----------------------------------------------------------------
+    def _graph_or_raise(self, what: str) -> WeakGraph:
+        if self._graph is None:
+            raise MissingGraphError(f"{what}: this model was unpickled or copied and no longer holds its graph")
+        return self._graph
+
     @property
     def inputs(self) -> Any:
-        """The inputs, in the structure they were given."""
-        self._require_graph("inputs")
-        return self._inputs
+        """The symbolic inputs, in the structure they were given.
+
+        Raises:
+            MissingGraphError: the graph is gone, or the model was unpickled.
+        """
+        return self._graph_or_raise("inputs").inputs("inputs")
 
     @property
     def outputs(self) -> Any:
-        """The outputs, in the structure they were given."""
-        self._require_graph("outputs")
-        return self._outputs
+        """The symbolic outputs, in the structure they were given.
+
+        Raises:
+            MissingGraphError: the graph is gone, or the model was unpickled.
+        """
+        return self._graph_or_raise("outputs").outputs("outputs")
 
     @property
     def plan(self) -> Plan:
@@ -214,7 +290,10 @@ class SymbolicModel:
 
     @property
     def source(self) -> str:
-        """The generated Python source of the replay function.
+        """The Python source that code generation makes for this model.
+
+        It is what the default ``codegen`` executor runs; other executors may run
+        the plan another way.
 
         Example:
             >>> import symgraph
@@ -228,14 +307,10 @@ class SymbolicModel:
                 v0 = v1 + v0
                 return v0
         """
-        return self._program.code.source
-
-    def _require_graph(self, what: str) -> None:
-        if self._outputs is None:
-            raise GraphError(f"{what}: this model was unpickled or copied and no longer holds its graph")
+        return generate(self._program.plan).source
 
     def add_output(self, output: SymbolicData, key: str | None = None) -> None:
-        """Add an output; the model is recompiled.
+        """Add an output; the model is rebuilt, or left as it was if that fails.
 
         Args:
             output: A symbolic value reachable from the model's inputs.
@@ -250,10 +325,12 @@ class SymbolicModel:
             >>> model(10)
             (6.0, 5.0)
         """
-        self._require_graph("add_output")
-        new = extend_outputs(self._outputs, output, key)
-        program = Program(build_plan(self._inputs, new)[0])
-        self._outputs, self._program = new, program
+        graph = self._graph_or_raise("add_output")
+        inputs, outputs = graph.inputs("add_output"), graph.outputs("add_output")
+        new = extend_outputs(outputs, output, key)
+        executor, options = self._executor_choice
+        program = Program(build_plan(inputs, new)[0], executor, options)
+        self._graph, self._program = WeakGraph(inputs, new), program
 
     def summary(self, print_fn: Callable[[str], Any] = print, *, show_params: bool | None = None) -> None:
         """Print a Keras-like table of the model's layers.
@@ -282,8 +359,8 @@ class SymbolicModel:
 
     # -- copying -------------------------------------------------------------------
     def __copy__(self) -> SymbolicModel:
-        # A shallow copy shares the graph and the compiled program; deep copies and
-        # pickles keep only the plan.
+        # A shallow copy shares the graph link and the runner; deep copies and
+        # pickles keep only the plan and the executor choice.
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
         return clone
@@ -295,7 +372,13 @@ class SymbolicModel:
         return self._state()
 
     def _state(self) -> dict[str, Any]:
-        return {"plan": self._program.plan, "check_inputs": self.check_inputs}
+        executor, options = self._executor_choice
+        return {
+            "plan": self._program.plan,
+            "check_inputs": self.check_inputs,
+            "executor": executor,
+            "executor_options": options,
+        }
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SymbolicModel:
         # Deep copies keep lambdas by reference, so they skip the pickle check.
@@ -306,9 +389,11 @@ class SymbolicModel:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.check_inputs = state["check_inputs"]
-        self._inputs = self._outputs = None
-        self._program = Program(state["plan"])
+        self._graph = None
+        executor, options = state["executor"], dict(state["executor_options"])
+        self._program = Program(state["plan"], executor, options)
+        self._executor_choice = (executor, options)
 
     def __repr__(self) -> str:
         plan = self._program.plan
-        return f"<SymbolicModel: {len(plan.inputs)} input(s), {len(plan.steps)} step(s)>"
+        return f"<SymbolicModel: {len(plan.inputs)} input(s), {len(plan.steps)} step(s), executor {self.executor!r}>"

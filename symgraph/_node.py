@@ -1,4 +1,4 @@
-"""The IR node: one recorded value in the graph."""
+"""The IR node, one recorded value in the graph, and the base of the handles users hold."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from symgraph._ops import Operation
     from symgraph._symbolic import SymbolicData
 
-__all__ = ["Node"]
+__all__ = ["Handle", "Node"]
 
 # Creation order is a topological order of any graph built through the public API,
 # so it is what schedules are sorted by.
@@ -21,7 +21,7 @@ class Node:
 
     Users hold a :class:`~symgraph.SymbolicData` handle; the node behind it is
     reachable as ``handle.node``. Nodes are created only by
-    :func:`symgraph.record` once the operation has succeeded on the example
+    :func:`symgraph.plugin.record` once the operation has succeeded on the example
     values, so a failed trace step leaves nothing behind.
 
     Attributes:
@@ -35,7 +35,7 @@ class Node:
         handle: The user-facing handle.
         meta: Free slot for backends (for example an unknown batch dimension).
         pending: True until the node is linked into its parents' ``children`` by
-            :meth:`attach`. :func:`symgraph.record` attaches at once, except for
+            :meth:`attach`. :func:`symgraph.plugin.record` attaches at once, except for
             elements produced by iterating a symbolic value: Python asks an
             iterator for one element more than an unpacking needs, and a failed
             unpacking must not leave nodes behind, so those join the graph when
@@ -98,10 +98,6 @@ class Node:
             children = self._children = [] if children is None else [children]
         return children
 
-    @children.setter
-    def children(self, children: list[Node]) -> None:
-        self._children = children
-
     def attach(self) -> None:
         """Link this node, and any pending ancestors, into their parents' ``children``."""
         stack = [self]
@@ -122,3 +118,20 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<Node {self.id} {self.op!r}>"
+
+
+class Handle:
+    """The thin, user-facing handle over one node; :class:`~symgraph.SymbolicData` adds recording.
+
+    It lives here, beside the node, so that the backend registry can check that a
+    plugin's handle class is one without importing the recording machinery.
+
+    Example:
+        >>> import symgraph
+        >>> from symgraph.plugin import Handle
+        >>> isinstance(symgraph.CustomInput(1), Handle)
+        True
+    """
+
+    __slots__ = ("_node",)
+    _node: Node

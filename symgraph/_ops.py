@@ -3,20 +3,25 @@
 Each operation knows how to evaluate itself (this is what the reference
 interpreter and tracing run) and what it is called in a summary. Turning an
 operation into Python source is the job of :mod:`symgraph._codegen`.
+
+Every operation declares its payload in ``payload``: the constructor's
+arguments, in order. A payload item is either a :class:`~symgraph.plugin.Template`
+or plain data that the constructor validates (an exact ``str`` for names, an
+exact ``int`` for positions), because code generation relies on it. Operations
+pickle through their constructors, so a plan loaded from a pickle is validated
+exactly like one made by recording.
 """
 
 from __future__ import annotations
 
 import itertools
-import operator
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
+from symgraph._operators import OperatorSpec, operator_spec
 from symgraph._templates import Const, DictT, Template
 
 __all__ = [
-    "BINARY_OPERATORS",
-    "UNARY_OPERATORS",
     "Call",
     "GetAttr",
     "MethodCall",
@@ -28,54 +33,59 @@ __all__ = [
     "nth",
 ]
 
-# symbol -> (function, name used in summaries). The symbols are the only operator
-# text that reaches generated code, and they come from this table alone.
-BINARY_OPERATORS: dict[str, tuple[Callable[[Any, Any], Any], str]] = {
-    "+": (operator.add, "Add"),
-    "-": (operator.sub, "Sub"),
-    "*": (operator.mul, "Mul"),
-    "/": (operator.truediv, "Div"),
-    "//": (operator.floordiv, "FloorDiv"),
-    "%": (operator.mod, "Mod"),
-    "**": (operator.pow, "Pow"),
-    "@": (operator.matmul, "MatMul"),
-    "&": (operator.and_, "And"),
-    "|": (operator.or_, "Or"),
-    "^": (operator.xor, "Xor"),
-    "<<": (operator.lshift, "LShift"),
-    ">>": (operator.rshift, "RShift"),
-    "<": (operator.lt, "Lt"),
-    "<=": (operator.le, "Le"),
-    ">": (operator.gt, "Gt"),
-    ">=": (operator.ge, "Ge"),
-    # Only backends whose values compare elementwise (arrays) record these; the
-    # base handle keeps identity semantics for == and !=.
-    "==": (operator.eq, "Eq"),
-    "!=": (operator.ne, "Ne"),
-}
-UNARY_OPERATORS: dict[str, tuple[Callable[[Any], Any], str]] = {
-    "neg": (operator.neg, "Neg"),
-    "pos": (operator.pos, "Pos"),
-    "invert": (operator.invert, "Invert"),
-    "abs": (abs, "Abs"),
-}
+
+def _name(owner: str, name: object) -> str:
+    if type(name) is not str:
+        raise TypeError(f"{owner} needs a str name, got {type(name).__name__}")
+    return name
+
+
+def _template(owner: str, what: str, template: object) -> Template:
+    if not isinstance(template, Template):
+        raise TypeError(f"{owner}: {what} must be a template, got {type(template).__name__}")
+    return template
+
+
+def _templates(owner: str, what: str, templates: Sequence[object]) -> tuple[Template, ...]:
+    return tuple(_template(owner, what, t) for t in templates)
+
+
+def _kwargs(owner: str, kwargs: object) -> Template:
+    if isinstance(kwargs, Const):
+        keys: Sequence[object] = list(kwargs.value) if type(kwargs.value) is dict else [None]
+    elif isinstance(kwargs, DictT):
+        keys = kwargs.keys
+    else:
+        raise TypeError(f"{owner}: kwargs must be a Const dict or a DictT template, got {type(kwargs).__name__}")
+    if any(type(k) is not str for k in keys):
+        raise TypeError(f"{owner}: kwargs must be a dict with str keys")
+    return kwargs
 
 
 class Operation:
     """Base class of everything that produces a node.
 
-    Subclasses implement :meth:`evaluate` and :meth:`display_name`; a backend that
-    adds a new operation also registers a code emitter for it with
-    :func:`symgraph.register_emitter`.
+    Subclasses implement :meth:`evaluate` and :meth:`display_name`, name their
+    constructor arguments in :attr:`payload` and validate them in ``__init__``;
+    a backend that adds a new operation also registers a code emitter for it
+    with :func:`symgraph.plugin.register_emitter`.
+
+    Attributes:
+        payload: Names of the attributes that hold the constructor's arguments,
+            in order. Pickling, copying and :func:`copy.replace`-style rebuilds
+            call the constructor with them, so validation always runs.
 
     Example:
         >>> import symgraph
+        >>> from symgraph.plugin import Operation
         >>> x = symgraph.CustomInput(2)
-        >>> isinstance((x + 1).op, symgraph.Operation)
-        True
+        >>> op = (x + 1).op
+        >>> isinstance(op, Operation), op.payload, op.payload_values()
+        (True, ('symbol', 'operands'), ('+', (Ref(0), Const(1))))
     """
 
     __slots__ = ()
+    payload: ClassVar[tuple[str, ...]] = ()
 
     def evaluate(self, args: Sequence[Any]) -> Any:
         """Compute the value from the parents' values, in parent order."""
@@ -99,6 +109,13 @@ class Operation:
             [[], [5]]
         """
         return ()
+
+    def payload_values(self) -> tuple[Any, ...]:
+        """The constructor's arguments, as :attr:`payload` names them."""
+        return tuple(getattr(self, name) for name in self.payload)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), self.payload_values()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -126,7 +143,8 @@ class Operator(Operation):
     """A Python operator such as ``+``, ``<`` or unary ``-``.
 
     Args:
-        symbol: A key of :data:`BINARY_OPERATORS` or :data:`UNARY_OPERATORS`.
+        symbol: A key of the operator table (:data:`symgraph.plugin.OPERATORS`)
+            with as many operands as given; only an exact ``str`` is accepted.
         operands: One template per operand, each a ``Ref`` to a parent or a ``Const``.
 
     Example:
@@ -136,15 +154,16 @@ class Operator(Operation):
         Operator('-', Const(10), Ref(0))
     """
 
-    __slots__ = ("fn", "operands", "symbol")
+    __slots__ = ("fn", "operands", "spec", "symbol")
+    payload = ("symbol", "operands")
 
     def __init__(self, symbol: str, operands: Sequence[Template]) -> None:
-        table = BINARY_OPERATORS if len(operands) == 2 else UNARY_OPERATORS
-        if symbol not in table:
-            raise ValueError(f"unknown operator {symbol!r} for {len(operands)} operand(s)")
-        self.symbol = symbol
-        self.operands = tuple(operands)
-        self.fn: Callable[..., Any] = table[symbol][0]
+        operands = _templates("Operator", "an operand", operands)
+        spec: OperatorSpec = operator_spec(symbol, len(operands))
+        self.spec = spec
+        self.symbol = spec.symbol  # the table's own string, never the caller's object
+        self.operands = operands
+        self.fn: Callable[..., Any] = spec.fn
 
     def evaluate(self, args: Sequence[Any]) -> Any:
         operands = self.operands
@@ -160,21 +179,17 @@ class Operator(Operation):
         # named after itself, one that involves a constant is a "lambda".
         if len(self.operands) == 2 and any(isinstance(t, Const) for t in self.operands):
             return "LambdaOpLayer"
-        table = BINARY_OPERATORS if len(self.operands) == 2 else UNARY_OPERATORS
-        return table[self.symbol][1] + "OpLayer"
+        return self.spec.name + "OpLayer"
 
     def __repr__(self) -> str:
         return f"Operator({self.symbol!r}, {', '.join(map(repr, self.operands))})"
 
-    def __getstate__(self) -> tuple[str, tuple[Template, ...]]:
-        return self.symbol, self.operands
-
-    def __setstate__(self, state: tuple[str, tuple[Template, ...]]) -> None:
-        self.__init__(*state)  # type: ignore[misc]
-
 
 class GetAttr(Operation):
     """Attribute access ``parent.name``.
+
+    Args:
+        name: The attribute's name, an exact ``str``.
 
     Example:
         >>> import symgraph
@@ -184,9 +199,10 @@ class GetAttr(Operation):
     """
 
     __slots__ = ("name",)
+    payload = ("name",)
 
     def __init__(self, name: str) -> None:
-        self.name = name
+        self.name = _name("GetAttr", name)
 
     def evaluate(self, args: Sequence[Any]) -> Any:
         return getattr(args[0], self.name)
@@ -209,9 +225,10 @@ class Slice(Operation):
     """
 
     __slots__ = ("index",)
+    payload = ("index",)
 
     def __init__(self, index: Template) -> None:
-        self.index = index
+        self.index = _template("Slice", "the index", index)
 
     def evaluate(self, args: Sequence[Any]) -> Any:
         return args[0][self.index.evaluate(args)]
@@ -233,7 +250,8 @@ class Call(Operation):
         func: Template of the callable: a ``Const`` for :func:`symgraph.add_to_graph`,
             a ``Ref`` when a symbolic callable such as ``x.reshape`` is called.
         args: One template per positional argument.
-        kwargs: Keyword arguments as a template (``Const`` dict or ``DictT``).
+        kwargs: Keyword arguments as a template (``Const`` dict or ``DictT``),
+            with ``str`` keys.
 
     Example:
         >>> import symgraph
@@ -243,13 +261,13 @@ class Call(Operation):
     """
 
     __slots__ = ("args", "func", "kwargs")
+    payload = ("func", "args", "kwargs")
 
     def __init__(self, func: Template, args: Sequence[Template], kwargs: Template) -> None:
-        if not isinstance(kwargs, (Const, DictT)):
-            raise TypeError("kwargs must be a Const dict or a DictT template")
-        self.func = func
-        self.args = tuple(args)
-        self.kwargs = kwargs
+        owner = type(self).__name__
+        self.func = _template(owner, "the callable", func)
+        self.args = _templates(owner, "an argument", args)
+        self.kwargs = _kwargs(owner, kwargs)
 
     def evaluate(self, args: Sequence[Any]) -> Any:
         return self.func.evaluate(args)(*(t.evaluate(args) for t in self.args), **self.kwargs.evaluate(args))
@@ -281,27 +299,26 @@ class MethodCall(Operation):
     object whose method is called is always parent 0.
 
     Args:
-        name: The method's name.
+        name: The method's name, an exact ``str``.
         args: One template per positional argument.
         kwargs: Keyword arguments as a template (``Const`` dict or ``DictT``).
 
     Example:
         >>> import symgraph
-        >>> from symgraph import Const, MethodCall
+        >>> from symgraph.plugin import Const, MethodCall, record
         >>> x = symgraph.CustomInput("a-b")
-        >>> y = symgraph.record(MethodCall("split", [Const("-")], Const({})), (x.node,))
+        >>> y = record(MethodCall("split", [Const("-")], Const({})), (x.node,))
         >>> y.v, symgraph.SymbolicModel(x, y)("c-d-e")
         (['a', 'b'], ['c', 'd', 'e'])
     """
 
     __slots__ = ("args", "kwargs", "name")
+    payload = ("name", "args", "kwargs")
 
     def __init__(self, name: str, args: Sequence[Template], kwargs: Template) -> None:
-        if not isinstance(kwargs, (Const, DictT)):
-            raise TypeError("kwargs must be a Const dict or a DictT template")
-        self.name = name
-        self.args = tuple(args)
-        self.kwargs = kwargs
+        self.name = _name("MethodCall", name)
+        self.args = _templates("MethodCall", "an argument", args)
+        self.kwargs = _kwargs("MethodCall", kwargs)
 
     def evaluate(self, args: Sequence[Any]) -> Any:
         return getattr(args[0], self.name)(*(t.evaluate(args) for t in self.args), **self.kwargs.evaluate(args))
@@ -321,9 +338,13 @@ class Unpack(Operation):
     """Element ``index`` of iterating over the parent, as in ``a, b = x``.
 
     Args:
-        index: Position of the element.
+        index: Position of the element: an exact, non-negative ``int``.
         by_index: Use ``parent[index]``, which is right for sequences; otherwise the
             parent is iterated (sets, dicts, iterators).
+
+    Raises:
+        TypeError: ``index`` is not an exact ``int`` or ``by_index`` not a bool.
+        ValueError: ``index`` is negative.
 
     Example:
         >>> import symgraph
@@ -333,8 +354,15 @@ class Unpack(Operation):
     """
 
     __slots__ = ("by_index", "index")
+    payload = ("index", "by_index")
 
     def __init__(self, index: int, by_index: bool = True) -> None:
+        if type(index) is not int:
+            raise TypeError(f"Unpack needs an int index, got {type(index).__name__}")
+        if index < 0:
+            raise ValueError(f"Unpack needs a non-negative index, got {index}")
+        if type(by_index) is not bool:
+            raise TypeError(f"Unpack: by_index must be a bool, got {type(by_index).__name__}")
         self.index = index
         self.by_index = by_index
 

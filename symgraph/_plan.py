@@ -9,18 +9,17 @@ values, so it pickles without walking the graph.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from symgraph._backends import describe_value
 from symgraph._errors import GraphError
 from symgraph._node import Node
 from symgraph._ops import Operation
 from symgraph._symbolic import ArgumentCollector, SymbolicData
-from symgraph._templates import Const, DictT, ListT, Ref, Template, TupleT
+from symgraph._templates import DictT, ListT, Template, TupleT, shared_ref
 
-__all__ = ["InputSpec", "Plan", "Step", "build_plan", "describe_value"]
+__all__ = ["InputSpec", "Plan", "Step", "build_plan"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +241,9 @@ def build_plan(inputs: Any, outputs: Any) -> tuple[Plan, list[Node]]:
                 count = counts["Input"] = counts.get("Input", 0) + 1
                 name = f"Input_{count}"
         handle_type = type(node.handle)
-        specs.append(InputSpec(name, handle_type._describe_node(node), handle_type._input_check(node, name)))
+        specs.append(
+            InputSpec(name, handle_type.symgraph_describe_node(node), handle_type.symgraph_input_check(node, name))
+        )
     # One pass per node does all its work: a large graph does not fit in the CPU's
     # caches, and each further pass over it would fetch every node from memory again.
     steps: list[Step] = []
@@ -254,19 +255,8 @@ def build_plan(inputs: Any, outputs: Any) -> tuple[Plan, list[Node]]:
             count = counts[base] = counts.get(base, 0) + 1
             name = f"{base}_{count}"
         args = tuple([slot[p] for p in parents])
-        steps.append(Step(node.op, args, name, type(node.handle)._describe_node(node)))
+        steps.append(Step(node.op, args, name, type(node.handle).symgraph_describe_node(node)))
     # Output templates refer to collector positions; renumber them to slots.
     out_slots = [slot[n] for n in output_nodes]
-    plan = Plan(tuple(specs), keys, tuple(steps), _renumber(out_template, out_slots))
-    return plan, nodes
-
-
-def _renumber(template: Template, slots: Sequence[int]) -> Template:
-    if isinstance(template, Ref):
-        return Ref(slots[template.index])
-    if isinstance(template, DictT):
-        return DictT(template.keys, [_renumber(t, slots) for t in template.values])
-    if isinstance(template, (ListT, TupleT)):
-        return type(template)([_renumber(t, slots) for t in template.items])
-    assert isinstance(template, Const), template  # outputs hold only the forms above
-    return template
+    outputs = out_template.map(lambda ref: shared_ref(out_slots[ref.index]))
+    return Plan(tuple(specs), keys, tuple(steps), outputs), nodes

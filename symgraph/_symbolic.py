@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from symgraph._backends import backend_for, describe_value, on_registry_change
+from symgraph._backends import backend_for, describe_value
 from symgraph._errors import TraceError
-from symgraph._node import Node
+from symgraph._node import Handle, Node
+from symgraph._operators import BINARY, UNARY, OperatorSpec
 from symgraph._ops import Call, GetAttr, Operation, Operator, Slice, Unpack
 from symgraph._templates import Const, Ref, Template, is_shared, parse
 
-__all__ = ["ArgumentCollector", "SymbolicData", "record", "symbolic_class_for"]
+__all__ = ["ArgumentCollector", "SymbolicData", "operator_methods", "record", "record_operator", "symbolic_class_for"]
 
 _UNSET: Any = object()
 
 
-class SymbolicData:
+class SymbolicData(Handle):
     """A symbolic value: a thin handle over one node of the graph.
 
     Operations on it are recorded instead of just computed: operators, attribute
@@ -29,9 +30,10 @@ class SymbolicData:
     be dict keys and set members. To record an equality test instead, use
     ``symgraph.add_to_graph(operator.eq, a, b)``.
 
-    The handle's own names are ``v``, ``node``, ``parents``, ``children`` and
-    ``op``; an attribute of the underlying value with one of these names is reached
-    with ``symgraph.add_to_graph(getattr, x, "v")``. Private names (starting with
+    The handle's own names are ``v``, ``node``, ``parents``, ``children``, ``op``
+    and the plugin hooks, whose names start with ``symgraph_``; an attribute of the
+    underlying value with one of these names is reached with
+    ``symgraph.add_to_graph(getattr, x, "v")``. Private names (starting with
     ``_``) are never recorded, so probes such as ``hasattr(x, "__wrapped__")``
     do not touch the graph.
 
@@ -46,13 +48,13 @@ class SymbolicData:
         [3, 4, 9]
     """
 
-    __slots__ = ("_node",)
-    _node: Node
+    __slots__ = ()
 
-    #: When set, values recorded from this handle (with it as first parent) get
-    #: this class whatever their type, instead of the class the registry picks.
-    #: A compatibility layer uses it to keep its own recording rules downstream.
-    _child_class: ClassVar[type[SymbolicData] | None] = None
+    #: Plugin hook: when set, values recorded from this handle (with it as first
+    #: parent) get this class whatever their type, instead of the class the
+    #: registry picks. A compatibility layer uses it to keep its own recording
+    #: rules downstream.
+    symgraph_child_class: ClassVar[type[SymbolicData] | None] = None
 
     # Makes numpy hand mixed operations back to our reflected operators instead of
     # building object arrays out of handles.
@@ -95,15 +97,32 @@ class SymbolicData:
         return f"<{type(self).__name__} at {id(self):#x}; {len(node.parents)} parents; {len(node.children)} children>"
 
     # -- hooks for plugins --------------------------------------------------------------
-    # Private classmethods, so they never shadow a recorded attribute of the value.
+    # Classmethods named ``symgraph_*``: a name no value's own attribute is likely to
+    # have, so a hook never shadows an attribute that should be recorded.
     @classmethod
-    def _describe_node(cls, node: Node) -> str:
-        """Summary text for ``node``'s value; the backend's description by default."""
+    def symgraph_describe_node(cls, node: Node) -> str:
+        """Plugin hook: summary text for ``node``'s value; the backend's description by default.
+
+        Example:
+            >>> import symgraph
+            >>> x = symgraph.CustomInput({1})
+            >>> type(x).symgraph_describe_node(x.node)
+            'set'
+        """
         return describe_value(node.value)
 
     @classmethod
-    def _input_check(cls, node: Node, name: str) -> Callable[[Any], None] | None:
-        """Validator for values passed where ``node`` is a model input, or ``None``."""
+    def symgraph_input_check(cls, node: Node, name: str) -> Callable[[Any], None] | None:
+        """Plugin hook: validator for values passed where ``node`` is a model input, or ``None``.
+
+        The validator raises :class:`symgraph.InputError` naming the input.
+
+        Example:
+            >>> import symgraph
+            >>> x = symgraph.CustomInput({1})
+            >>> type(x).symgraph_input_check(x.node, "Input_1") is None
+            True
+        """
         backend = backend_for(type(node.value))
         return backend.input_checker(node.value, name) if backend is not None else None
 
@@ -167,107 +186,95 @@ class SymbolicData:
         raise TraceError("in-place item deletion is not recorded; build a new value instead")
 
     # -- operators -------------------------------------------------------------------
-    def __neg__(self) -> SymbolicData:
-        return _operator("neg", self)
+    # Installed from the operator table below the class. These declarations only
+    # tell type checkers what the table installs; a test checks that they agree.
+    if TYPE_CHECKING:
 
-    def __pos__(self) -> SymbolicData:
-        return _operator("pos", self)
+        def __add__(self, o: Any) -> SymbolicData: ...
+        def __radd__(self, o: Any) -> SymbolicData: ...
+        def __sub__(self, o: Any) -> SymbolicData: ...
+        def __rsub__(self, o: Any) -> SymbolicData: ...
+        def __mul__(self, o: Any) -> SymbolicData: ...
+        def __rmul__(self, o: Any) -> SymbolicData: ...
+        def __truediv__(self, o: Any) -> SymbolicData: ...
+        def __rtruediv__(self, o: Any) -> SymbolicData: ...
+        def __floordiv__(self, o: Any) -> SymbolicData: ...
+        def __rfloordiv__(self, o: Any) -> SymbolicData: ...
+        def __mod__(self, o: Any) -> SymbolicData: ...
+        def __rmod__(self, o: Any) -> SymbolicData: ...
+        def __pow__(self, o: Any) -> SymbolicData: ...
+        def __rpow__(self, o: Any) -> SymbolicData: ...
+        def __matmul__(self, o: Any) -> SymbolicData: ...
+        def __rmatmul__(self, o: Any) -> SymbolicData: ...
+        def __and__(self, o: Any) -> SymbolicData: ...
+        def __rand__(self, o: Any) -> SymbolicData: ...
+        def __or__(self, o: Any) -> SymbolicData: ...
+        def __ror__(self, o: Any) -> SymbolicData: ...
+        def __xor__(self, o: Any) -> SymbolicData: ...
+        def __rxor__(self, o: Any) -> SymbolicData: ...
+        def __lshift__(self, o: Any) -> SymbolicData: ...
+        def __rlshift__(self, o: Any) -> SymbolicData: ...
+        def __rshift__(self, o: Any) -> SymbolicData: ...
+        def __rrshift__(self, o: Any) -> SymbolicData: ...
+        def __lt__(self, o: Any) -> SymbolicData: ...
+        def __le__(self, o: Any) -> SymbolicData: ...
+        def __gt__(self, o: Any) -> SymbolicData: ...
+        def __ge__(self, o: Any) -> SymbolicData: ...
+        def __neg__(self) -> SymbolicData: ...
+        def __pos__(self) -> SymbolicData: ...
+        def __invert__(self) -> SymbolicData: ...
+        def __abs__(self) -> SymbolicData: ...
 
-    def __invert__(self) -> SymbolicData:
-        return _operator("invert", self)
 
-    def __abs__(self) -> SymbolicData:
-        return _operator("abs", self)
+def _forward_method(spec: OperatorSpec) -> Callable[..., SymbolicData]:
+    symbol = spec.symbol
+    if spec.arity == 1:
 
-    def __add__(self, o: Any) -> SymbolicData:
-        return _operator("+", self, o)
+        def unary(self: SymbolicData) -> SymbolicData:
+            return record_operator(symbol, self)
 
-    def __radd__(self, o: Any) -> SymbolicData:
-        return _operator("+", o, self)
+        method: Callable[..., SymbolicData] = unary
+    else:
 
-    def __sub__(self, o: Any) -> SymbolicData:
-        return _operator("-", self, o)
+        def binary(self: SymbolicData, other: Any) -> SymbolicData:
+            return record_operator(symbol, self, other)
 
-    def __rsub__(self, o: Any) -> SymbolicData:
-        return _operator("-", o, self)
+        method = binary
+    method.__name__ = method.__qualname__ = spec.dunder
+    return method
 
-    def __mul__(self, o: Any) -> SymbolicData:
-        return _operator("*", self, o)
 
-    def __rmul__(self, o: Any) -> SymbolicData:
-        return _operator("*", o, self)
+def _reflected_method(spec: OperatorSpec) -> Callable[[SymbolicData, Any], SymbolicData]:
+    symbol = spec.symbol
 
-    def __truediv__(self, o: Any) -> SymbolicData:
-        return _operator("/", self, o)
+    def reflected(self: SymbolicData, other: Any) -> SymbolicData:
+        return record_operator(symbol, other, self)
 
-    def __rtruediv__(self, o: Any) -> SymbolicData:
-        return _operator("/", o, self)
+    reflected.__name__ = reflected.__qualname__ = str(spec.reflected)
+    return reflected
 
-    def __floordiv__(self, o: Any) -> SymbolicData:
-        return _operator("//", self, o)
 
-    def __rfloordiv__(self, o: Any) -> SymbolicData:
-        return _operator("//", o, self)
+def operator_methods(specs: Sequence[OperatorSpec]) -> dict[str, Callable[..., SymbolicData]]:
+    """The recording dunder methods for ``specs``, by name: forward and reflected forms.
 
-    def __mod__(self, o: Any) -> SymbolicData:
-        return _operator("%", self, o)
+    A backend whose values compare elementwise installs the ``==``/``!=`` entries
+    of the table on its handle with this.
 
-    def __rmod__(self, o: Any) -> SymbolicData:
-        return _operator("%", o, self)
+    Example:
+        >>> from symgraph.plugin import OPERATORS
+        >>> sorted(operator_methods([OPERATORS["-"]]))
+        ['__rsub__', '__sub__']
+    """
+    methods: dict[str, Callable[..., SymbolicData]] = {}
+    for spec in specs:
+        methods[spec.dunder] = _forward_method(spec)
+        if spec.reflected is not None:
+            methods[spec.reflected] = _reflected_method(spec)
+    return methods
 
-    def __pow__(self, o: Any) -> SymbolicData:
-        return _operator("**", self, o)
 
-    def __rpow__(self, o: Any) -> SymbolicData:
-        return _operator("**", o, self)
-
-    def __matmul__(self, o: Any) -> SymbolicData:
-        return _operator("@", self, o)
-
-    def __rmatmul__(self, o: Any) -> SymbolicData:
-        return _operator("@", o, self)
-
-    def __and__(self, o: Any) -> SymbolicData:
-        return _operator("&", self, o)
-
-    def __rand__(self, o: Any) -> SymbolicData:
-        return _operator("&", o, self)
-
-    def __or__(self, o: Any) -> SymbolicData:
-        return _operator("|", self, o)
-
-    def __ror__(self, o: Any) -> SymbolicData:
-        return _operator("|", o, self)
-
-    def __xor__(self, o: Any) -> SymbolicData:
-        return _operator("^", self, o)
-
-    def __rxor__(self, o: Any) -> SymbolicData:
-        return _operator("^", o, self)
-
-    def __lshift__(self, o: Any) -> SymbolicData:
-        return _operator("<<", self, o)
-
-    def __rlshift__(self, o: Any) -> SymbolicData:
-        return _operator("<<", o, self)
-
-    def __rshift__(self, o: Any) -> SymbolicData:
-        return _operator(">>", self, o)
-
-    def __rrshift__(self, o: Any) -> SymbolicData:
-        return _operator(">>", o, self)
-
-    def __lt__(self, o: Any) -> SymbolicData:
-        return _operator("<", self, o)
-
-    def __le__(self, o: Any) -> SymbolicData:
-        return _operator("<=", self, o)
-
-    def __gt__(self, o: Any) -> SymbolicData:
-        return _operator(">", self, o)
-
-    def __ge__(self, o: Any) -> SymbolicData:
-        return _operator(">=", self, o)
+for _name, _method in operator_methods([s for s in (*BINARY, *UNARY) if not s.identity_on_handle]).items():
+    setattr(SymbolicData, _name, _method)
 
 
 class ArgumentCollector:
@@ -325,7 +332,16 @@ class ArgumentCollector:
 _shared_operators: dict[tuple[Any, ...], Operator] = {}
 
 
-def _operator(symbol: str, *operands: Any) -> SymbolicData:
+def record_operator(symbol: str, *operands: Any) -> SymbolicData:
+    """Record the operator ``symbol`` of the operator table applied to ``operands``.
+
+    Example:
+        >>> import symgraph
+        >>> from symgraph.plugin import record_operator
+        >>> x = symgraph.CustomInput(3)
+        >>> record_operator("**", 2, x).v
+        8
+    """
     collector = ArgumentCollector()
     templates = [collector.template(o) for o in operands]
     key = (symbol, *templates)
@@ -370,7 +386,8 @@ def record(
     Example:
         >>> import symgraph
         >>> x = symgraph.CustomInput(20)
-        >>> y = symgraph.record(symgraph.GetAttr("real"), (x.node,))
+        >>> from symgraph.plugin import GetAttr, record
+        >>> y = record(GetAttr("real"), (x.node,))
         >>> y.v
         20
     """
@@ -384,7 +401,7 @@ def record(
             raise
     cls = handle_class
     if cls is None and parents:
-        cls = parents[0].handle._child_class
+        cls = parents[0].handle.symgraph_child_class
     if cls is None:
         cls = symbolic_class_for(type(value))
     node = Node(op, tuple(parents), value, custom_name)
@@ -397,9 +414,9 @@ def record(
     return handle
 
 
+# The generic handle class of each type, made once so that handles of one type
+# share a class. Which backend handles a type is cached by the registry alone.
 _generic: weakref.WeakKeyDictionary[type, type[SymbolicData]] = weakref.WeakKeyDictionary()
-_resolved: weakref.WeakKeyDictionary[type, type[SymbolicData]] = weakref.WeakKeyDictionary()
-on_registry_change(_resolved.clear)
 
 
 def symbolic_class_for(tp: type) -> type[SymbolicData]:
@@ -410,30 +427,24 @@ def symbolic_class_for(tp: type) -> type[SymbolicData]:
     share a ``__name__`` get different handle classes).
 
     Example:
-        >>> import symgraph
-        >>> symgraph.symbolic_class_for(set).__name__
+        >>> from symgraph.plugin import symbolic_class_for
+        >>> symbolic_class_for(set).__name__
         'SymbolicData[set]'
     """
+    backend = backend_for(tp)
+    if backend is not None:
+        return backend.symbolic_class
     try:
-        return _resolved[tp]
+        return _generic[tp]
     except KeyError:
         pass
-    backend = backend_for(tp)
-    cls: type[SymbolicData] | None
-    if backend is not None:
-        cls = backend.symbolic_class
-    else:
-        cls = _generic.get(tp)
-        if cls is None:
-            cls = type(
-                f"SymbolicData[{tp.__qualname__}]",
-                (SymbolicData,),
-                {
-                    "__slots__": (),
-                    "__module__": __name__,
-                    "__doc__": f"Symbolic value of type {tp.__module__}.{tp.__qualname__}.",
-                },
-            )
-            _generic[tp] = cls
-    _resolved[tp] = cls
-    return cls
+    cls = type(
+        f"SymbolicData[{tp.__qualname__}]",
+        (SymbolicData,),
+        {
+            "__slots__": (),
+            "__module__": __name__,
+            "__doc__": f"Symbolic value of type {tp.__module__}.{tp.__qualname__}.",
+        },
+    )
+    return _generic.setdefault(tp, cls)

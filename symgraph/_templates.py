@@ -7,6 +7,10 @@ once at trace time). Only ``list``, ``tuple`` (including named tuples), ``dict``
 
 Templates are immutable once built, so :func:`parse` hands out shared instances of
 the commonest leaves (see :func:`shared_ref` and :func:`shared_const`).
+
+Templates are operation payloads, so they are validated when built, and they
+pickle through their constructors: a template loaded from a pickle is checked
+exactly like one made by recording.
 """
 
 from __future__ import annotations
@@ -82,14 +86,74 @@ class Template:
         """Sub-templates, for generic walks."""
         return ()
 
+    def rebuild(self, children: Sequence[Template]) -> Template:
+        """The same template with other sub-templates, in :meth:`children` order."""
+        return self
+
+    def map(self, ref: Callable[[Ref], Template]) -> Template:
+        """A copy with every :class:`Ref` leaf replaced by ``ref(leaf)``; iterative.
+
+        Parts that hold no ``Ref`` are shared with the original, not copied.
+
+        Example:
+            >>> TupleT([Ref(0), Const("a"), ListT([Ref(1)])]).map(lambda r: Ref(r.index + 10))
+            TupleT([Ref(10), Const('a'), ListT([Ref(11)])])
+        """
+        # Post-order with an explicit stack: each composite is rebuilt once its
+        # children's results are on ``done``.
+        stack: list[tuple[Template, bool]] = [(self, False)]
+        done: list[Template] = []
+        while stack:
+            template, expanded = stack.pop()
+            if isinstance(template, Ref):
+                done.append(ref(template))
+                continue
+            children = template.children()
+            if not children:
+                done.append(template)
+            elif expanded:
+                new = done[len(done) - len(children) :]
+                del done[len(done) - len(children) :]
+                changed = any(a is not b for a, b in zip(new, children, strict=True))
+                done.append(template.rebuild(new) if changed else template)
+            else:
+                stack.append((template, True))
+                stack.extend((child, False) for child in reversed(children))
+        return done[0]
+
+
+def _check_templates(owner: str, items: Iterable[object]) -> tuple[Template, ...]:
+    checked: list[Template] = []
+    for item in items:
+        if not isinstance(item, Template):
+            raise TypeError(f"{owner} holds templates only, got {type(item).__name__}")
+        checked.append(item)
+    return tuple(checked)
+
 
 class Ref(Template):
-    """The value of the node's parent number ``index``."""
+    """The value of the node's parent number ``index``.
+
+    Args:
+        index: The parent's position: an exact, non-negative ``int``.
+
+    Raises:
+        TypeError: ``index`` is not an exact ``int`` (a subclass could format
+            itself as code).
+        ValueError: ``index`` is negative.
+    """
 
     __slots__ = ("index",)
 
     def __init__(self, index: int) -> None:
+        if type(index) is not int:
+            raise TypeError(f"Ref index must be an int, got {type(index).__name__}")
+        if index < 0:
+            raise ValueError(f"Ref index must not be negative, got {index}")
         self.index = index
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Ref, (self.index,)
 
     def evaluate(self, values: Sequence[Any]) -> Any:
         return values[self.index]
@@ -108,6 +172,9 @@ class Const(Template):
 
     def evaluate(self, values: Sequence[Any]) -> Any:
         return self.value
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Const, (self.value,)
 
     def __repr__(self) -> str:
         return f"Const({self.value!r})"
@@ -169,10 +236,16 @@ class _Seq(Template):
     __slots__ = ("items",)
 
     def __init__(self, items: Sequence[Template]) -> None:
-        self.items = tuple(items)
+        self.items = _check_templates(type(self).__name__, items)
 
     def children(self) -> tuple[Template, ...]:
         return self.items
+
+    def rebuild(self, children: Sequence[Template]) -> Template:
+        return type(self)(children)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.items,)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({list(self.items)!r})"
@@ -202,8 +275,16 @@ class NamedTupleT(_Seq):
     __slots__ = ("cls",)
 
     def __init__(self, cls: type, items: Sequence[Template]) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, tuple)):
+            raise TypeError(f"NamedTupleT needs a tuple subclass, got {type(cls).__name__}")
         super().__init__(items)
         self.cls = cls
+
+    def rebuild(self, children: Sequence[Template]) -> Template:
+        return NamedTupleT(self.cls, children)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return NamedTupleT, (self.cls, self.items)
 
     def evaluate(self, values: Sequence[Any]) -> Any:
         return self.cls(*(t.evaluate(values) for t in self.items))
@@ -213,6 +294,11 @@ class SliceT(_Seq):
     """A ``slice`` whose start, stop or step is symbolic."""
 
     __slots__ = ()
+
+    def __init__(self, items: Sequence[Template]) -> None:
+        super().__init__(items)
+        if len(self.items) != 3:
+            raise ValueError(f"SliceT needs start, stop and step, got {len(self.items)} item(s)")
 
     def evaluate(self, values: Sequence[Any]) -> Any:
         return slice(*(t.evaluate(values) for t in self.items))
@@ -225,10 +311,18 @@ class DictT(Template):
 
     def __init__(self, keys: Sequence[Any], values: Sequence[Template]) -> None:
         self.keys = tuple(keys)
-        self.values = tuple(values)
+        self.values = _check_templates("DictT", values)
+        if len(self.keys) != len(self.values):
+            raise ValueError(f"DictT needs one value per key, got {len(self.keys)} key(s) and {len(self.values)}")
 
     def children(self) -> tuple[Template, ...]:
         return self.values
+
+    def rebuild(self, children: Sequence[Template]) -> Template:
+        return DictT(self.keys, children)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return DictT, (self.keys, self.values)
 
     def evaluate(self, values: Sequence[Any]) -> Any:
         return {k: t.evaluate(values) for k, t in zip(self.keys, self.values, strict=True)}

@@ -14,14 +14,14 @@ Example:
     array([1., 1.])
 """
 
-import symgraph
 from symgraph import SymbolicModel, add_to_graph
+from symgraph.plugin import register_backend
 from symgraph_numpy._array import SymbolicArray
 from symgraph_numpy._backend import BACKEND, NumpyBackend
 from symgraph_numpy._input import CustomInput, Input
 from symgraph_numpy._shapes import ArrayCheck
 
-symgraph.register_backend(BACKEND)
+register_backend(BACKEND)
 
 __all__ = [
     "BACKEND",

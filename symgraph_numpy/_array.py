@@ -8,8 +8,17 @@ from typing import Any
 
 import numpy as np
 
-import symgraph
-from symgraph import ArgumentCollector, MethodCall, Node, Operator, Placeholder, SymbolicData, TraceError, Unpack
+from symgraph import SymbolicData, TraceError
+from symgraph.plugin import (
+    OPERATORS,
+    ArgumentCollector,
+    MethodCall,
+    Node,
+    Placeholder,
+    Unpack,
+    operator_methods,
+    record,
+)
 from symgraph_numpy._shapes import ArrayCheck, format_dims, symbolic_shape
 
 __all__ = ["SymbolicArray"]
@@ -38,11 +47,6 @@ _IN_PLACE = {
 def _record_call(func: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> SymbolicData:
     collector = ArgumentCollector()
     return collector.record(collector.call_op(func, args, kwargs))
-
-
-def _compare(symbol: str, a: Any, b: Any) -> SymbolicData:
-    collector = ArgumentCollector()
-    return collector.record(Operator(symbol, [collector.template(a), collector.template(b)]))
 
 
 class _ArrayMethod:
@@ -175,7 +179,7 @@ class SymbolicArray(SymbolicData):
         # Each element is x[i]; the loop is unrolled over the first dimension.
         node = self._node
         for i in range(len(self)):
-            yield symgraph.record(Unpack(i), (node,), value=node.value[i], pending=True)
+            yield record(Unpack(i), (node,), value=node.value[i], pending=True)
 
     def __setitem__(self, index: Any, value: Any) -> None:
         raise TraceError(
@@ -183,22 +187,16 @@ class SymbolicArray(SymbolicData):
             "for example np.where(mask, new, x) for x[mask] = new"
         )
 
-    # -- elementwise comparison, as numpy does it -----------------------------------------
-    def __eq__(self, other: object) -> Any:
-        return _compare("==", self, other)
-
-    def __ne__(self, other: object) -> Any:
-        return _compare("!=", self, other)
-
+    # -- elementwise comparison, as numpy does it (installed from the operator table) -----
     __hash__ = SymbolicData.__hash__
 
     # -- hooks for symgraph ----------------------------------------------------------------
     @classmethod
-    def _describe_node(cls, node: Node) -> str:
+    def symgraph_describe_node(cls, node: Node) -> str:
         return format_dims(symbolic_shape(node))
 
     @classmethod
-    def _input_check(cls, node: Node, name: str) -> Callable[[Any], None]:
+    def symgraph_input_check(cls, node: Node, name: str) -> Callable[[Any], None]:
         # An Input declares which sizes are fixed. Anything else (a CustomInput, an
         # inner node) fixes only rank and dtype kind: a pipeline recorded on a small
         # example replays on larger arrays.
@@ -206,3 +204,7 @@ class SymbolicArray(SymbolicData):
         declared = (node.meta or {}).get("dims") if isinstance(node.op, Placeholder) else None
         dims = declared if declared is not None else (None,) * np.ndim(value)
         return ArrayCheck(name, dims, np.result_type(value))
+
+
+for _name, _method in operator_methods([OPERATORS["=="], OPERATORS["!="]]).items():
+    setattr(SymbolicArray, _name, _method)

@@ -6,13 +6,13 @@ from typing import Any
 
 import numpy as np
 
-import symgraph
+from symgraph.plugin import Backend
 from symgraph_numpy._array import SymbolicArray
 
 __all__ = ["BACKEND", "NumpyBackend"]
 
 
-class NumpyBackend(symgraph.Backend):
+class NumpyBackend(Backend):
     """Registers :class:`SymbolicArray` for numpy arrays and numpy scalars.
 
     Scalars (``np.float64``, what ``x.sum()`` returns) are included so that they

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 import symgraph
-from symgraph import Placeholder
+from symgraph.plugin import Placeholder, record
 from symgraph_numpy._array import SymbolicArray
 from symgraph_numpy._shapes import EXAMPLE_SIZE, PROBE_SIZE
 
@@ -98,7 +98,7 @@ def Input(  # noqa: N802 - the name users know from Keras
     meta: dict[str, Any] = {"dims": dims}
     if None in dims:
         meta["probe"] = _example(rng, tuple(PROBE_SIZE if d is None else d for d in dims), dt, min_value, max_value)
-    handle = symgraph.record(Placeholder(), (), value=value, custom_name=custom_name, meta=meta)
+    handle = record(Placeholder(), (), value=value, custom_name=custom_name, meta=meta)
     assert isinstance(handle, SymbolicArray)
     return handle
 
@@ -137,6 +137,6 @@ def CustomInput(value: Any, *, custom_name: str | None = None) -> SymbolicArray:
                 "Python values use symgraph.CustomInput"
             )
         value = array
-    handle = symgraph.record(Placeholder(), (), value=value, custom_name=custom_name)
+    handle = record(Placeholder(), (), value=value, custom_name=custom_name)
     assert isinstance(handle, SymbolicArray)
     return handle

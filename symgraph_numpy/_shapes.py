@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from symgraph import Node, Placeholder
+from symgraph import InputError
+from symgraph.plugin import Node, Placeholder
 
 __all__ = ["EXAMPLE_SIZE", "PROBE_SIZE", "ArrayCheck", "format_dims", "symbolic_shape"]
 
@@ -133,7 +134,7 @@ class ArrayCheck:
         >>> check(np.zeros((5, 4)))
         Traceback (most recent call last):
         ...
-        ValueError: x: expected shape (None, 3), got an array of shape (5, 4)
+        symgraph.InputError: x: expected shape (None, 3), got an array of shape (5, 4)
     """
 
     __slots__ = ("dims", "dtype", "kind", "known", "name")
@@ -146,23 +147,23 @@ class ArrayCheck:
         self.known = tuple((axis, size) for axis, size in enumerate(self.dims) if size is not None)
 
     def __call__(self, value: Any) -> None:
-        """Raise ``ValueError`` naming the input if ``value`` does not fit."""
+        """Raise :class:`symgraph.InputError` naming the input if ``value`` does not fit."""
         try:
             ndim = value.ndim
             kind = value.dtype.kind
         except AttributeError:
-            raise ValueError(
+            raise InputError(
                 f"{self.name}: expected an array of shape {format_dims(self.dims)} (a numpy array or an array "
                 f"with ndim and a numpy dtype), got {type(value).__name__}; build the model with "
                 "check_inputs=False to pass other duck arrays"
             ) from None
         if ndim != len(self.dims):
-            raise ValueError(
+            raise InputError(
                 f"{self.name}: expected a {len(self.dims)}-d array of shape {format_dims(self.dims)}, "
                 f"got a {ndim}-d array of shape {tuple(value.shape)}"
             )
         if _KIND_GROUPS.get(kind, kind) != self.kind:
-            raise ValueError(
+            raise InputError(
                 f"{self.name}: expected {_KIND_NAMES.get(self.kind, self.kind)} data (recorded with dtype "
                 f"{self.dtype}), got dtype {value.dtype}"
             )
@@ -172,7 +173,7 @@ class ArrayCheck:
                 actual = shape[axis]
                 # nan: a dask array that does not know this size yet.
                 if actual != size and actual == actual:
-                    raise ValueError(
+                    raise InputError(
                         f"{self.name}: expected shape {format_dims(self.dims)}, got an array of shape {tuple(shape)}"
                     )
 

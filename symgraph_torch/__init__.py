@@ -16,8 +16,8 @@ Example:
     torch.Size([2, 10])
 """
 
-import symgraph
 from symgraph import add_to_graph
+from symgraph.plugin import register_backend
 from symgraph_torch import functions_utility, graph_algorithms, model_tools, useful_layers
 from symgraph_torch._backend import BACKEND, TorchBackend
 from symgraph_torch._compat import SymbolicObject
@@ -26,7 +26,7 @@ from symgraph_torch._model import DetachedSymbolicModel, SymbolicModel, optimize
 from symgraph_torch._tensor import SymbolicTensor
 from symgraph_torch._tracing import ModuleCall, install_module_call_hook
 
-symgraph.register_backend(BACKEND)
+register_backend(BACKEND)
 install_module_call_hook()
 
 __all__ = [

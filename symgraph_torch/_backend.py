@@ -8,13 +8,13 @@ from typing import Any
 import torch
 from torch import nn
 
-import symgraph
+from symgraph.plugin import Backend
 from symgraph_torch._tensor import SymbolicTensor
 
 __all__ = ["BACKEND", "TorchBackend"]
 
 
-class TorchBackend(symgraph.Backend):
+class TorchBackend(Backend):
     """Registers :class:`SymbolicTensor` for tensors and counts module parameters.
 
     Example:

@@ -14,22 +14,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import symgraph
-from symgraph import GetAttr, Node, SymbolicData
+from symgraph.plugin import BINARY, UNARY, GetAttr, Node, SymbolicData, record
 
 __all__ = ["SymbolicObject"]
 
-_BINARY = (
-    *("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul"),
-    *("and", "or", "xor", "lshift", "rshift", "lt", "le", "gt", "ge"),
-    *("radd", "rsub", "rmul", "rtruediv", "rfloordiv", "rmod", "rpow", "rmatmul"),
-    *("rand", "ror", "rxor", "rlshift", "rrshift"),
+# The dunders the operator table installs on the base handle, forward and
+# reflected; ``==`` and ``!=`` keep identity semantics here too.
+_BINARY = tuple(
+    name for spec in BINARY if not spec.identity_on_handle for name in (spec.dunder, spec.reflected) if name is not None
 )
-_UNARY = ("neg", "pos", "abs", "invert")
+_UNARY = tuple(spec.dunder for spec in UNARY)
 
 
 def _as_method_call(handle: SymbolicData, dunder: str, args: tuple[Any, ...]) -> SymbolicData:
-    method = symgraph.record(GetAttr(dunder), (handle.node,))
+    method = record(GetAttr(dunder), (handle.node,))
     return method(*args)
 
 
@@ -47,11 +45,11 @@ class SymbolicObject(SymbolicData):
     __slots__ = ()
 
     @classmethod
-    def _describe_node(cls, node: Node) -> str:
+    def symgraph_describe_node(cls, node: Node) -> str:
         return type(node.value).__name__
 
     @classmethod
-    def _input_check(cls, node: Node, name: str) -> Callable[[Any], None] | None:
+    def symgraph_input_check(cls, node: Node, name: str) -> Callable[[Any], None] | None:
         return None
 
 
@@ -72,7 +70,7 @@ def _unary(dunder: str) -> Callable[[SymbolicData], SymbolicData]:
 
 
 for _name in _BINARY:
-    setattr(SymbolicObject, f"__{_name}__", _binary(f"__{_name}__"))
+    setattr(SymbolicObject, _name, _binary(_name))
 for _name in _UNARY:
-    setattr(SymbolicObject, f"__{_name}__", _unary(f"__{_name}__"))
-SymbolicObject._child_class = SymbolicObject
+    setattr(SymbolicObject, _name, _unary(_name))
+SymbolicObject.symgraph_child_class = SymbolicObject

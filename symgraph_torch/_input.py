@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 import symgraph
-from symgraph import Placeholder, SymbolicData
+from symgraph.plugin import Placeholder, SymbolicData, record
 from symgraph_torch._compat import SymbolicObject
 from symgraph_torch._tensor import SymbolicTensor
 
@@ -117,7 +117,7 @@ def Input(  # noqa: N802 - the name users know from Keras and pytorch-symbolic
         full = (batch_size or 1, *dims)
         unknown = batch_size is None
     value = _example(full, dtype, min_value, max_value)
-    handle = symgraph.record(
+    handle = record(
         Placeholder(),
         (),
         value=value,
@@ -151,4 +151,4 @@ def CustomInput(value: Any, *, custom_name: str | None = None) -> SymbolicData: 
         raise TypeError("CustomInput() got a value that is already symbolic; use it directly")
     if isinstance(value, torch.Tensor):
         return symgraph.CustomInput(value, custom_name=custom_name)
-    return symgraph.record(Placeholder(), (), value=value, custom_name=custom_name, handle_class=SymbolicObject)
+    return record(Placeholder(), (), value=value, custom_name=custom_name, handle_class=SymbolicObject)

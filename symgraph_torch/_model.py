@@ -2,115 +2,34 @@
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-import symgraph
-from symgraph import ArgumentCollector, ConstantPool, GraphError, Node, Plan, Program, SymbolicData, Template
-from symgraph_torch._inline import inline_layer_call, inlining_allowed
+from symgraph import MissingGraphError
+from symgraph.plugin import (
+    DEFAULT_EXECUTOR,
+    Executor,
+    Plan,
+    Program,
+    SymbolicData,
+    WeakGraph,
+    build_plan,
+    extend_outputs,
+    format_summary,
+    generate,
+)
+from symgraph_torch._policy import TorchCodegenPolicy, distinct_tensors, plan_constants
 from symgraph_torch._tensor import SymbolicTensor
-from symgraph_torch._tracing import SKIP_INPUT_CHECKS, ModuleCall, bound_call
+from symgraph_torch._tracing import SKIP_INPUT_CHECKS, ModuleCall
 
 __all__ = ["DetachedSymbolicModel", "MissingGraphError", "SymbolicModel", "optimize_module_calls"]
 
 # Set by optimize_module_calls() with no arguments: models built afterwards call
 # their layers' forward directly.
 _optimize_new_models = False
-
-
-def _tensor_items(value: Any) -> Iterator[torch.Tensor]:
-    """Tensors held by a constant, directly or one container level down."""
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif type(value) in (list, tuple, dict):
-        yield from (
-            item for item in (value.values() if type(value) is dict else value) if isinstance(item, torch.Tensor)
-        )
-
-
-def _constants(plan: Plan) -> Iterator[tuple[int, Any]]:
-    """``(step index, constant)`` for every constant the plan's operations hold."""
-    for j, step in enumerate(plan.steps):
-        for template in step.op.templates():
-            for value in template.constants():
-                yield j, value
-
-
-def _distinct_tensors(plan: Plan) -> list[torch.Tensor]:
-    """The tensor constants of a plan, each once, in walk order."""
-    seen: dict[int, torch.Tensor] = {}
-    for _, value in _constants(plan):
-        if not isinstance(value, nn.Module):
-            for tensor in _tensor_items(value):
-                seen.setdefault(id(tensor), tensor)
-    return list(seen.values())
-
-
-class _TorchPool(ConstantPool):
-    """Reaches tensor constants through the model, so ``.to()`` and ``functional_call`` see them."""
-
-    def __init__(self, tensor_attrs: dict[int, str], direct: bool, inline: bool = False) -> None:
-        # id of a plan tensor -> expression reading it from the model
-        super().__init__()
-        self.tensor_attrs = tensor_attrs
-        self.direct = direct
-        self.inline = inline
-        self.inlined = False
-        self.callers: dict[int, str] = {}
-
-    def inline_call(self, layer: nn.Module, args: list[str]) -> str | None:
-        """The layer's fast path with its guard (see ``_inline``), when inlining is on."""
-        if not self.inline:
-            return None
-        expression = inline_layer_call(layer, args, super().ref)
-        self.inlined = self.inlined or expression is not None
-        return expression
-
-    def ref(self, value: Any) -> str:
-        if self.tensor_attrs:
-            if isinstance(value, torch.Tensor):
-                expression = self.tensor_attrs.get(id(value))
-                if expression is not None:
-                    return expression
-            elif type(value) in (list, tuple, dict) and any(id(t) in self.tensor_attrs for t in _tensor_items(value)):
-                return self._container(value)
-        return super().ref(value)
-
-    def _container(self, value: Any) -> str:
-        if type(value) is dict:
-            return "{" + ", ".join(f"{super().ref(k)}: {self.ref(v)}" for k, v in value.items()) + "}"
-        items = [self.ref(v) for v in value]
-        if type(value) is list:
-            return "[" + ", ".join(items) + "]"
-        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
-
-    def module_caller(self, layer: nn.Module) -> str:
-        name = self.callers.get(id(layer))
-        if name is None:
-            fn: Callable[..., Any]
-            fn = layer.forward if self.direct and not _has_hooks(layer) else bound_call(layer)
-            name = self.callers[id(layer)] = super().ref(fn)
-        return name
-
-
-def _has_hooks(layer: nn.Module) -> bool:
-    from torch.nn.modules import module as torch_module
-
-    return bool(
-        layer._forward_hooks
-        or layer._forward_pre_hooks
-        or layer._backward_hooks
-        or layer._backward_pre_hooks
-        or layer._compiled_call_impl is not None
-        or torch_module._global_forward_hooks
-        or torch_module._global_forward_pre_hooks
-        or torch_module._global_backward_hooks
-        or torch_module._global_backward_pre_hooks
-    )
 
 
 def _shape_structure(structure: Any) -> Any:
@@ -136,6 +55,10 @@ class DetachedSymbolicModel(nn.Module):
         plan: The plan to run.
         check_inputs: Check the number and shapes of inputs on every call.
         shapes: ``(input_shape, output_shape)`` to report.
+        executor: How ``forward`` runs the plan (see :class:`SymbolicModel`).
+        executor_options: The executor's options.
+        direct_calls: Call layers' ``forward`` directly (see
+            :func:`optimize_module_calls`); by default as that function set it.
 
     Example:
         >>> import torch
@@ -150,30 +73,40 @@ class DetachedSymbolicModel(nn.Module):
     # Calls of a model from an enclosing graph are recorded as NestedModelCall.
     _symgraph_nested = True
 
-    def __init__(self, plan: Plan, *, check_inputs: bool = True, shapes: tuple[Any, Any] = (None, None)) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        check_inputs: bool = True,
+        shapes: tuple[Any, Any] = (None, None),
+        executor: str | Executor = DEFAULT_EXECUTOR,
+        executor_options: Mapping[str, Any] | None = None,
+        direct_calls: bool | None = None,
+    ) -> None:
         super().__init__()
         self.check_inputs = check_inputs
         self._input_shape, self._output_shape = shapes
-        self._direct_calls = _optimize_new_models
+        self._direct_calls = _optimize_new_models if direct_calls is None else direct_calls
+        self._executor_choice = (executor, dict(executor_options or {}))
         self._plan = plan
         self._tensor_names: list[str] = []
         self._register(plan)
-        self._compile()
+        self._program = self._build(plan)
 
     # -- building --------------------------------------------------------------------
     def _register(self, plan: Plan) -> None:
         """Register the plan's layers as submodules and its tensor constants as parameters or buffers."""
         registered = {id(m) for m in self._modules.values()}
-        for j, value in _constants(plan):
+        for j, value in plan_constants(plan):
             if isinstance(value, nn.Module) and id(value) not in registered:
                 step = plan.steps[j]
                 is_layer = isinstance(step.op, ModuleCall) and step.op.layer is value
                 name = step.name if is_layer else f"{type(value).__name__}_in_{step.name}"
                 self._add_layer(name, value)
                 registered.add(id(value))
-        # Tensors are matched to their names by walk order (see _compile); a plan
+        # Tensors are matched to their names by walk order (see _policy); a plan
         # grown by add_output walks the old steps first, so only the tail is new.
-        for tensor in _distinct_tensors(plan)[len(self._tensor_names) :]:
+        for tensor in distinct_tensors(plan)[len(self._tensor_names) :]:
             name = self._free_name("param" if isinstance(tensor, nn.Parameter) else "constant")
             if isinstance(tensor, nn.Parameter):
                 self.register_parameter(name, tensor)
@@ -202,26 +135,61 @@ class DetachedSymbolicModel(nn.Module):
             k += 1
         return f"{base}_{k}"
 
-    def _compile(self) -> None:
-        # Match the plan's tensor constants to their attribute names by walk order,
-        # which survives pickling (the tensors are new objects then) and .to() (the
+    def codegen_policy(self, plan: Plan, options: Mapping[str, Any]) -> TorchCodegenPolicy:
+        """The code generation policy for a plan of this model (see :mod:`symgraph_torch._policy`).
+
+        Args:
+            plan: The model's plan, or the plan it is about to run.
+            options: ``{"fast_paths": False}`` leaves out the layers' fast paths.
+        """
+        fast_paths = TorchCodegenPolicy.options("codegen", options)
+        # Match the plan's tensor constants to their names by walk order, which
+        # survives pickling (the tensors are new objects then) and .to() (the
         # buffers are new objects then; the plan keeps the originals).
-        tensors = _distinct_tensors(self._plan)
-        # Read straight from the module's dicts: attribute lookup would go through
-        # nn.Module.__getattr__ on every call. The names are ours (param_k, constant_k).
-        attrs = {
-            id(t): f"self.{'_parameters' if isinstance(t, nn.Parameter) else '_buffers'}[{name!r}]"
-            for t, name in zip(tensors, self._tensor_names, strict=True)
+        tensors = distinct_tensors(plan)
+        names = {
+            id(t): (isinstance(t, nn.Parameter), name) for t, name in zip(tensors, self._tensor_names, strict=True)
         }
-        # Two versions of forward: one with the layers' fast paths, each guarded, and
-        # one calling every layer normally, for calls made while the global state
-        # (global hooks, jit tracing) rules the fast paths out.
-        pool = _TorchPool(attrs, self._direct_calls, inline=True)
-        self._program = Program(self._plan, pool=pool, leading=("self",))
-        self._normal_program = self._program
-        if pool.inlined:
-            normal = _TorchPool(attrs, self._direct_calls)
-            self._normal_program = Program(self._plan, pool=normal, leading=("self",))
+        return TorchCodegenPolicy(
+            plan, self._parameters, self._buffers, names, direct=self._direct_calls, fast_paths=fast_paths
+        )
+
+    def _build(self, plan: Plan) -> Program:
+        executor, options = self._executor_choice
+        return Program(plan, executor, options, host=self)
+
+    @property
+    def executor(self) -> str:
+        """The name of the executor that runs ``forward``."""
+        return self._program.executor.name
+
+    @property
+    def executor_options(self) -> dict[str, Any]:
+        """A copy of the options the executor was asked for with."""
+        return dict(self._executor_choice[1])
+
+    def set_executor(self, executor: str | Executor, **options: Any) -> None:
+        """Run ``forward`` on another executor from now on; the model is unchanged if that fails.
+
+        Example:
+            >>> import torch
+            >>> from torch import nn
+            >>> from symgraph_torch import Input, SymbolicModel
+            >>> x = Input((4,))
+            >>> model = SymbolicModel(x, nn.Linear(4, 2)(x))
+            >>> data = torch.rand(3, 4)
+            >>> expected = model(data)
+            >>> model.set_executor("interpreter")
+            >>> model.executor, torch.equal(model(data), expected)
+            ('interpreter', True)
+        """
+        previous = self._executor_choice
+        self._executor_choice = (executor, dict(options))
+        try:
+            self._program = self._build(self._plan)
+        except BaseException:
+            self._executor_choice = previous
+            raise
 
     # -- calling -----------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -235,13 +203,9 @@ class DetachedSymbolicModel(nn.Module):
         if kwargs and SKIP_INPUT_CHECKS in kwargs:
             check = not kwargs.pop(SKIP_INPUT_CHECKS)
         values = program.bind(args, kwargs)
-        tracing = torch._C._get_tracing_state() is not None
-        if check and program.checks and not tracing:
+        if check and program.checks and torch._C._get_tracing_state() is None:
             program.check(values)
-        # Under jit.trace the normal path keeps every layer a submodule call in the trace.
-        if program is not self._normal_program and (tracing or not inlining_allowed()):
-            program = self._normal_program
-        return program.replay(self, *values)
+        return program.runner(*values)
 
     def interpret(self, *args: Any, **kwargs: Any) -> Any:
         """Run through symgraph's reference interpreter instead of the generated code.
@@ -276,8 +240,8 @@ class DetachedSymbolicModel(nn.Module):
 
     @property
     def source(self) -> str:
-        """The generated Python source of ``forward``'s replay function."""
-        return self._program.code.source
+        """The Python source code generation makes for ``forward`` (what the ``codegen`` executor runs)."""
+        return generate(self._plan, self.codegen_policy(self._plan, {})).source
 
     def summary(self, print_fn: Callable[[str], Any] = print) -> None:
         """Print a Keras-like table: layers, output shapes, parameter counts, parents.
@@ -288,74 +252,20 @@ class DetachedSymbolicModel(nn.Module):
         Args:
             print_fn: Receives the table as one string.
         """
-        print_fn(symgraph.format_summary(self._plan, show_params=True, output_header="Output shape"))
+        print_fn(format_summary(self._plan, show_params=True, output_header="Output shape"))
 
     # -- copying and saving ------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         # Generated code is rebuilt from the plan; the graph itself is never saved.
         state = dict(super().__getstate__())
         state.pop("_program", None)
-        state.pop("_normal_program", None)
         if "_graph" in state:
             state["_graph"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self._compile()
-
-
-class MissingGraphError(GraphError, AttributeError):
-    """The graph a model was built from is gone (or was never copied with the model).
-
-    It is an ``AttributeError`` too, so tools that probe a module's attributes
-    with ``hasattr`` (``torch.jit.trace`` does) skip ``inputs`` and ``outputs``.
-
-    Example:
-        >>> from torch import nn
-        >>> from symgraph_torch import Input, SymbolicModel
-        >>> x = Input((2,))
-        >>> model = SymbolicModel(x, nn.Linear(2, 2)(x))
-        >>> del x
-        >>> import gc; _ = gc.collect()  # the graph is a web of cycles
-        >>> hasattr(model, "inputs")
-        False
-    """
-
-
-class _WeakGraph:
-    """The inputs and outputs a model was built from, held without keeping the graph alive."""
-
-    __slots__ = ("input_nodes", "input_template", "output_nodes", "output_template")
-
-    def __init__(self, inputs: Any, outputs: Any) -> None:
-        self.input_template, self.input_nodes = self._split(inputs)
-        self.output_template, self.output_nodes = self._split(outputs)
-
-    @staticmethod
-    def _split(structure: Any) -> tuple[Template, list[weakref.ref[Node]]]:
-        collector = ArgumentCollector()
-        template = collector.template(structure)
-        return template, [weakref.ref(n) for n in collector.parents]
-
-    @staticmethod
-    def _join(template: Template, refs: list[weakref.ref[Node]], what: str) -> Any:
-        handles = []
-        for ref in refs:
-            node = ref()
-            if node is None:
-                raise MissingGraphError(
-                    f"{what}: the graph this model was built from no longer exists (a model does not keep the "
-                    "trace-time graph alive); keep references to its inputs and outputs to use it"
-                )
-            handles.append(node.handle)
-        return template.evaluate(handles)
-
-    def inputs(self, what: str) -> Any:
-        return self._join(self.input_template, self.input_nodes, what)
-
-    def outputs(self, what: str) -> Any:
-        return self._join(self.output_template, self.output_nodes, what)
+        self._program = self._build(self._plan)
 
 
 class SymbolicModel(DetachedSymbolicModel):
@@ -365,7 +275,9 @@ class SymbolicModel(DetachedSymbolicModel):
     their class with a counter (``Linear_1``) or by their ``custom_name``;
     ``parameters()``, ``state_dict()``, ``.to()``, ``train()``/``eval()``,
     pickling, ``torch.save`` and ``torch.compile`` work as for any module.
-    ``forward`` runs straight-line Python generated once from the graph.
+    ``forward`` runs straight-line Python generated once from the graph, or
+    the plan through another executor (``executor="compile"`` for
+    ``torch.compile``, ``"interpreter"`` for the reference interpreter).
 
     The model does not keep the trace-time graph (or its example tensors) alive:
     :attr:`inputs`, :attr:`outputs` and :meth:`add_output` work while the user
@@ -387,10 +299,18 @@ class SymbolicModel(DetachedSymbolicModel):
             that each input's shape matches its ``Input`` in every dimension but
             the batch, before any layer runs. Turn it off with
             ``check_inputs=False``, or later with ``model.check_inputs = False``.
+        executor: How ``forward`` runs: ``"codegen"`` (the default), ``"compile"``
+            (``torch.compile`` over the generated code; options ``backend``,
+            ``mode``, ``fullgraph``, ``dynamic``, ``options``), ``"interpreter"``,
+            or any executor from :func:`symgraph.available_executors`.
+        executor_options: The executor's options.
+        enable_forward_codegen: pytorch-symbolic's switch: ``False`` selects the
+            ``interpreter`` executor, ``True`` the ``codegen`` one.
 
     Raises:
         GraphError: an output depends on a value that is not among the inputs.
         ValueError: two different layers share a name.
+        ExecutorError: the executor cannot run this model.
 
     Example:
         >>> import torch
@@ -405,10 +325,31 @@ class SymbolicModel(DetachedSymbolicModel):
         ['Linear_1']
     """
 
-    def __init__(self, inputs: Any, outputs: Any, *, check_inputs: bool = True) -> None:
-        plan, _ = symgraph.build_plan(inputs, outputs)
-        super().__init__(plan, check_inputs=check_inputs, shapes=(_shape_structure(inputs), _shape_structure(outputs)))
-        self._graph: _WeakGraph | None = _WeakGraph(inputs, outputs)
+    def __init__(
+        self,
+        inputs: Any,
+        outputs: Any,
+        *,
+        check_inputs: bool = True,
+        executor: str | Executor | None = None,
+        executor_options: Mapping[str, Any] | None = None,
+        enable_forward_codegen: bool | None = None,
+    ) -> None:
+        if enable_forward_codegen is not None:
+            if type(enable_forward_codegen) is not bool:
+                raise TypeError(f"enable_forward_codegen must be a bool, got {type(enable_forward_codegen).__name__}")
+            if executor is not None:
+                raise TypeError("pass either executor= or enable_forward_codegen=, not both")
+            executor = "codegen" if enable_forward_codegen else "interpreter"
+        plan, _ = build_plan(inputs, outputs)
+        super().__init__(
+            plan,
+            check_inputs=check_inputs,
+            shapes=(_shape_structure(inputs), _shape_structure(outputs)),
+            executor=DEFAULT_EXECUTOR if executor is None else executor,
+            executor_options=executor_options,
+        )
+        self._graph: WeakGraph | None = WeakGraph(inputs, outputs)
 
     def __copy__(self) -> SymbolicModel:
         # Like nn.Module's shallow copy (shared layers and parameters), keeping the
@@ -417,7 +358,7 @@ class SymbolicModel(DetachedSymbolicModel):
         clone.__dict__.update(self.__dict__)
         return clone
 
-    def _graph_or_raise(self, what: str) -> _WeakGraph:
+    def _graph_or_raise(self, what: str) -> WeakGraph:
         if self._graph is None:
             raise MissingGraphError(f"{what}: this model was copied or unpickled and has no graph")
         return self._graph
@@ -460,12 +401,12 @@ class SymbolicModel(DetachedSymbolicModel):
         graph = self._graph_or_raise("add_output")
         inputs = graph.inputs("add_output")
         outputs = graph.outputs("add_output")
-        new = symgraph.extend_outputs(outputs, output, key)
-        plan, _ = symgraph.build_plan(inputs, new)
-        self._plan = plan
+        new = extend_outputs(outputs, output, key)
+        plan, _ = build_plan(inputs, new)
         self._register(plan)
-        self._compile()
-        self._graph = _WeakGraph(inputs, new)
+        program = self._build(plan)
+        self._plan, self._program = plan, program
+        self._graph = WeakGraph(inputs, new)
         self._output_shape = _shape_structure(new)
 
     def detach_from_graph(self) -> DetachedSymbolicModel:
@@ -484,11 +425,15 @@ class SymbolicModel(DetachedSymbolicModel):
             >>> detached.Linear_1 is model.Linear_1
             True
         """
+        executor, options = self._executor_choice
         detached = DetachedSymbolicModel(
-            self._plan, check_inputs=self.check_inputs, shapes=(self._input_shape, self._output_shape)
+            self._plan,
+            check_inputs=self.check_inputs,
+            shapes=(self._input_shape, self._output_shape),
+            executor=executor,
+            executor_options=options,
+            direct_calls=self._direct_calls,
         )
-        detached._direct_calls = self._direct_calls
-        detached._compile()
         detached.train(self.training)
         return detached
 
@@ -525,4 +470,4 @@ def optimize_module_calls(*models: DetachedSymbolicModel) -> None:
         if not isinstance(model, DetachedSymbolicModel):
             raise TypeError(f"optimize_module_calls() expects SymbolicModel instances, got {type(model).__name__}")
         model._direct_calls = True
-        model._compile()
+        model._program = model._build(model._plan)

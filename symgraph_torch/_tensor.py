@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-import symgraph
-from symgraph import Node, Placeholder, SymbolicData, TraceError, Unpack
+from symgraph import InputError, TraceError
+from symgraph.plugin import Node, Placeholder, SymbolicData, Unpack, record
 from symgraph_torch._tracing import ModuleCall, record_call, record_torch_function
 
 __all__ = ["ShapeCheck", "SymbolicTensor", "batch_is_unknown", "free_batch_dimension"]
@@ -106,7 +106,7 @@ class ShapeCheck:
         >>> check(torch.zeros(5, 4))
         Traceback (most recent call last):
         ...
-        ValueError: Input_1 expects a tensor of shape (None, 3) (None: any batch size), got (5, 4)
+        symgraph.InputError: Input_1 expects a tensor of shape (None, 3) (None: any batch size), got (5, 4)
     """
 
     __slots__ = ("free_batch", "name", "shape")
@@ -125,7 +125,7 @@ class ShapeCheck:
         # Runs on every call of a model: one length test and one tuple comparison.
         if len(actual) != len(expected) or (actual[1:] != expected[1:] if self.free_batch else actual != expected):
             hint = " (None: any batch size)" if self.free_batch else ""
-            raise ValueError(f"{self.name} expects a tensor of shape {self._shown()}{hint}, got {tuple(actual)}")
+            raise InputError(f"{self.name} expects a tensor of shape {self._shown()}{hint}, got {tuple(actual)}")
 
     def _shown(self) -> str:
         return str((None, *self.shape[1:]) if self.free_batch else self.shape)
@@ -213,15 +213,15 @@ class SymbolicTensor(SymbolicData):
                 "single examples with x[i], or give Input a batch_size"
             )
         for i in range(value.shape[0]):
-            yield symgraph.record(Unpack(i), (node,), value=value[i], pending=True)
+            yield record(Unpack(i), (node,), value=value[i], pending=True)
 
     # -- hooks for symgraph ---------------------------------------------------------------
     @classmethod
-    def _describe_node(cls, node: Node) -> str:
+    def symgraph_describe_node(cls, node: Node) -> str:
         return str(_shape(node))
 
     @classmethod
-    def _input_check(cls, node: Node, name: str) -> Callable[[Any], None]:
+    def symgraph_input_check(cls, node: Node, name: str) -> Callable[[Any], None]:
         shape = tuple(node.value.shape)
         return ShapeCheck(name, shape, free_batch=free_batch_dimension(node) and len(shape) > 0)
 

@@ -1,6 +1,6 @@
 """Recording torch calls: module calls, torch functions and tensor methods.
 
-Everything here records through :func:`symgraph.record`, so a call that fails on
+Everything here records through :func:`symgraph.plugin.record`, so a call that fails on
 the example values leaves nothing in the graph. Calls are evaluated with the
 random number generators saved and restored, so that building a model draws
 exactly the random numbers that building the same layers by hand would (a
@@ -16,8 +16,18 @@ import torch
 from torch import nn
 from torch._C import _has_torch_function
 
-import symgraph
-from symgraph import ArgumentCollector, Call, Const, ConstantPool, Operation, Operator, SymbolicData, Template
+from symgraph.plugin import (
+    BINARY,
+    ArgumentCollector,
+    Call,
+    Const,
+    EmitContext,
+    OperatorSpec,
+    SymbolicData,
+    record,
+    record_operator,
+    register_emitter,
+)
 
 __all__ = [
     "SKIP_INPUT_CHECKS",
@@ -112,22 +122,13 @@ class NestedModelCall(ModuleCall):
         return self.layer(*call_args, **self.kwargs.evaluate(args), **{SKIP_INPUT_CHECKS: True})
 
 
-def _emit_module_call(op: Operation, args: Sequence[str], pool: ConstantPool) -> str:
-    assert isinstance(op, ModuleCall)
-    layer = op.layer
-    parts = [symgraph.emit_template(t, args, pool) for t in op.args]
-    inline = getattr(pool, "inline_call", None)
-    if inline is not None and isinstance(op.kwargs, Const) and not op.kwargs.value:
-        fast: str | None = inline(layer, parts)
-        if fast is not None:
-            return fast
-    if not isinstance(op.kwargs, Const) or op.kwargs.value:
-        parts.append("**" + symgraph.emit_template(op.kwargs, args, pool))
+def _emit_module_call(op: ModuleCall, args: Sequence[str], ctx: EmitContext) -> str:
+    # Without the torch model's policy (a core model running torch layers), a
+    # layer is called as ``layer(...)`` would call it; the policy adds fast paths.
+    parts = ctx.arguments(op.args, op.kwargs, args)
     if isinstance(op, NestedModelCall):
         parts.append(f"{SKIP_INPUT_CHECKS}=True")
-    caller = getattr(pool, "module_caller", None)
-    head = caller(layer) if caller is not None else pool.ref(bound_call(layer))
-    return f"{head}({', '.join(parts)})"
+    return f"{ctx.pool.ref(bound_call(op.layer))}({', '.join(parts)})"
 
 
 def bound_call(layer: nn.Module) -> Callable[..., Any]:
@@ -146,7 +147,7 @@ def bound_call(layer: nn.Module) -> Callable[..., Any]:
     return layer._call_impl
 
 
-symgraph.register_emitter(ModuleCall, _emit_module_call)
+register_emitter(ModuleCall, _emit_module_call)
 
 
 def _evaluate_at_trace_time(op: Call, values: list[Any]) -> Any:
@@ -170,7 +171,7 @@ def _record(op: Call, collector: ArgumentCollector, custom_name: str | None) -> 
     except Exception as exc:
         exc.add_note(f"symgraph: recording {op.display_name(values)} failed on the example values; nothing was added")
         raise
-    return symgraph.record(op, parents, custom_name=custom_name, value=value)
+    return record(op, parents, custom_name=custom_name, value=value)
 
 
 def record_call(func: Any, args: Sequence[Any], kwargs: dict[str, Any], custom_name: str | None = None) -> SymbolicData:
@@ -191,38 +192,49 @@ def record_call(func: Any, args: Sequence[Any], kwargs: dict[str, Any], custom_n
     return _record(cls(Const(func), templates, kw), collector, custom_name)
 
 
-# Tensor dunders that come back to us through ``__torch_function__`` when a real
-# tensor is on the left (``t + x``); they are recorded as operators, like ``x + t``.
-_REFLECTED = {
-    "__add__": "+",
-    "__sub__": "-",
-    "__mul__": "*",
-    "__truediv__": "/",
-    "__floordiv__": "//",
-    "__mod__": "%",
-    "__pow__": "**",
-    "__matmul__": "@",
-    "__and__": "&",
-    "__or__": "|",
-    "__xor__": "^",
-    "__lt__": "<",
-    "__le__": "<=",
-    "__gt__": ">",
-    "__ge__": ">=",
-}
-_REVERSED = {
-    "__radd__": "+",
-    "__rsub__": "-",
-    "__rmul__": "*",
-    "__rtruediv__": "/",
-    "__rfloordiv__": "//",
-    "__rmod__": "%",
-    "__rpow__": "**",
-    "__rmatmul__": "@",
-    "__rand__": "&",
-    "__ror__": "|",
-    "__rxor__": "^",
-}
+class _Probe:
+    """Stands where a symbolic tensor would, to see what torch sends for each operator."""
+
+    class Sent(Exception):  # noqa: N818 - a message from the probe, not an error
+        def __init__(self, func: Any, args: tuple[Any, ...]) -> None:
+            self.func = func
+            self.args = args
+
+    @classmethod
+    def __torch_function__(
+        cls, func: Any, types: Sequence[type], args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        raise cls.Sent(func, tuple(args))
+
+
+def _operator_calls() -> dict[Any, tuple[OperatorSpec, bool]]:
+    """What ``__torch_function__`` receives when a real tensor meets a symbolic one in an operator.
+
+    ``t + x`` reaches a symbolic ``x`` as a call of one of torch's own functions
+    (``Tensor.add``, ``Tensor.__rsub__``, ...), which differ between torch
+    versions. Rather than a list of names that drifts, each operator of the
+    operator table is tried once, with the real tensor on either side, and the
+    function torch sends is mapped to the operator, with whether its arguments
+    come in the operator's order (``False``: swapped).
+    """
+    found: dict[Any, tuple[OperatorSpec, bool]] = {}
+    tensor = torch.ones(1)
+    for spec in BINARY:
+        for operands in ((tensor, _Probe()), (_Probe(), tensor)):
+            try:
+                spec.fn(*operands)
+            except _Probe.Sent as sent:
+                if len(sent.args) == 2:
+                    in_order = sent.args[0] is operands[0] and sent.args[1] is operands[1]
+                    swapped = sent.args[0] is operands[1] and sent.args[1] is operands[0]
+                    if in_order or swapped:
+                        found.setdefault(sent.func, (spec, in_order))
+            except Exception:
+                continue
+    return found
+
+
+_OPERATOR_CALLS = _operator_calls()
 
 
 def record_torch_function(func: Any, args: Sequence[Any], kwargs: dict[str, Any] | None) -> Any:
@@ -235,13 +247,11 @@ def record_torch_function(func: Any, args: Sequence[Any], kwargs: dict[str, Any]
         (None, 8)
     """
     kwargs = kwargs or {}
-    name = getattr(func, "__name__", "")
-    if not kwargs and len(args) == 2 and (name in _REFLECTED or name in _REVERSED):
-        symbol = _REFLECTED.get(name) or _REVERSED[name]
-        operands = args if name in _REFLECTED else (args[1], args[0])
-        collector = ArgumentCollector()
-        templates: list[Template] = [collector.template(o) for o in operands]
-        return collector.record(Operator(symbol, templates))
+    if not kwargs and len(args) == 2:
+        found = _OPERATOR_CALLS.get(func)
+        if found is not None:
+            spec, in_order = found
+            return record_operator(spec.symbol, *(args if in_order else (args[1], args[0])))
     return record_call(func, args, kwargs)
 
 

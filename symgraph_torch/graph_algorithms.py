@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from symgraph import Node, SymbolicData
+from symgraph.plugin import Node, SymbolicData
 
 __all__ = ["draw_graph", "nodes_between"]
 

@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
-import symgraph
-from symgraph import Const, Operation, Operator, Slice, Unpack
+from symgraph import plugin
+from symgraph.plugin import Const, Operation, Operator, Slice, Unpack
 
 __all__ = [
     "AddOpLayer",
@@ -323,7 +323,7 @@ def layer_for(op: Operation) -> nn.Module:
         return NamedLambdaOpLayer(lambda *args: op.evaluate(args), op.display_name(()))
     if isinstance(op, Unpack) and op.by_index:
         return UnpackLayer(op.index)
-    if isinstance(op, symgraph.GetAttr):
+    if isinstance(op, plugin.GetAttr):
         return GetAttr(op.name)
     if isinstance(op, Slice) and isinstance(op.index, Const):
         return SliceLayer(op.index.value)

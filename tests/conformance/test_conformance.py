@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 import symgraph
+import symgraph.plugin
 from symgraph import CustomInput, SymbolicModel, add_to_graph
 
 
@@ -113,7 +114,7 @@ def _python_case() -> Case:
         lambda rng: Vector(rng.uniform(-5, 5) for _ in range(4)),
         lambda a, b: a == b,
         _vector_sum,
-        lambda: symgraph.symbolic_class_for(Vector),
+        lambda: symgraph.plugin.symbolic_class_for(Vector),
     )
 
 
@@ -189,10 +190,10 @@ def test_summary_uses_the_backend_description(case):
     model = SymbolicModel(x, x * 2)
     lines: list[str] = []
     model.summary(print_fn=lines.append)
-    assert symgraph.describe_value(value) in lines[0]
-    backend = symgraph.backend_for(type(value))
+    assert symgraph.plugin.describe_value(value) in lines[0]
+    backend = symgraph.plugin.backend_for(type(value))
     expected = backend.describe(value) if backend is not None else type(value).__name__
-    assert symgraph.describe_value(value) == expected
+    assert symgraph.plugin.describe_value(value) == expected
 
 
 def test_failed_steps_leave_no_node(case):

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from symgraph import _backends, _symbolic
+from symgraph.plugin import restore_registry, snapshot_registry
 
 
 @pytest.fixture
 def isolated_registry():
     """Backends registered inside a test are forgotten after it."""
-    saved = list(_backends._registry)
+    saved = snapshot_registry()
     yield
-    _backends._registry[:] = saved
-    _backends._by_type.clear()
-    _symbolic._resolved.clear()
+    restore_registry(saved)

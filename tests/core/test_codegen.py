@@ -22,6 +22,7 @@ import pytest
 
 import symgraph
 import symgraph._compile
+import symgraph.plugin
 from symgraph._templates import MAX_DEPTH
 
 
@@ -314,8 +315,8 @@ def test_traceback_shows_the_generated_line() -> None:
     model = symgraph.SymbolicModel(x, graph(symgraph.add_to_graph, x))
     check_model(model, lambda v: graph(direct_call, v), 4)
 
-    (call_step,) = [j for j, step in enumerate(model.plan.steps) if isinstance(step.op, symgraph.Call)]
-    line_number = model._program.code.lines[call_step]
+    (call_step,) = [j for j, step in enumerate(model.plan.steps) if isinstance(step.op, symgraph.plugin.Call)]
+    line_number = symgraph.plugin.generate(model.plan).lines[call_step]
     line = model.source.splitlines()[line_number - 1].strip()
     assert "(" in line and line.startswith("v")
 
@@ -350,11 +351,11 @@ def test_source_is_compiled_once(monkeypatch: pytest.MonkeyPatch) -> None:
     x = symgraph.CustomInput(3)
     model = symgraph.SymbolicModel(x, graph(x))
     assert len(compiled) == 1  # the hook sees compilations
-    replay = model._program.replay
+    replay = model._program.runner
     for value in range(200):
         check_model(model, graph, value)
     assert len(compiled) == 1
-    assert model._program.replay is replay
+    assert model._program.runner is replay
     model.add_output(x - 1)  # a changed model is recompiled, once
     assert len(compiled) == 2
     assert model(10) == (0, 9)
@@ -585,10 +586,12 @@ def test_method_calls_are_one_step_looked_up_on_the_value_at_replay() -> None:
     # A MethodCall is emitted as getattr(value, name)(...): the name stays a
     # constant, and a value of another type with the same method works.
     text = symgraph.CustomInput("a-b-c")
-    collector = symgraph.ArgumentCollector(text)
+    collector = symgraph.plugin.ArgumentCollector(text)
     sep = symgraph.CustomInput("-")
     collector.leaf(sep)
-    op = symgraph.MethodCall("split", [symgraph.Ref(1)], symgraph.DictT(["maxsplit"], [symgraph.Const(1)]))
+    op = symgraph.plugin.MethodCall(
+        "split", [symgraph.plugin.Ref(1)], symgraph.plugin.DictT(["maxsplit"], [symgraph.plugin.Const(1)])
+    )
     parts = collector.record(op)
     assert parts.v == ["a", "b-c"]
     model = symgraph.SymbolicModel((text, sep), parts)
@@ -599,15 +602,17 @@ def test_method_calls_are_one_step_looked_up_on_the_value_at_replay() -> None:
         assert model(*args) == model.interpret(*args) == expected
     assert model.plan.steps[0].name == "wrap(split)_1"
     with pytest.raises(TypeError, match="kwargs must be"):
-        symgraph.MethodCall("split", [], symgraph.Ref(0))
+        symgraph.plugin.MethodCall("split", [], symgraph.plugin.Ref(0))
 
 
 def test_elementwise_equality_operators_are_in_the_fixed_table() -> None:
     # The base handle keeps identity ==; a backend records == and != with Operator.
     x = symgraph.CustomInput(3)
-    collector = symgraph.ArgumentCollector(x)
-    eq = collector.record(symgraph.Operator("==", [symgraph.Ref(0), symgraph.Const(3)]))
-    ne = symgraph.ArgumentCollector(x).record(symgraph.Operator("!=", [symgraph.Ref(0), symgraph.Const(3)]))
+    collector = symgraph.plugin.ArgumentCollector(x)
+    eq = collector.record(symgraph.plugin.Operator("==", [symgraph.plugin.Ref(0), symgraph.plugin.Const(3)]))
+    ne = symgraph.plugin.ArgumentCollector(x).record(
+        symgraph.plugin.Operator("!=", [symgraph.plugin.Ref(0), symgraph.plugin.Const(3)])
+    )
     model = symgraph.SymbolicModel(x, (eq, ne))
     assert "v0 == 3" in model.source and "!= 3" in model.source
     for value in (3, 4):

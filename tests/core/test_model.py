@@ -11,6 +11,7 @@ import re
 import pytest
 
 import symgraph
+import symgraph.plugin
 from symgraph import CustomInput, GraphError, SymbolicModel, add_to_graph
 
 
@@ -169,7 +170,7 @@ def test_summary_counts_parameters_from_backends_once_per_parameter(isolated_reg
         def __init__(self, size, trainable=True):
             self.size, self.trainable = size, trainable
 
-    class LayerBackend(symgraph.Backend):
+    class LayerBackend(symgraph.plugin.Backend):
         name = "layers"
         types = (Layer,)
         symbolic_class = type("SymbolicLayer", (symgraph.SymbolicData,), {"__slots__": ()})
@@ -179,7 +180,7 @@ def test_summary_counts_parameters_from_backends_once_per_parameter(isolated_reg
                 return None
             return [(w, w.size, w.trainable) for w in obj.weights]
 
-    symgraph.register_backend(LayerBackend())
+    symgraph.plugin.register_backend(LayerBackend())
     shared = Weight(10)
     first, second = Layer(shared, Weight(5, trainable=False)), Layer(shared)
     x = CustomInput(0)

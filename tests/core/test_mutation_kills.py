@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 
 import symgraph
-from symgraph import Const, CustomInput, Ref, SymbolicModel, add_to_graph
+import symgraph.plugin
+from symgraph import CustomInput, SymbolicModel, add_to_graph
+from symgraph.plugin import Const, Ref
 
 
 def same(a: Any, b: Any) -> bool:
@@ -41,14 +43,14 @@ def replay_and_interpret(model: SymbolicModel, *args: Any, **kwargs: Any) -> lis
 
 def test_method_call_positional_arguments_keep_their_order() -> None:
     text, old, new = CustomInput("a-b-a"), CustomInput("a"), CustomInput("X")
-    collector = symgraph.ArgumentCollector(text)
+    collector = symgraph.plugin.ArgumentCollector(text)
     collector.leaf(old)
     collector.leaf(new)
     # str.replace(old, new, count): three positional arguments, symbolic and constant.
-    replaced = collector.record(symgraph.MethodCall("replace", [Ref(1), Ref(2), Const(1)], Const({})))
+    replaced = collector.record(symgraph.plugin.MethodCall("replace", [Ref(1), Ref(2), Const(1)], Const({})))
     assert replaced.v == "a-b-a".replace("a", "X", 1)
     # Two constant positional arguments: str.find(sub, start).
-    found = symgraph.record(symgraph.MethodCall("find", [Const("a"), Const(1)], Const({})), (text.node,))
+    found = symgraph.plugin.record(symgraph.plugin.MethodCall("find", [Const("a"), Const(1)], Const({})), (text.node,))
     model = SymbolicModel((text, old, new), (replaced, found))
     for args in (("a-b-a", "a", "X"), ("xyzy", "y", "Q"), ("banana", "an", "")):
         expected = (args[0].replace(args[1], args[2], 1), args[0].find("a", 1))
@@ -78,7 +80,7 @@ class SymbolicMeters(symgraph.SymbolicData):
     __slots__ = ()
 
 
-class MetersBackend(symgraph.Backend):
+class MetersBackend(symgraph.plugin.Backend):
     name = "meters"
     types = (Meters,)
     symbolic_class = SymbolicMeters
@@ -88,7 +90,7 @@ class MetersBackend(symgraph.Backend):
 
 
 def test_pickles_and_copies_keep_check_inputs(isolated_registry: None) -> None:
-    symgraph.register_backend(MetersBackend())
+    symgraph.plugin.register_backend(MetersBackend())
     x = CustomInput(Meters(1))
     assert isinstance(x, SymbolicMeters)
     out = x + 1

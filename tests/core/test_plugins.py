@@ -12,6 +12,7 @@ from importlib import metadata
 import pytest
 
 import symgraph
+import symgraph.plugin
 from symgraph import _backends
 
 
@@ -51,7 +52,7 @@ def test_runtime_registration_picks_the_plugin_class_for_subclasses_too(isolated
     class SymbolicMoney(symgraph.SymbolicData):
         __slots__ = ()
 
-    class MoneyBackend(symgraph.Backend):
+    class MoneyBackend(symgraph.plugin.Backend):
         name = "money"
         types = (Money,)
         symbolic_class = SymbolicMoney
@@ -62,8 +63,8 @@ def test_runtime_registration_picks_the_plugin_class_for_subclasses_too(isolated
     before = symgraph.CustomInput(Money(1))
     assert not isinstance(before, SymbolicMoney)
     backend = MoneyBackend()
-    symgraph.register_backend(backend)
-    assert backend in symgraph.loaded_backends()
+    symgraph.plugin.register_backend(backend)
+    assert backend in symgraph.plugin.loaded_backends()
     x = symgraph.CustomInput(Euro(150))
     assert isinstance(x, SymbolicMoney)
     total = x + x
@@ -75,20 +76,20 @@ def test_runtime_registration_picks_the_plugin_class_for_subclasses_too(isolated
 
 def test_register_backend_validates_its_argument():
     with pytest.raises(TypeError, match="Backend instance"):
-        symgraph.register_backend(object())
+        symgraph.plugin.register_backend(object())
 
-    class NoClass(symgraph.Backend):
+    class NoClass(symgraph.plugin.Backend):
         types = (int,)
 
     with pytest.raises(TypeError, match="symbolic_class"):
-        symgraph.register_backend(NoClass())
+        symgraph.plugin.register_backend(NoClass())
 
-    class BadTypes(symgraph.Backend):
+    class BadTypes(symgraph.plugin.Backend):
         types = [int]  # type: ignore[assignment]  # noqa: RUF012 - deliberately malformed
         symbolic_class = symgraph.SymbolicData
 
     with pytest.raises(TypeError, match="tuple of classes"):
-        symgraph.register_backend(BadTypes())
+        symgraph.plugin.register_backend(BadTypes())
 
 
 @pytest.fixture
@@ -98,7 +99,7 @@ def fake_library(monkeypatch, isolated_registry):
     plugin = types.ModuleType("fake_symgraph_plugin")
     plugin.SymbolicWidget = type("SymbolicWidget", (symgraph.SymbolicData,), {"__slots__": ()})
 
-    class WidgetBackend(symgraph.Backend):
+    class WidgetBackend(symgraph.plugin.Backend):
         name = "fakelib"
         types = (value_type,)
         symbolic_class = plugin.SymbolicWidget
@@ -116,12 +117,12 @@ def fake_library(monkeypatch, isolated_registry):
 
 def test_plugins_load_lazily_from_entry_points(fake_library):
     value_type, plugin = fake_library
-    assert plugin.BACKEND not in symgraph.loaded_backends()
+    assert plugin.BACKEND not in symgraph.plugin.loaded_backends()
     symgraph.CustomInput(3)  # an int does not load fakelib's plugin
-    assert plugin.BACKEND not in symgraph.loaded_backends()
+    assert plugin.BACKEND not in symgraph.plugin.loaded_backends()
     x = symgraph.CustomInput(value_type())
     assert type(x) is plugin.SymbolicWidget
-    assert plugin.BACKEND in symgraph.loaded_backends()
+    assert plugin.BACKEND in symgraph.plugin.loaded_backends()
 
 
 def test_a_broken_plugin_fails_loudly_and_names_itself(fake_library):

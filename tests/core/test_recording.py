@@ -10,6 +10,7 @@ import random
 import pytest
 
 import symgraph
+import symgraph.plugin
 from symgraph import CustomInput, SymbolicModel, TraceError, add_to_graph
 
 BINARY = [
@@ -107,7 +108,7 @@ def test_strings_and_method_chains():
 def test_unpacking_a_list_records_one_node_per_element():
     data = CustomInput([10, 20, 30])
     first, second, third = data
-    assert [(type(h.op), h.op.index) for h in (first, second, third)] == [(symgraph.Unpack, i) for i in range(3)]
+    assert [(type(h.op), h.op.index) for h in (first, second, third)] == [(symgraph.plugin.Unpack, i) for i in range(3)]
     assert (first.v, second.v, third.v) == (10, 20, 30)
     # Elements join the graph's children once used: a failed unpacking leaves nothing behind.
     assert data.children == ()
@@ -177,8 +178,8 @@ def test_indexing_with_ints_slices_ellipsis_none_tuples_and_symbolic_values():
 def test_calling_a_symbolic_callable_records_the_call():
     s, t = CustomInput({1}), CustomInput({2})
     u = s.union(t, {3})
-    assert isinstance(u.op, symgraph.Call)
-    assert isinstance(u.parents[0].op, symgraph.GetAttr)
+    assert isinstance(u.op, symgraph.plugin.Call)
+    assert isinstance(u.parents[0].op, symgraph.plugin.GetAttr)
     assert SymbolicModel((s, t), u)({7}, {8}) == {3, 7, 8}
 
 
@@ -306,7 +307,7 @@ def test_handles_expose_parents_children_op_and_value():
     assert x.parents == () and x.children == (y, z)
     assert z.parents == (y, x)
     assert z.v == 15 and z.node.custom_name is None and x.node.custom_name == "x"
-    assert isinstance(x.op, symgraph.Placeholder) and isinstance(z.op, symgraph.Operator)
+    assert isinstance(x.op, symgraph.plugin.Placeholder) and isinstance(z.op, symgraph.plugin.Operator)
     assert repr(z).startswith("<SymbolicData[int] at 0x") and repr(z).endswith("2 parents; 0 children>")
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import symgraph
+import symgraph.plugin
 import symgraph_numpy as snp
 from symgraph import TraceError
 from tests.numpy_backend.conftest import assert_same, check_pipeline
@@ -148,7 +149,7 @@ def test_array_constants_are_captured_once_and_not_recomputed():
     x = snp.Input((None, 3))
     y = (x + offsets) * offsets - np.maximum(x, offsets)
     model = symgraph.SymbolicModel(x, y)
-    namespace = model._program.code.namespace
+    namespace = symgraph.plugin.generate(model.plan).namespace
     assert sum(value is offsets for value in namespace.values()) == 1
     d = data(6, 3)
     for _ in range(3):

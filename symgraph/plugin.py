@@ -1,0 +1,148 @@
+"""What backend and executor authors build on.
+
+Users need only :mod:`symgraph`; this module is for code that extends it:
+
+* **backends** (:class:`Backend`, :func:`register_backend`) tell symgraph which
+  values they handle and which :class:`SymbolicData` subclass wraps them;
+* **recording** (:func:`record`, :class:`ArgumentCollector`, the operations and
+  templates) adds nodes to the graph;
+* **code generation** (:func:`generate`, :class:`CodegenPolicy`,
+  :func:`register_emitter`) turns plans into Python source;
+* **executors** (:class:`Executor`, :func:`register_executor`) run plans.
+
+Stability: every name listed in ``__all__`` is public and follows semantic
+versioning from 1.0 on; before 1.0, a minor release may change them, and the
+changelog says how. Operation payloads, the template classes and the plan's
+fields are part of that contract, since plans are pickled. Names not listed here,
+and every ``symgraph._*`` module, may change in any release.
+
+Example:
+    >>> import symgraph
+    >>> from symgraph.plugin import GetAttr, record
+    >>> x = symgraph.CustomInput(3 + 4j)
+    >>> symgraph.SymbolicModel(x, record(GetAttr("imag"), (x.node,)))(1 + 2j)
+    2.0
+"""
+
+from symgraph._backends import (
+    ENTRY_POINT_GROUP,
+    Backend,
+    RegistrySnapshot,
+    backend_for,
+    describe_value,
+    loaded_backends,
+    register_backend,
+    restore_registry,
+    snapshot_registry,
+)
+from symgraph._codegen import (
+    CodegenPolicy,
+    ConstantPool,
+    EmitContext,
+    Emitter,
+    GeneratedCode,
+    emit_template,
+    generate,
+    register_emitter,
+)
+from symgraph._compile import compile_generated
+from symgraph._executors import (
+    DEFAULT_EXECUTOR,
+    EXECUTOR_ENTRY_POINT_GROUP,
+    CodegenHost,
+    Executor,
+    Runner,
+    available_executors,
+    build_runner,
+    check_options,
+    compile_plan,
+    policy_for,
+    resolve_executor,
+)
+from symgraph._graph import WeakGraph
+from symgraph._interpreter import interpret
+from symgraph._model import Program, extend_outputs
+from symgraph._node import Handle, Node
+from symgraph._operators import BINARY, OPERATORS, UNARY, OperatorSpec, operator_spec
+from symgraph._ops import Call, GetAttr, MethodCall, Operation, Operator, Placeholder, Slice, Unpack
+from symgraph._plan import InputSpec, Plan, Step, build_plan
+from symgraph._summary import format_summary
+from symgraph._symbolic import (
+    ArgumentCollector,
+    SymbolicData,
+    operator_methods,
+    record,
+    record_operator,
+    symbolic_class_for,
+)
+from symgraph._templates import Const, DictT, ListT, NamedTupleT, Ref, SliceT, Template, TupleT
+
+__all__ = [
+    "BINARY",
+    "DEFAULT_EXECUTOR",
+    "ENTRY_POINT_GROUP",
+    "EXECUTOR_ENTRY_POINT_GROUP",
+    "OPERATORS",
+    "UNARY",
+    "ArgumentCollector",
+    "Backend",
+    "Call",
+    "CodegenHost",
+    "CodegenPolicy",
+    "Const",
+    "ConstantPool",
+    "DictT",
+    "EmitContext",
+    "Emitter",
+    "Executor",
+    "GeneratedCode",
+    "GetAttr",
+    "Handle",
+    "InputSpec",
+    "ListT",
+    "MethodCall",
+    "NamedTupleT",
+    "Node",
+    "Operation",
+    "Operator",
+    "OperatorSpec",
+    "Placeholder",
+    "Plan",
+    "Program",
+    "Ref",
+    "RegistrySnapshot",
+    "Runner",
+    "Slice",
+    "SliceT",
+    "Step",
+    "SymbolicData",
+    "Template",
+    "TupleT",
+    "Unpack",
+    "WeakGraph",
+    "available_executors",
+    "backend_for",
+    "build_plan",
+    "build_runner",
+    "check_options",
+    "compile_generated",
+    "compile_plan",
+    "describe_value",
+    "emit_template",
+    "extend_outputs",
+    "format_summary",
+    "generate",
+    "interpret",
+    "loaded_backends",
+    "operator_methods",
+    "operator_spec",
+    "policy_for",
+    "record",
+    "record_operator",
+    "register_backend",
+    "register_emitter",
+    "resolve_executor",
+    "restore_registry",
+    "snapshot_registry",
+    "symbolic_class_for",
+]
