@@ -16,7 +16,6 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
@@ -26,13 +25,12 @@ from symgraph._node import Handle
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Backend",
-    "RegistrySnapshot",
     "backend_for",
+    "backend_state",
     "describe_value",
     "loaded_backends",
     "register_backend",
-    "restore_registry",
-    "snapshot_registry",
+    "set_backend_state",
 ]
 
 ENTRY_POINT_GROUP = "symgraph.backends"
@@ -173,39 +171,18 @@ def loaded_backends() -> tuple[Backend, ...]:
     return tuple(_registry)
 
 
-@dataclass(frozen=True)
-class RegistrySnapshot:
-    """The registry's state at one moment, for :func:`restore_registry`."""
-
-    backends: tuple[Backend, ...]
-    loaded_modules: frozenset[str]
-
-
-def snapshot_registry() -> RegistrySnapshot:
-    """The registry's current state; tests that register backends restore it afterwards.
-
-    Example:
-        >>> from symgraph.plugin import loaded_backends, restore_registry, snapshot_registry
-        >>> saved = snapshot_registry()
-        >>> restore_registry(saved)
-        >>> loaded_backends() == saved.backends
-        True
-    """
+def backend_state() -> tuple[tuple[Backend, ...], frozenset[str]]:
+    """The registered backends and the modules whose plugins were looked up, for snapshots."""
     with _lock:
-        return RegistrySnapshot(tuple(_registry), frozenset(_loaded_modules))
+        return tuple(_registry), frozenset(_loaded_modules)
 
 
-def restore_registry(snapshot: RegistrySnapshot) -> None:
-    """Put the registry back as :func:`snapshot_registry` found it.
-
-    Handles made while another backend was registered keep their class.
-    """
-    if not isinstance(snapshot, RegistrySnapshot):
-        raise TypeError(f"restore_registry() needs a RegistrySnapshot, got {type(snapshot).__name__}")
+def set_backend_state(backends: tuple[Backend, ...], loaded_modules: frozenset[str]) -> None:
+    """Put back what :func:`backend_state` returned."""
     with _lock:
-        _registry[:] = snapshot.backends
+        _registry[:] = backends
         _loaded_modules.clear()
-        _loaded_modules.update(snapshot.loaded_modules)
+        _loaded_modules.update(loaded_modules)
         _by_type.clear()
 
 

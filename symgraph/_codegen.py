@@ -24,10 +24,13 @@ hand-written code would.
 
 from __future__ import annotations
 
+import builtins
+import keyword
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeVar
 
+from symgraph._operators import operator_spec
 from symgraph._ops import Call, GetAttr, MethodCall, Operation, Operator, Slice, Unpack, nth
 from symgraph._plan import Plan
 from symgraph._templates import Const, DictT, ListT, NamedTupleT, Ref, SliceT, Template, TupleT
@@ -232,7 +235,9 @@ def emit_template(t: Template, names: Sequence[str], ctx: EmitContext) -> str:
 
 
 def _emit_operator(op: Operator, args: Sequence[str], ctx: EmitContext) -> str:
-    return op.spec.template.format(*(emit_template(t, args, ctx) for t in op.operands))
+    # The text is looked up in the table here, not read from the operation's state.
+    spec = operator_spec(op.symbol, len(op.operands))
+    return spec.template.format(*(emit_template(t, args, ctx) for t in op.operands))
 
 
 def _emit_getattr(op: GetAttr, args: Sequence[str], ctx: EmitContext) -> str:
@@ -304,6 +309,9 @@ def _check_leading(names: Sequence[str]) -> None:
         if (
             type(name) is not str
             or not name.isidentifier()
+            or keyword.iskeyword(name)
+            # A builtin's name would change what the emitters' getattr(), abs() or slice() call.
+            or hasattr(builtins, name)
             or (name[0] in "vc" and name[1:].isdigit())
             or name == FUNCTION_NAME
         ):

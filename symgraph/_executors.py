@@ -14,6 +14,7 @@ group, whose executors are loaded the first time a model asks for them.
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -30,11 +31,13 @@ __all__ = [
     "DEFAULT_EXECUTOR",
     "EXECUTOR_ENTRY_POINT_GROUP",
     "CodegenHost",
+    "EvaluationHost",
     "Executor",
     "Runner",
     "available_executors",
     "build_runner",
     "check_options",
+    "evaluation_plan",
     "executor_name",
     "register_executor",
     "resolve_executor",
@@ -115,6 +118,35 @@ class CodegenHost(Protocol):
         ...
 
 
+@runtime_checkable
+class EvaluationHost(Protocol):
+    """A model whose generated code reads some constants at call time (the torch plugin's do).
+
+    Executors that evaluate operations one by one, rather than running
+    generated code, run the plan this host returns instead, so that they see
+    the same values: a torch model's parameters and buffers as ``.to()`` or
+    ``functional_call`` left them, not as they were recorded.
+    """
+
+    def evaluation_plan(self, plan: Plan) -> Plan:
+        """``plan`` with the constants that the host's generated code reads at call time read likewise."""
+        ...
+
+
+def evaluation_plan(host: Any, plan: Plan) -> Plan:
+    """The plan to evaluate step by step for ``host``: its own, for an :class:`EvaluationHost`.
+
+    Example:
+        >>> import symgraph
+        >>> from symgraph.plugin import build_plan
+        >>> x = symgraph.CustomInput(1)
+        >>> plan = build_plan(x, x + 1)[0]
+        >>> evaluation_plan(None, plan) is plan
+        True
+    """
+    return host.evaluation_plan(plan) if isinstance(host, EvaluationHost) else plan
+
+
 def check_options(executor: str, options: Mapping[str, Any], allowed: Sequence[str]) -> None:
     """Refuse option names an executor does not take, naming the ones it does.
 
@@ -180,13 +212,13 @@ class _Interpreted:
 
 def _interpreter(plan: Plan, options: Mapping[str, Any], host: Any) -> Runner:
     check_options("interpreter", options, ())
-    return _Interpreted(plan)
+    return _Interpreted(evaluation_plan(host, plan))
 
 
 def _dask(plan: Plan, options: Mapping[str, Any], host: Any) -> Runner:
     from symgraph._dask import dask_runner  # imports dask only when a model asks for it
 
-    return dask_runner(plan, options)
+    return dask_runner(evaluation_plan(host, plan), options)
 
 
 _lock = threading.RLock()
@@ -203,6 +235,10 @@ def _declared() -> dict[str, metadata.EntryPoint]:
 
 def _as_executor(name: str, factory: Any) -> Executor:
     if isinstance(factory, Executor):
+        if factory.name != name:
+            # A model reports its executor's name, and set_executor(model.executor)
+            # must find the same executor again.
+            raise ValueError(f"the executor {factory.name!r} cannot be registered as {name!r}: use its own name")
         return factory
     if not callable(factory):
         raise TypeError(
@@ -210,6 +246,19 @@ def _as_executor(name: str, factory: Any) -> Executor:
             f"got {type(factory).__name__}"
         )
     return Executor(name, factory)
+
+
+def executor_state() -> dict[str, Executor]:
+    """The registered executors by name, for snapshots."""
+    with _lock:
+        return dict(_executors)
+
+
+def set_executor_state(executors: Mapping[str, Executor]) -> None:
+    """Put back what :func:`executor_state` returned."""
+    with _lock:
+        _executors.clear()
+        _executors.update(executors)
 
 
 def register_executor(name: str, factory: ExecutorFactory | Executor, *, replace: bool = False) -> None:
@@ -280,16 +329,26 @@ def resolve_executor(executor: str | Executor) -> Executor:
                 "Plugins declare more in the 'symgraph.executors' entry-point group"
             )
         try:
-            loaded = ep.load()
+            found = _as_executor(executor, ep.load())
         except Exception as exc:
             raise ExecutorError(f"could not load the executor {executor!r} ({ep.value}): {exc}") from exc
-        found = _executors[executor] = _as_executor(executor, loaded)
+        _executors[executor] = found
         return found
 
 
 def executor_name(executor: str | Executor) -> str:
     """The name a model reports for its executor."""
     return executor if isinstance(executor, str) else executor.name
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside symgraph and its plugins."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0].startswith("symgraph"):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
 
 
 def build_runner(
@@ -324,7 +383,7 @@ def build_runner(
             f"executor {executor_name(executor)!r} cannot run this model, so it runs on "
             f"{executor_name(fallback)!r} as executor_options['fallback'] asks: {exc}",
             ExecutorFallbackWarning,
-            stacklevel=3,
+            stacklevel=_user_stacklevel(),
         )
         chosen = resolve_executor(fallback)
         return chosen, chosen.build(plan, {}, host)

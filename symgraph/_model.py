@@ -8,7 +8,7 @@ from typing import Any
 
 from symgraph._codegen import generate
 from symgraph._errors import MissingGraphError
-from symgraph._executors import DEFAULT_EXECUTOR, Executor, build_runner
+from symgraph._executors import DEFAULT_EXECUTOR, Executor, build_runner, evaluation_plan
 from symgraph._graph import WeakGraph
 from symgraph._interpreter import interpret
 from symgraph._pickling import check_picklable
@@ -78,7 +78,7 @@ class Program:
         7
     """
 
-    __slots__ = ("checks", "executor", "n_positional", "plan", "runner")
+    __slots__ = ("checks", "evaluated", "executor", "n_positional", "plan", "runner")
 
     def __init__(
         self,
@@ -89,6 +89,8 @@ class Program:
     ) -> None:
         self.plan = plan
         self.executor, self.runner = build_runner(executor, options, plan, host)
+        # What the reference interpreter runs: the host's constants as its generated code reads them.
+        self.evaluated = evaluation_plan(host, plan)
         self.checks = tuple((i, spec.check) for i, spec in enumerate(plan.inputs) if spec.check is not None)
         # Calls go through bind(); this lets the common case skip every other check.
         self.n_positional = len(plan.inputs) if plan.input_keys is None else -1
@@ -138,7 +140,7 @@ class Program:
         values = self.bind(args, kwargs)
         if check:
             self.check(values)
-        return interpret(self.plan, values)
+        return interpret(self.evaluated, values)
 
 
 class SymbolicModel:
@@ -193,6 +195,9 @@ class SymbolicModel:
         executor: str | Executor = DEFAULT_EXECUTOR,
         executor_options: Mapping[str, Any] | None = None,
     ) -> None:
+        if executor_options is not None and not isinstance(executor_options, Mapping):
+            # Checked before dict() would turn a list of pairs into options, or fail obscurely.
+            raise TypeError(f"executor_options must be a dict, got {type(executor_options).__name__}")
         plan = build_plan(inputs, outputs)[0]
         options = dict(executor_options or {})
         self._program = Program(plan, executor, options)

@@ -112,7 +112,10 @@ def operator_spec(symbol: object, arity: int) -> OperatorSpec:
         >>> operator_spec("**", 2).name
         'Pow'
     """
-    spec = OPERATORS.get(symbol) if isinstance(symbol, str) and type(symbol) is str else None
+    if type(symbol) is not str:
+        # Named by type only: the repr of a str subclass is its own code.
+        raise ValueError(f"unknown operator: the symbol must be an exact str, got {type(symbol).__name__}")
+    spec = OPERATORS.get(symbol)
     if spec is None or spec.arity != arity:
         raise ValueError(f"unknown operator {symbol!r} for {arity} operand(s)")
     return spec

@@ -14,6 +14,7 @@ exactly like one made by recording.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -87,6 +88,19 @@ class Operation:
     __slots__ = ()
     payload: ClassVar[tuple[str, ...]] = ()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Pickling rebuilds an operation by calling its constructor with the
+        # payload, so a constructor that takes arguments needs a payload naming
+        # them; without one, every loaded plan would fail, or skip validation.
+        parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        takes = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if len(cls.payload) < len([p for p in parameters if p.default is p.empty and p.name in takes]):
+            raise TypeError(
+                f"{cls.__name__}.__init__ takes {', '.join(takes)}; declare them in order as "
+                f"{cls.__name__}.payload, so that the operation pickles through its constructor"
+            )
+
     def evaluate(self, args: Sequence[Any]) -> Any:
         """Compute the value from the parents' values, in parent order."""
         raise NotImplementedError  # pragma: no cover - abstract
@@ -114,8 +128,38 @@ class Operation:
         """The constructor's arguments, as :attr:`payload` names them."""
         return tuple(getattr(self, name) for name in self.payload)
 
+    def map_templates(self, fn: Callable[[Template], Template]) -> Operation:
+        """The same operation with each template of its payload replaced by ``fn(template)``.
+
+        It is rebuilt through the constructor, so the result is validated like any
+        other; an operation that ``fn`` leaves unchanged is returned itself.
+
+        Example:
+            >>> from symgraph.plugin import Const, Operator, Ref
+            >>> Operator("+", [Ref(0), Const(1)]).map_templates(lambda t: t.map(const=lambda c: Const(5)))
+            Operator('+', Ref(0), Const(5))
+        """
+        changed = False
+        values: list[Any] = []
+        for value in self.payload_values():
+            if isinstance(value, Template):
+                new: Any = fn(value)
+            elif isinstance(value, tuple) and value and all(isinstance(t, Template) for t in value):
+                new = tuple(fn(t) for t in value)
+                new = value if all(a is b for a, b in zip(new, value, strict=True)) else new
+            else:
+                new = value
+            changed = changed or new is not value
+            values.append(new)
+        return type(self)(*values) if changed else self
+
     def __reduce__(self) -> tuple[Any, ...]:
         return type(self), self.payload_values()
+
+    def __setstate__(self, state: Any) -> None:
+        # Pickles made by ``__reduce__`` carry no state. One that sets attributes
+        # directly (``NEWOBJ`` then ``BUILD``) would skip the constructor's checks.
+        raise TypeError(f"a pickled {type(self).__name__} is rebuilt through its constructor, not from its state")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -377,7 +377,7 @@ def record(
         pending: Leave the node out of its parents' ``children`` until something
             uses it (see :attr:`Node.pending`).
         handle_class: The handle's class; by default the first parent's
-            ``_child_class`` if it sets one, else the class registered for the
+            ``symgraph_child_class`` if it sets one, else the class registered for the
             value's type.
 
     Returns:

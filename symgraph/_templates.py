@@ -90,14 +90,24 @@ class Template:
         """The same template with other sub-templates, in :meth:`children` order."""
         return self
 
-    def map(self, ref: Callable[[Ref], Template]) -> Template:
-        """A copy with every :class:`Ref` leaf replaced by ``ref(leaf)``; iterative.
+    def __setstate__(self, state: Any) -> None:
+        # Templates pickle through their constructors, with no state; a pickle that
+        # sets attributes directly would skip the constructor's checks.
+        raise TypeError(f"a pickled {type(self).__name__} is rebuilt through its constructor, not from its state")
 
-        Parts that hold no ``Ref`` are shared with the original, not copied.
+    def map(
+        self, ref: Callable[[Ref], Template] | None = None, *, const: Callable[[Const], Template] | None = None
+    ) -> Template:
+        """A copy with every :class:`Ref` leaf replaced by ``ref(leaf)`` and every :class:`Const` by ``const(leaf)``.
+
+        Either function may be left out, keeping those leaves. Parts that nothing
+        changes are shared with the original, not copied. Iterative.
 
         Example:
             >>> TupleT([Ref(0), Const("a"), ListT([Ref(1)])]).map(lambda r: Ref(r.index + 10))
             TupleT([Ref(10), Const('a'), ListT([Ref(11)])])
+            >>> ListT([Ref(0), Const(2)]).map(const=lambda c: Const(c.value * 10))
+            ListT([Ref(0), Const(20)])
         """
         # Post-order with an explicit stack: each composite is rebuilt once its
         # children's results are on ``done``.
@@ -106,7 +116,10 @@ class Template:
         while stack:
             template, expanded = stack.pop()
             if isinstance(template, Ref):
-                done.append(ref(template))
+                done.append(ref(template) if ref is not None else template)
+                continue
+            if isinstance(template, Const):
+                done.append(const(template) if const is not None else template)
                 continue
             children = template.children()
             if not children:

@@ -27,13 +27,10 @@ Example:
 from symgraph._backends import (
     ENTRY_POINT_GROUP,
     Backend,
-    RegistrySnapshot,
     backend_for,
     describe_value,
     loaded_backends,
     register_backend,
-    restore_registry,
-    snapshot_registry,
 )
 from symgraph._codegen import (
     CodegenPolicy,
@@ -50,13 +47,16 @@ from symgraph._executors import (
     DEFAULT_EXECUTOR,
     EXECUTOR_ENTRY_POINT_GROUP,
     CodegenHost,
+    EvaluationHost,
     Executor,
     Runner,
     available_executors,
     build_runner,
     check_options,
     compile_plan,
+    evaluation_plan,
     policy_for,
+    register_executor,
     resolve_executor,
 )
 from symgraph._graph import WeakGraph
@@ -66,6 +66,7 @@ from symgraph._node import Handle, Node
 from symgraph._operators import BINARY, OPERATORS, UNARY, OperatorSpec, operator_spec
 from symgraph._ops import Call, GetAttr, MethodCall, Operation, Operator, Placeholder, Slice, Unpack
 from symgraph._plan import InputSpec, Plan, Step, build_plan
+from symgraph._registries import RegistrySnapshot, restore_registry, snapshot_registry
 from symgraph._summary import format_summary
 from symgraph._symbolic import (
     ArgumentCollector,
@@ -94,6 +95,7 @@ __all__ = [
     "DictT",
     "EmitContext",
     "Emitter",
+    "EvaluationHost",
     "Executor",
     "GeneratedCode",
     "GetAttr",
@@ -129,6 +131,7 @@ __all__ = [
     "compile_plan",
     "describe_value",
     "emit_template",
+    "evaluation_plan",
     "extend_outputs",
     "format_summary",
     "generate",
@@ -141,6 +144,7 @@ __all__ = [
     "record_operator",
     "register_backend",
     "register_emitter",
+    "register_executor",
     "resolve_executor",
     "restore_registry",
     "snapshot_registry",

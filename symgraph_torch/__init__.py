@@ -16,17 +16,22 @@ Example:
     torch.Size([2, 10])
 """
 
-from symgraph import add_to_graph
+from symgraph import add_to_graph, register_executor
 from symgraph.plugin import register_backend
 from symgraph_torch import functions_utility, graph_algorithms, model_tools, useful_layers
 from symgraph_torch._backend import BACKEND, TorchBackend
 from symgraph_torch._compat import SymbolicObject
+from symgraph_torch._executors import COMPILE
 from symgraph_torch._input import CustomInput, Input
 from symgraph_torch._model import DetachedSymbolicModel, SymbolicModel, optimize_module_calls
 from symgraph_torch._tensor import SymbolicTensor
 from symgraph_torch._tracing import ModuleCall, install_module_call_hook
 
 register_backend(BACKEND)
+# Also declared as an entry point; registered here too so that it works from a
+# checkout whose package metadata predates it. Loading the entry point imports
+# this package, which registers the same object: replace=True keeps that quiet.
+register_executor(COMPILE.name, COMPILE, replace=True)
 install_module_call_hook()
 
 __all__ = [

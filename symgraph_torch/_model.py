@@ -21,7 +21,7 @@ from symgraph.plugin import (
     format_summary,
     generate,
 )
-from symgraph_torch._policy import TorchCodegenPolicy, distinct_tensors, plan_constants
+from symgraph_torch._policy import TorchCodegenPolicy, distinct_tensors, live_plan, plan_constants
 from symgraph_torch._tensor import SymbolicTensor
 from symgraph_torch._tracing import SKIP_INPUT_CHECKS, ModuleCall
 
@@ -143,16 +143,29 @@ class DetachedSymbolicModel(nn.Module):
             options: ``{"fast_paths": False}`` leaves out the layers' fast paths.
         """
         fast_paths = TorchCodegenPolicy.options("codegen", options)
+        return TorchCodegenPolicy(
+            plan,
+            self._parameters,
+            self._buffers,
+            self._tensor_names_of(plan),
+            direct=self._direct_calls,
+            fast_paths=fast_paths,
+        )
+
+    def evaluation_plan(self, plan: Plan) -> Plan:
+        """``plan`` with its tensor constants read from this model at every evaluation.
+
+        The reference interpreter runs it, so ``model.interpret``, the
+        ``interpreter`` executor and the generated code see the same tensors.
+        """
+        return live_plan(plan, self._parameters, self._buffers, self._tensor_names_of(plan))
+
+    def _tensor_names_of(self, plan: Plan) -> dict[int, tuple[bool, str]]:
         # Match the plan's tensor constants to their names by walk order, which
         # survives pickling (the tensors are new objects then) and .to() (the
         # buffers are new objects then; the plan keeps the originals).
         tensors = distinct_tensors(plan)
-        names = {
-            id(t): (isinstance(t, nn.Parameter), name) for t, name in zip(tensors, self._tensor_names, strict=True)
-        }
-        return TorchCodegenPolicy(
-            plan, self._parameters, self._buffers, names, direct=self._direct_calls, fast_paths=fast_paths
-        )
+        return {id(t): (isinstance(t, nn.Parameter), name) for t, name in zip(tensors, self._tensor_names, strict=True)}
 
     def _build(self, plan: Plan) -> Program:
         executor, options = self._executor_choice

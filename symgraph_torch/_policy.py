@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -22,11 +23,11 @@ import torch
 from torch import nn
 from torch.nn.modules import module as torch_module
 
-from symgraph.plugin import CodegenPolicy, Const, EmitContext, Operation, Plan, check_options, compile_plan
+from symgraph.plugin import CodegenPolicy, Const, EmitContext, Operation, Plan, Template, check_options, compile_plan
 from symgraph_torch._inline import inline_layer_call, inlining_allowed
 from symgraph_torch._tracing import SKIP_INPUT_CHECKS, ModuleCall, NestedModelCall, bound_call
 
-__all__ = ["TorchCodegenPolicy", "distinct_tensors", "plan_constants", "tensor_items"]
+__all__ = ["LiveConstant", "TorchCodegenPolicy", "distinct_tensors", "live_plan", "plan_constants", "tensor_items"]
 
 _PARAMS, _BUFFERS = "params", "buffers"
 
@@ -64,6 +65,59 @@ def distinct_tensors(plan: Plan) -> list[torch.Tensor]:
             for tensor in tensor_items(value):
                 seen.setdefault(id(tensor), tensor)
     return list(seen.values())
+
+
+class LiveConstant(Template):
+    """A recorded constant whose tensors are read from the model's dicts at every evaluation.
+
+    The reference interpreter (and any executor that evaluates operations one by
+    one) runs plans whose tensor constants are these, so it sees what generated
+    code sees: the tensors ``.to()``, ``load_state_dict`` or ``functional_call``
+    put in the model's ``_parameters`` and ``_buffers``.
+
+    Args:
+        value: The recorded constant: a tensor, or a list, tuple or dict holding some.
+        sources: For each tensor in it (by ``id``), the dict and the key to read.
+    """
+
+    __slots__ = ("sources", "value")
+
+    def __init__(self, value: Any, sources: Mapping[int, tuple[dict[str, Any], str]]) -> None:
+        self.value = value
+        self.sources = sources
+
+    def _read(self, item: Any) -> Any:
+        source = self.sources.get(id(item)) if isinstance(item, torch.Tensor) else None
+        return item if source is None else source[0][source[1]]
+
+    def evaluate(self, values: Sequence[Any]) -> Any:
+        value = self.value
+        if type(value) is dict:
+            return {k: self._read(v) for k, v in value.items()}
+        if type(value) in (list, tuple):
+            return type(value)(self._read(v) for v in value)
+        return self._read(value)
+
+    def __repr__(self) -> str:
+        return f"LiveConstant({self.value!r})"
+
+
+def live_plan(
+    plan: Plan, parameters: dict[str, Any], buffers: dict[str, Any], names: Mapping[int, tuple[bool, str]]
+) -> Plan:
+    """``plan`` with every constant that holds a model tensor turned into a :class:`LiveConstant`."""
+    if not names:
+        return plan
+    sources = {key: (parameters if is_param else buffers, name) for key, (is_param, name) in names.items()}
+
+    def live(const: Const) -> Template:
+        found = any(id(t) in sources for t in tensor_items(const.value))
+        return LiveConstant(const.value, sources) if found else const
+
+    steps = tuple(
+        dataclasses.replace(step, op=step.op.map_templates(lambda t: t.map(const=live))) for step in plan.steps
+    )
+    return dataclasses.replace(plan, steps=steps)
 
 
 def _has_hooks(layer: nn.Module) -> bool:

@@ -24,6 +24,7 @@ from symgraph.plugin import (
     EmitContext,
     OperatorSpec,
     SymbolicData,
+    Template,
     record,
     record_operator,
     register_emitter,
@@ -78,6 +79,13 @@ class ModuleCall(Call):
     """
 
     __slots__ = ()
+
+    def __init__(self, func: Template, args: Sequence[Template], kwargs: Template) -> None:
+        # Code generation and summaries use the layer itself, so it must be one.
+        if not (isinstance(func, Const) and isinstance(func.value, nn.Module)):
+            what = type(func.value if isinstance(func, Const) else func).__name__
+            raise TypeError(f"{type(self).__name__} needs a Const holding an nn.Module, got {what}")
+        super().__init__(func, args, kwargs)
 
     @property
     def layer(self) -> nn.Module:

@@ -1,27 +1,23 @@
-"""The conformance suite: the same contract, checked for every backend.
+"""The conformance suite, run for every in-tree backend and for a third-party-style one.
 
-Each backend case supplies example values, an equality oracle and a reduction
-function; every test below runs once per backend. A case whose library is not
-installed is skipped.
+Each class below subclasses :class:`symgraph.testing.BackendConformance` and
+supplies example values, an equality oracle and a reduction function; pytest
+runs every inherited check once per class. A class whose library is not
+installed is skipped (``required_modules``), so this module itself imports
+neither numpy nor torch.
 """
 
 from __future__ import annotations
 
 import importlib
-import pickle
 import random
-import subprocess
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 import symgraph
 import symgraph.plugin
-from symgraph import CustomInput, SymbolicModel, add_to_graph
+from symgraph.plugin import Backend, SymbolicData, register_backend, restore_registry, snapshot_registry
+from symgraph.testing import BackendConformance
 
 
 class Vector:
@@ -32,7 +28,7 @@ class Vector:
 
     def _zip(self, other, fn):
         other_items = other.items if isinstance(other, Vector) else [other] * len(self.items)
-        return Vector(fn(a, b) for a, b in zip(self.items, other_items, strict=True))
+        return type(self)(fn(a, b) for a, b in zip(self.items, other_items, strict=True))
 
     def __add__(self, other):
         return self._zip(other, lambda a, b: a + b)
@@ -48,14 +44,14 @@ class Vector:
     __rmul__ = __mul__
 
     def __neg__(self):
-        return Vector(-a for a in self.items)
+        return type(self)(-a for a in self.items)
 
     def __abs__(self):
-        return Vector(abs(a) for a in self.items)
+        return type(self)(abs(a) for a in self.items)
 
     def __getitem__(self, index):
         got = self.items[index]
-        return Vector(got) if isinstance(index, slice) else got
+        return type(self)(got) if isinstance(index, slice) else got
 
     def __len__(self):
         return len(self.items)
@@ -64,7 +60,7 @@ class Vector:
         return iter(self.items)
 
     def __eq__(self, other):
-        return isinstance(other, Vector) and self.items == other.items
+        return type(other) is type(self) and self.items == other.items
 
     __hash__ = None
 
@@ -73,152 +69,144 @@ def _vector_sum(v):
     return sum(v.items)
 
 
-@dataclass
-class Case:
-    name: str
-    module: str | None
-    make: Callable[[random.Random], Any]
-    equal: Callable[[Any, Any], bool]
-    reduce: Callable[[Any], Any]
-    symbolic_class: Callable[[], type]
+class TestPythonBackend(BackendConformance):
+    """Generic Python values: no plugin, the registry's generic handle class, no input checks."""
+
+    reduce = staticmethod(_vector_sum)
+
+    def make_value(self, rng):
+        return Vector(rng.uniform(-5, 5) for _ in range(4))
+
+    def expected_symbolic_class(self):
+        return symgraph.plugin.symbolic_class_for(Vector)
 
 
-def _numpy_case() -> Case:
-    np = importlib.import_module("numpy")
-    return Case(
-        "numpy",
-        "numpy",
-        lambda rng: np.array([rng.uniform(-5, 5) for _ in range(4)]),
-        lambda a, b: np.array_equal(np.asarray(a), np.asarray(b)),
-        np.sum,
-        lambda: importlib.import_module("symgraph_numpy").SymbolicArray,
-    )
+class TestNumpyBackend(BackendConformance):
+    """numpy arrays, wrapped by symgraph_numpy's SymbolicArray."""
+
+    plugin_module = "symgraph_numpy"
+    required_modules = ("numpy",)
+
+    def make_value(self, rng):
+        np = importlib.import_module("numpy")
+        return np.array([rng.uniform(-5, 5) for _ in range(4)])
+
+    def equal(self, actual, expected):
+        np = importlib.import_module("numpy")
+        return bool(np.array_equal(np.asarray(actual), np.asarray(expected)))
+
+    def reduce(self, value):
+        return importlib.import_module("numpy").sum(value)
+
+    def expected_symbolic_class(self):
+        return importlib.import_module("symgraph_numpy").SymbolicArray
+
+    def make_unfit_value(self, rng):
+        # A CustomInput fixes the rank and the dtype kind: a 2-D array does not fit.
+        return importlib.import_module("numpy").zeros((2, 2))
 
 
-def _torch_case() -> Case:
-    torch = importlib.import_module("torch")
-    return Case(
-        "torch",
-        "torch",
-        lambda rng: torch.tensor([rng.uniform(-5, 5) for _ in range(4)], dtype=torch.float64),
-        lambda a, b: bool(torch.equal(torch.as_tensor(a), torch.as_tensor(b))),
-        torch.sum,
-        lambda: importlib.import_module("symgraph_torch").SymbolicTensor,
-    )
+class TestTorchBackend(BackendConformance):
+    """torch tensors, wrapped by symgraph_torch's SymbolicTensor."""
+
+    plugin_module = "symgraph_torch"
+    required_modules = ("torch",)
+
+    def make_value(self, rng):
+        torch = importlib.import_module("torch")
+        return torch.tensor([rng.uniform(-5, 5) for _ in range(4)], dtype=torch.float64)
+
+    def equal(self, actual, expected):
+        torch = importlib.import_module("torch")
+        return bool(torch.equal(torch.as_tensor(actual), torch.as_tensor(expected)))
+
+    def reduce(self, value):
+        return importlib.import_module("torch").sum(value)
+
+    def expected_symbolic_class(self):
+        return importlib.import_module("symgraph_torch").SymbolicTensor
+
+    def make_unfit_value(self, rng):
+        # A CustomInput fixes the whole shape: a (2, 2) tensor does not fit a (4,) one.
+        torch = importlib.import_module("torch")
+        return torch.zeros(2, 2, dtype=torch.float64)
 
 
-def _python_case() -> Case:
-    return Case(
-        "python",
-        None,
-        lambda rng: Vector(rng.uniform(-5, 5) for _ in range(4)),
-        lambda a, b: a == b,
-        _vector_sum,
-        lambda: symgraph.plugin.symbolic_class_for(Vector),
-    )
+# -- a third-party-style backend: a value type and its plugin, registered at runtime ----------
+class Samples(Vector):
+    """A third party's value type: a fixed-length series of samples."""
 
 
-CASES = {"python": _python_case, "numpy": _numpy_case, "torch": _torch_case}
+class SymbolicSamples(SymbolicData):
+    """The third party's handle class."""
+
+    __slots__ = ()
 
 
-@pytest.fixture(params=list(CASES))
-def case(request) -> Case:
-    module = {"python": None, "numpy": "numpy", "torch": "torch"}[request.param]
-    if module is not None:
-        pytest.importorskip(module)
-    return CASES[request.param]()
+class LengthCheck:
+    """The third party's input check: a series of the example's length (a class, so that models pickle)."""
+
+    def __init__(self, name, length):
+        self.name, self.length = name, length
+
+    def __call__(self, value):
+        if not isinstance(value, Samples) or len(value) != self.length:
+            raise symgraph.InputError(f"{self.name} expects Samples of length {self.length}, got {value!r}")
 
 
-def _call(func, *args):
-    return func(*args)
+class SamplesBackend(Backend):
+    name = "samples"
+    types = (Samples,)
+    symbolic_class = SymbolicSamples
+
+    def describe(self, value):
+        return f"Samples[{len(value)}]"
+
+    def input_checker(self, node_value, name):
+        return LengthCheck(name, len(node_value))
 
 
-def _program(x, y, reduce, call):
-    """The same operations on symbolic values (``call=add_to_graph``) or on real ones (``call=_call``)."""
-    first, *_ = x
-    return {
-        "sum": x + y,
-        "sub": x - y,
-        "mul": x * y,
-        "scaled": x * 2,
-        "rscaled": 3 * y,
-        "neg": -x,
-        "abs": abs(y),
-        "index": x[0],
-        "slice": x[1:],
-        "first": first,
-        "chain": (x + y * 3) - x,
-        "wrapped": call(reduce, x * y),
-    }
+class TestThirdPartyStyleBackend(BackendConformance):
+    """A backend as a third party writes one passes the suite by subclassing, its registration undone after."""
+
+    @pytest.fixture(autouse=True)
+    def registered_backend(self):
+        saved = snapshot_registry()
+        register_backend(SamplesBackend())
+        yield
+        restore_registry(saved)
+
+    def make_value(self, rng):
+        return Samples(rng.randint(-9, 9) for _ in range(5))
+
+    def reduce(self, value):
+        return max(value.items)
+
+    def expected_symbolic_class(self):
+        return SymbolicSamples
+
+    def make_unfit_value(self, rng):
+        return Samples([1, 2])
 
 
-def test_values_get_the_backend_class(case):
-    rng = random.Random(0)
-    x = CustomInput(case.make(rng))
-    assert type(x) is case.symbolic_class()
-    assert isinstance(x + x, case.symbolic_class())
+def test_the_third_party_backend_is_forgotten_outside_its_tests():
+    assert symgraph.plugin.backend_for(Samples) is None
+    assert type(symgraph.CustomInput(Samples([1]))) is not SymbolicSamples
 
 
-def test_replay_equals_eager_and_interpreter(case):
-    rng = random.Random(1)
-    x, y = CustomInput(case.make(rng)), CustomInput(case.make(rng))
-    model = SymbolicModel((x, y), _program(x, y, case.reduce, add_to_graph))
-    for _ in range(5):
-        a, b = case.make(rng), case.make(rng)
-        expected = _program(a, b, case.reduce, _call)
-        replayed = model(a, b)
-        interpreted = model.interpret(a, b)
-        assert replayed.keys() == expected.keys()
-        for key in expected:
-            assert case.equal(replayed[key], expected[key]), key
-            assert case.equal(interpreted[key], expected[key]), key
+def test_the_suite_notices_when_the_third_party_backend_is_missing():
+    # Outside the class its fixture does not register the backend: the class and input checks must fail.
+    suite = TestThirdPartyStyleBackend()
+    with pytest.raises(AssertionError, match="expected SymbolicSamples"):
+        suite.test_values_get_the_backend_class()
+    with pytest.raises(pytest.fail.Exception, match="DID NOT RAISE"):
+        suite.test_input_checks_reject_unfit_values()
 
 
-def test_pickled_models_replay_the_same(case):
-    rng = random.Random(2)
-    x, y = CustomInput(case.make(rng)), CustomInput(case.make(rng))
-    model = SymbolicModel({"x": x, "y": y}, {"out": add_to_graph(case.reduce, x * y - x)})
-    clone = pickle.loads(pickle.dumps(model))
-    a, b = case.make(rng), case.make(rng)
-    assert case.equal(clone(x=a, y=b)["out"], case.reduce(a * b - a))
+def test_a_backend_that_breaks_the_contract_fails_the_suite():
+    class Broken(TestPythonBackend):
+        def reduce(self, value):
+            return random.random()  # not what the replay recomputes
 
-
-def test_summary_uses_the_backend_description(case):
-    rng = random.Random(3)
-    value = case.make(rng)
-    x = CustomInput(value)
-    model = SymbolicModel(x, x * 2)
-    lines: list[str] = []
-    model.summary(print_fn=lines.append)
-    assert symgraph.plugin.describe_value(value) in lines[0]
-    backend = symgraph.plugin.backend_for(type(value))
-    expected = backend.describe(value) if backend is not None else type(value).__name__
-    assert symgraph.plugin.describe_value(value) == expected
-
-
-def test_failed_steps_leave_no_node(case):
-    rng = random.Random(4)
-    x = CustomInput(case.make(rng))
-    with pytest.raises(Exception):  # noqa: B017 - each backend raises its own error type
-        x + "not addable"
-    with pytest.raises(AttributeError):
-        x.no_such_attribute  # noqa: B018
-    assert x.children == ()
-
-
-def test_the_plugin_loads_lazily_through_its_entry_point(case):
-    if case.module is None:
-        pytest.skip("the generic backend has no plugin")
-    code = (
-        f"import sys, {case.module}, symgraph, random\n"
-        "from tests.conformance.test_conformance import CASES\n"
-        f"assert 'symgraph_{case.module}' not in sys.modules\n"
-        f"case = CASES[{case.name!r}]()\n"
-        "x = symgraph.CustomInput(case.make(random.Random(0)))\n"
-        "value = case.make(random.Random(1))\n"
-        "assert case.equal(symgraph.SymbolicModel(x, x * 2 + 1)(value), value * 2 + 1)\n"
-        f"print(type(x) is case.symbolic_class(), 'symgraph_{case.module}' in sys.modules)\n"
-    )
-    root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
-    assert out.stdout.split() == ["True", "True"]
+    with pytest.raises(AssertionError, match="output 'wrapped'"):
+        Broken().test_replay_equals_eager_and_interpreter()

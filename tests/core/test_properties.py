@@ -5,12 +5,13 @@ expands into one or more *atomic* operations, every one of which is a Python
 function that works the same on symbolic handles (where it records nodes) and on
 plain values (where it computes). The program is recorded once on example values;
 the operations that succeeded form a trace, and the trace is then evaluated eagerly
-on fresh values. That direct evaluation is the oracle for both the generated replay
-function and the reference interpreter, exceptions included.
+on fresh values. That direct evaluation is the oracle for the generated replay
+function, the reference interpreter and every core executor, exceptions included.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 import operator
@@ -367,6 +368,23 @@ def assert_no_user_text(source: str) -> None:
             ), tok
 
 
+#: The executors that need no optional library; the property runs the program on each.
+CORE_EXECUTORS = ("codegen", "interpreter")
+
+
+def on_every_core_executor(model: symgraph.SymbolicModel) -> dict[str, symgraph.SymbolicModel]:
+    """The model on each core executor: shallow copies switched in place, sharing the plan."""
+    models = {}
+    for name in CORE_EXECUTORS:
+        if name == model.executor:
+            models[name] = model
+        else:
+            models[name] = copy.copy(model)
+            models[name].set_executor(name)
+        assert models[name].executor == name
+    return models
+
+
 def outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
     try:
         return "ok", fn()
@@ -402,19 +420,28 @@ def test_replay_equals_direct_evaluation(
     # Through outcome(): an exception raised from generated code would otherwise reach
     # hypothesis with a new file name per model, each counted as a distinct bug, and
     # a real failure would take minutes to report instead of seconds.
-    on_example = outcome(lambda: model(*example))
-    assert on_example[0] == "ok", on_example[1]
-    assert same(on_example[1], tuple(handles[o].v for o in outputs))
+    models = on_every_core_executor(model)
+    for run in models.values():
+        on_example = outcome(lambda run=run: run(*example))
+        assert on_example[0] == "ok", on_example[1]
+        assert same(on_example[1], tuple(handles[o].v for o in outputs))
 
     env, error = evaluate(trace, fresh, needed)
     replayed = outcome(lambda: model(*fresh))
     interpreted = outcome(lambda: model.interpret(*fresh))
+    executed = {
+        name: replayed if run is model else outcome(lambda run=run: run(*fresh)) for name, run in models.items()
+    }
     event(f"plan steps: {min(len(model.plan.steps), 10)}")
     if error is not None:
         event(f"replay raises {type(error).__name__}")
         assert replayed[0] == "raised", f"replay returned {replayed[1]!r}, direct evaluation raised {error!r}"
         assert interpreted[0] == "raised"
         assert type(interpreted[1]) is type(replayed[1]), (interpreted[1], replayed[1])
+        for name, result in executed.items():
+            # The core executors run the steps in the plan's order, so they stop where the replay does.
+            assert result[0] == "raised", f"executor {name!r} returned {result[1]!r}, eager raised {error!r}"
+            assert type(result[1]) is type(replayed[1]), (name, result[1], replayed[1])
         # Models run independent branches depth-first, not in recording order, so
         # when several operations would fail, the replay may stop at another one
         # than the eager run did; it must raise what that operation raises eagerly.
@@ -430,6 +457,9 @@ def test_replay_equals_direct_evaluation(
         assert interpreted[0] == "ok", interpreted[1]
         assert same(replayed[1], expected)
         assert same(interpreted[1], expected)
+        for name, result in executed.items():
+            assert result[0] == "ok", (name, result[1])
+            assert same(result[1], expected), (name, result[1], expected)
 
 
 def test_oracle_helpers_can_fail() -> None:
