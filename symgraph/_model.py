@@ -16,7 +16,7 @@ from symgraph._plan import Plan, build_plan
 from symgraph._summary import format_summary
 from symgraph._symbolic import SymbolicData
 
-__all__ = ["Program", "SymbolicModel", "extend_outputs"]
+__all__ = ["ExecutorChoice", "Program", "SymbolicModel", "extend_outputs"]
 
 
 def extend_outputs(outputs: Any, output: Any, key: str | None = None) -> Any:
@@ -143,7 +143,67 @@ class Program:
         return interpret(self.evaluated, values)
 
 
-class SymbolicModel:
+class ExecutorChoice:
+    """What every model offers about its executor; backends' model classes mix it in.
+
+    A model keeps the executor it was asked for and its options in
+    ``_executor_choice``, and its :class:`Program` in ``_program``; it rebuilds
+    the program with :meth:`_program_for`, which a backend overrides to pass
+    itself as the executor's host.
+
+    Example:
+        >>> import symgraph
+        >>> from symgraph.plugin import ExecutorChoice
+        >>> issubclass(symgraph.SymbolicModel, ExecutorChoice)
+        True
+    """
+
+    _program: Program
+    _executor_choice: tuple[str | Executor, dict[str, Any]]
+
+    def _program_for(self, plan: Plan, executor: str | Executor, options: Mapping[str, Any]) -> Program:
+        return Program(plan, executor, options)
+
+    @property
+    def executor(self) -> str:
+        """The name of the executor that runs the model (the fallback's, if one was used).
+
+        Example:
+            >>> import symgraph
+            >>> x = symgraph.CustomInput(1)
+            >>> symgraph.SymbolicModel(x, x + 1).executor
+            'codegen'
+        """
+        return self._program.executor.name
+
+    @property
+    def executor_options(self) -> dict[str, Any]:
+        """A copy of the options the executor was asked for with."""
+        return dict(self._executor_choice[1])
+
+    def set_executor(self, executor: str | Executor, **options: Any) -> None:
+        """Run the model on another executor from now on.
+
+        The new executor is built first; if that fails, the model keeps running
+        as before.
+
+        Args:
+            executor: A name or an :class:`~symgraph.plugin.Executor`.
+            **options: The executor's options.
+
+        Example:
+            >>> import symgraph
+            >>> x = symgraph.CustomInput([1, 2])
+            >>> model = symgraph.SymbolicModel(x, x * 2)
+            >>> model.set_executor("interpreter")
+            >>> model.executor, model([3])
+            ('interpreter', [3, 3])
+        """
+        program = self._program_for(self._program.plan, executor, options)
+        self._program, self._executor_choice = program, (executor, dict(options))
+
+
+class SymbolicModel(ExecutorChoice):
     """A callable that replays the operations recorded between inputs and outputs.
 
     Only the nodes on a path from an input to an output run; anything else in
@@ -224,45 +284,6 @@ class SymbolicModel:
             True
         """
         return self._program.interpret_call(args, kwargs, check=self.check_inputs)
-
-    # -- executors -----------------------------------------------------------------
-    @property
-    def executor(self) -> str:
-        """The name of the executor that runs the model.
-
-        Example:
-            >>> import symgraph
-            >>> x = symgraph.CustomInput(1)
-            >>> symgraph.SymbolicModel(x, x + 1).executor
-            'codegen'
-        """
-        return self._program.executor.name
-
-    @property
-    def executor_options(self) -> dict[str, Any]:
-        """A copy of the options the executor was asked for with."""
-        return dict(self._executor_choice[1])
-
-    def set_executor(self, executor: str | Executor, **options: Any) -> None:
-        """Run the model on another executor from now on.
-
-        The new executor is built first; if that fails, the model keeps running
-        as before.
-
-        Args:
-            executor: A name or an :class:`~symgraph.plugin.Executor`.
-            **options: The executor's options.
-
-        Example:
-            >>> import symgraph
-            >>> x = symgraph.CustomInput([1, 2])
-            >>> model = symgraph.SymbolicModel(x, x * 2)
-            >>> model.set_executor("interpreter")
-            >>> model.executor, model([3])
-            ('interpreter', [3, 3])
-        """
-        program = Program(self._program.plan, executor, options)
-        self._program, self._executor_choice = program, (executor, dict(options))
 
     # -- structure -----------------------------------------------------------------
     def _graph_or_raise(self, what: str) -> WeakGraph:

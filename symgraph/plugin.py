@@ -61,7 +61,7 @@ from symgraph._executors import (
 )
 from symgraph._graph import WeakGraph
 from symgraph._interpreter import interpret
-from symgraph._model import Program, extend_outputs
+from symgraph._model import ExecutorChoice, Program, extend_outputs
 from symgraph._node import Handle, Node
 from symgraph._operators import BINARY, OPERATORS, UNARY, OperatorSpec, operator_spec
 from symgraph._ops import Call, GetAttr, MethodCall, Operation, Operator, Placeholder, Slice, Unpack
@@ -97,6 +97,7 @@ __all__ = [
     "Emitter",
     "EvaluationHost",
     "Executor",
+    "ExecutorChoice",
     "GeneratedCode",
     "GetAttr",
     "Handle",

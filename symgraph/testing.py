@@ -106,9 +106,40 @@ except ImportError as _exc:  # pragma: no cover - pytest is what runs this modul
 from symgraph import CustomInput, ExecutorError, InputError, SymbolicData, SymbolicModel, add_to_graph
 from symgraph.plugin import ENTRY_POINT_GROUP, available_executors, backend_for, describe_value
 
-__all__ = ["BackendConformance"]
+__all__ = ["EAGER_BINARY", "EAGER_UNARY", "BackendConformance"]
 
 # Executors every backend runs on, whatever it is; dask joins them when it is installed.
+#: Every operator of the table, spelled out as Python code rather than taken from
+#: the table: the oracle for tests of how a backend records and replays operators.
+EAGER_BINARY: dict[str, Callable[[Any, Any], Any]] = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b,
+    "//": lambda a, b: a // b,
+    "%": lambda a, b: a % b,
+    "**": lambda a, b: a**b,
+    "@": lambda a, b: a @ b,
+    "&": lambda a, b: a & b,
+    "|": lambda a, b: a | b,
+    "^": lambda a, b: a ^ b,
+    "<<": lambda a, b: a << b,
+    ">>": lambda a, b: a >> b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
+#: The unary operators, likewise.
+EAGER_UNARY: dict[str, Callable[[Any], Any]] = {
+    "neg": lambda a: -a,
+    "pos": lambda a: +a,
+    "invert": lambda a: ~a,
+    "abs": lambda a: abs(a),
+}
+
 _CORE_EXECUTORS = frozenset({"codegen", "interpreter"})
 _DRAWS = 5  # random draws per replay check
 

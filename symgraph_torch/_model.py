@@ -12,6 +12,7 @@ from symgraph import MissingGraphError
 from symgraph.plugin import (
     DEFAULT_EXECUTOR,
     Executor,
+    ExecutorChoice,
     Plan,
     Program,
     SymbolicData,
@@ -45,7 +46,7 @@ def _shape_structure(structure: Any) -> Any:
     return shape(structure)
 
 
-class DetachedSymbolicModel(nn.Module):
+class DetachedSymbolicModel(ExecutorChoice, nn.Module):
     """A model's layers and generated ``forward``, without any link to the graph.
 
     :class:`SymbolicModel` derives from it. Made directly by
@@ -167,42 +168,13 @@ class DetachedSymbolicModel(nn.Module):
         tensors = distinct_tensors(plan)
         return {id(t): (isinstance(t, nn.Parameter), name) for t, name in zip(tensors, self._tensor_names, strict=True)}
 
-    def _build(self, plan: Plan) -> Program:
-        executor, options = self._executor_choice
+    def _program_for(self, plan: Plan, executor: str | Executor, options: Mapping[str, Any]) -> Program:
+        # The model is the executors' host: code generation asks it for its policy.
         return Program(plan, executor, options, host=self)
 
-    @property
-    def executor(self) -> str:
-        """The name of the executor that runs ``forward``."""
-        return self._program.executor.name
-
-    @property
-    def executor_options(self) -> dict[str, Any]:
-        """A copy of the options the executor was asked for with."""
-        return dict(self._executor_choice[1])
-
-    def set_executor(self, executor: str | Executor, **options: Any) -> None:
-        """Run ``forward`` on another executor from now on; the model is unchanged if that fails.
-
-        Example:
-            >>> import torch
-            >>> from torch import nn
-            >>> from symgraph_torch import Input, SymbolicModel
-            >>> x = Input((4,))
-            >>> model = SymbolicModel(x, nn.Linear(4, 2)(x))
-            >>> data = torch.rand(3, 4)
-            >>> expected = model(data)
-            >>> model.set_executor("interpreter")
-            >>> model.executor, torch.equal(model(data), expected)
-            ('interpreter', True)
-        """
-        previous = self._executor_choice
-        self._executor_choice = (executor, dict(options))
-        try:
-            self._program = self._build(self._plan)
-        except BaseException:
-            self._executor_choice = previous
-            raise
+    def _build(self, plan: Plan) -> Program:
+        executor, options = self._executor_choice
+        return self._program_for(plan, executor, options)
 
     # -- calling -----------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
