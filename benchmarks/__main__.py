@@ -16,7 +16,9 @@ Cases (each also runs on its own as ``python -m benchmarks.<module>``):
 * ``numpy`` (``benchmarks.numpy_replay``): 100 elementwise numpy steps replayed by
   symgraph against the same steps written out;
 * ``build_scaling`` and ``conv_build`` (``benchmarks.build_scaling``): graph build
-  time against size, and building a 16-convolution model against pytorch-symbolic.
+  time against size, and building a 16-convolution model against pytorch-symbolic;
+* ``dask_pipeline`` (``benchmarks.dask_pipeline``): 8 independent 20 ms I/O-like
+  steps and a combine, run by the ``dask`` executor (threads) against ``codegen``.
 
 Every case interleaves its variants in rounds and reports medians of paired
 per-round ratios (variant / baseline measured in the same round), with torch
@@ -30,7 +32,15 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import _harness, build_scaling, module_call_overhead, numpy_replay, torch_forward, toy_resnet
+from benchmarks import (
+    _harness,
+    build_scaling,
+    dask_pipeline,
+    module_call_overhead,
+    numpy_replay,
+    torch_forward,
+    toy_resnet,
+)
 
 CASES: _harness.CaseBuilders = {
     **torch_forward.CASES,
@@ -38,6 +48,7 @@ CASES: _harness.CaseBuilders = {
     **module_call_overhead.CASES,
     **numpy_replay.CASES,
     **build_scaling.CASES,
+    **dask_pipeline.CASES,
 }
 
 if __name__ == "__main__":

@@ -23,7 +23,15 @@ import pytest
 torch = pytest.importorskip("torch")
 np = pytest.importorskip("numpy")
 
-from benchmarks import _call_worker, _harness, build_scaling, numpy_replay, torch_forward, toy_resnet  # noqa: E402
+from benchmarks import (  # noqa: E402
+    _call_worker,
+    _harness,
+    build_scaling,
+    dask_pipeline,
+    numpy_replay,
+    torch_forward,
+    toy_resnet,
+)
 
 MODES = _harness.GRAD_MODES
 DEEP_LINEAR_DEPTH = 1000
@@ -154,3 +162,21 @@ def test_conv_build(benchmark: Any, conv: tuple[dict[str, Any], Any, Any], varia
     with torch.no_grad():
         out = result if variant == build_scaling.EAGER else result(example)
     assert torch.equal(out, expected)
+
+
+# dask_pipeline ----------------------------------------------------------------
+
+DASK_WAIT_S = dask_pipeline.WAITS_S[0]
+
+
+@pytest.fixture(scope="module")
+def dask_variants() -> dict[str, Callable[[Any], Any]]:
+    pytest.importorskip("dask")
+    return dask_pipeline.build_variants(DASK_WAIT_S)
+
+
+@pytest.mark.parametrize("variant", list(dask_pipeline.LEGEND))
+def test_dask_pipeline(benchmark: Any, dask_variants: dict[str, Any], variant: str) -> None:
+    benchmark.group = f"dask_pipeline: {dask_pipeline.label(DASK_WAIT_S)}"
+    out = benchmark.pedantic(dask_variants[variant], args=(5,), rounds=5, warmup_rounds=1)
+    assert out == dask_pipeline.pipeline(dask_pipeline.direct, 5, 0.0)

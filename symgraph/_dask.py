@@ -4,18 +4,44 @@ Each step becomes one task, so steps that do not depend on each other run in
 parallel: on dask's threaded scheduler by default, on the active
 ``dask.distributed`` client when there is one, or on the scheduler named by the
 ``scheduler`` option. Every operation and input travels inside an opaque box, so
-dask never mistakes a user's tuple or string for a task or a key. On a
-distributed cluster the boxes are serialised with cloudpickle, which stores
-lambdas and functions of ``__main__`` by value.
+dask never mistakes a user's tuple or string for a task or a key, and never
+pickles a value just to hash it. Task keys carry a random token per call, so
+that calls from any number of threads, processes or clients of one cluster
+never share a key.
+
+Boxes that leave the process (to a ``dask.distributed`` cluster or the
+``processes`` scheduler) are serialised with cloudpickle, which stores lambdas,
+nested functions and whatever ``__main__`` defines by value: their code travels
+with them. symgraph adds one rule. A function or class is stored by reference
+(its module and name, imported again on the worker) only when its module comes
+with Python or from an installed distribution: the standard library, a
+site-packages folder, or the package folders of an editable install. Those of
+any other module are stored by value too, since a worker may be unable to
+import them: a test module (pytest's ``importlib`` mode imports it under a name
+no worker can import), a module next to a script or in the working directory,
+a module made at runtime. So a model built in a test module or a notebook runs
+on a cluster whose workers have only the installed packages, and the instances,
+results and exceptions of such classes come back to the caller as the caller's
+own classes (cloudpickle tracks classes it stores by value).
 
 dask is imported only when a model asks for this executor.
 """
 
 from __future__ import annotations
 
-import itertools
+import functools
+import io
+import json
+import os
+import sys
+import sysconfig
+import threading
+import types
+import uuid
 from collections.abc import Mapping
+from importlib import metadata
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from symgraph._errors import ExecutorError
 from symgraph._executors import Runner, check_options
@@ -26,7 +52,112 @@ from symgraph._templates import Template
 __all__ = ["dask_runner"]
 
 _OPTIONS = ("scheduler", "num_workers")
-_calls = itertools.count()
+
+
+# ----------------------------------------------------------------------------- what workers can import
+
+
+def _inside(path: str, folders: tuple[str, ...]) -> bool:
+    return any(path == folder or path.startswith(folder + os.sep) for folder in folders)
+
+
+@functools.cache
+def _install_folders() -> tuple[str, ...]:
+    """The standard library's and the site-packages folders of this interpreter."""
+    paths = sysconfig.get_paths()
+    names = ("stdlib", "platstdlib", "purelib", "platlib")
+    return tuple(sorted({os.path.realpath(paths[name]) for name in names if paths.get(name)}))
+
+
+@functools.cache
+def _editable_projects() -> dict[str, tuple[str, ...]]:
+    """Top-level package name -> project folders of the editable installs (``pip install -e``) providing it."""
+    found: dict[str, set[str]] = {}
+    for dist in metadata.distributions():
+        try:
+            info = json.loads(dist.read_text("direct_url.json") or "{}")
+            editable = isinstance(info, dict) and bool((info.get("dir_info") or {}).get("editable"))
+            url = str(info.get("url", "")) if editable else ""
+        except (OSError, ValueError, AttributeError):
+            continue
+        if not url.startswith("file:"):
+            continue
+        project = os.path.realpath(unquote(urlparse(url).path))
+        # The distribution's own packages only: other modules in the project folder
+        # (its tests, say) are not made importable by the install.
+        tops = (dist.read_text("top_level.txt") or "").split()
+        if not tops:
+            tops = [str(dist.metadata["Name"] or "").replace("-", "_").replace(".", "_").lower()]
+        for top in tops:
+            found.setdefault(top, set()).add(project)
+    return {top: tuple(sorted(projects)) for top, projects in found.items()}
+
+
+@functools.cache
+def _importable_everywhere(name: str, path: str | None) -> bool:
+    """Whether a worker with this environment's packages can import the module ``name`` (at ``path``)."""
+    top = name.partition(".")[0]
+    if name == "__main__":
+        return False
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+        return True
+    if path is None:  # made at runtime, or a namespace package
+        return False
+    path = os.path.realpath(path)
+    return _inside(path, _install_folders()) or _inside(path, _editable_projects().get(top, ()))
+
+
+def _needs_value(module: types.ModuleType) -> bool:
+    path = getattr(module, "__file__", None)
+    return not _importable_everywhere(module.__name__, path if isinstance(path, str) else None)
+
+
+@functools.cache
+def _pickler() -> Any:
+    """A cloudpickle pickler that stores by value what workers may be unable to import (see the module doc)."""
+    import cloudpickle  # type: ignore[import-untyped]
+
+    class Pickler(cloudpickle.Pickler):  # type: ignore[misc]
+        def __init__(self, file: Any, added: list[types.ModuleType]) -> None:
+            super().__init__(file)
+            self.added = added
+            self.checked: set[str] = set()
+
+        def reducer_override(self, obj: Any) -> Any:
+            if isinstance(obj, (type, types.FunctionType)):
+                name = getattr(obj, "__module__", None)
+                if isinstance(name, str) and name not in self.checked:
+                    self.checked.add(name)
+                    module = sys.modules.get(name)
+                    if (
+                        module is not None
+                        and name not in cloudpickle.list_registry_pickle_by_value()
+                        and _needs_value(module)
+                    ):
+                        cloudpickle.register_pickle_by_value(module)
+                        self.added.append(module)
+            return super().reducer_override(obj)
+
+    return Pickler
+
+
+# cloudpickle keeps the modules it pickles by value in one global registry; a
+# module is registered for the length of one dump, and dumps take turns.
+_pickling = threading.RLock()
+
+
+def _dumps(value: Any) -> bytes:
+    import cloudpickle
+
+    with _pickling:
+        added: list[types.ModuleType] = []
+        buffer = io.BytesIO()
+        try:
+            _pickler()(buffer, added).dump(value)
+        finally:
+            for module in added:
+                cloudpickle.unregister_pickle_by_value(module)
+        return buffer.getvalue()
 
 
 class _Box:
@@ -38,9 +169,13 @@ class _Box:
         self.value = value
 
     def __reduce__(self) -> tuple[Any, ...]:
-        import cloudpickle  # type: ignore[import-untyped]
+        return _unpickle_box, (_dumps(self.value),)
 
-        return _unpickle_box, (cloudpickle.dumps(self.value),)
+    def __dask_tokenize__(self) -> tuple[str, int]:
+        # dask.distributed hashes a graph before sending it, by pickling whatever
+        # has no token, and refuses values that do not pickle the same twice. The
+        # keys are unique to each call already, so the graph's hash is too.
+        return ("symgraph-box", id(self))
 
 
 def _unpickle_box(data: bytes) -> _Box:
@@ -74,7 +209,10 @@ class _DaskRunner:
         self.num_workers = num_workers
         self.n_inputs = len(plan.inputs)
         n_slots = self.n_inputs + len(plan.steps)
-        self.keys = [f"symgraph-slot-{s}" for s in range(n_slots)] + ["symgraph-outputs"]
+        # Completed per call by a token. Keys that start with the same words share a
+        # task prefix on a distributed scheduler, which keeps one, with its timings,
+        # per prefix for good.
+        self.keys = [f"symgraph-slot-{s}-" for s in range(n_slots)] + ["symgraph-outputs-"]
         # Tasks name their arguments by slot here; each call turns slots into that
         # call's keys.
         self.tasks: list[tuple[Any, _Box, tuple[int, ...]]] = [
@@ -92,7 +230,13 @@ class _DaskRunner:
         if get is None:
             get = self.dask.threaded.get
         local = get is self.dask.threaded.get or getattr(get, "__module__", "").startswith("dask.")
-        extra = {"num_workers": self.num_workers} if self.num_workers is not None and local else {}
+        extra: dict[str, Any] = {"num_workers": self.num_workers} if self.num_workers is not None and local else {}
+        processes = sys.modules.get("dask.multiprocessing")
+        if processes is not None and get is processes.get:
+            # Step results travel between the worker processes unboxed, pickled by
+            # dask's own cloudpickle: by reference, even for classes of modules the
+            # workers cannot import. The rule of the boxes applies to them too.
+            extra["func_dumps"] = _dumps
         return get, extra
 
     def __call__(self, *values: Any) -> Any:
@@ -100,9 +244,9 @@ class _DaskRunner:
             raise TypeError(f"the plan takes {self.n_inputs} input(s), got {len(values)}")
         get, extra = self._get()
         # Keys unique to this call: a distributed scheduler keeps results by key,
-        # and two concurrent calls must not share them.
-        prefix = f"{next(_calls)}-"
-        keys = [prefix + key for key in self.keys]
+        # and no two calls, whichever process or client makes them, may share one.
+        token = uuid.uuid4().hex
+        keys = [key + token for key in self.keys]
         graph: dict[str, Any] = {keys[i]: (_unbox, _Box(value)) for i, value in enumerate(values)}
         for j, (fn, box, args) in enumerate(self.tasks):
             graph[keys[self.n_inputs + j]] = (fn, box, *(keys[s] for s in args))
