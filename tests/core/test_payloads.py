@@ -76,11 +76,10 @@ def _code() -> str:
     return f"0]; __import__('os').system('touch {target}') #"
 
 
-class HostileInt(int):
-    """An int that formats, prints and indexes itself as code."""
+class _SpellsCode:
+    """Formats and prints itself as code; mixed into int and str subclasses."""
 
     __slots__ = ()
-    __module__ = _FAKE_MODULE
 
     def __format__(self, spec: str) -> str:
         _touch()
@@ -93,29 +92,24 @@ class HostileInt(int):
     def __str__(self) -> str:
         _touch()
         return _code()
+
+
+class HostileInt(_SpellsCode, int):
+    """An int that formats, prints and indexes itself as code."""
+
+    __slots__ = ()
+    __module__ = _FAKE_MODULE
 
     def __index__(self) -> int:
         _touch()
         return 0
 
 
-class HostileStr(str):
+class HostileStr(_SpellsCode, str):
     """A str that formats and prints itself as code."""
 
     __slots__ = ()
     __module__ = _FAKE_MODULE
-
-    def __format__(self, spec: str) -> str:
-        _touch()
-        return _code()
-
-    def __repr__(self) -> str:
-        _touch()
-        return _code()
-
-    def __str__(self) -> str:
-        _touch()
-        return _code()
 
 
 class LyingStr(HostileStr):
