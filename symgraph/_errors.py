@@ -110,13 +110,5 @@ class ExecutorFallbackWarning(UserWarning):
 
 
 # Raised to users, so shown under the name they import them by.
-for _error in (
-    ExecutorError,
-    ExecutorFallbackWarning,
-    GraphError,
-    InputError,
-    MissingGraphError,
-    SymgraphError,
-    TraceError,
-):
-    _error.__module__ = "symgraph"
+for _name in __all__:
+    globals()[_name].__module__ = "symgraph"

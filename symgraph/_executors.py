@@ -39,6 +39,7 @@ __all__ = [
     "check_options",
     "evaluation_plan",
     "executor_name",
+    "options_dict",
     "register_executor",
     "resolve_executor",
 ]
@@ -351,6 +352,24 @@ def _user_stacklevel() -> int:
     return level
 
 
+def options_dict(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A model's ``executor_options`` as a new dict; ``None`` is no options.
+
+    Raises:
+        TypeError: ``options`` is not a mapping (a list of pairs would otherwise
+            become options, and an empty list pass as none).
+
+    Example:
+        >>> options_dict(None), options_dict({"fallback": "codegen"})
+        ({}, {'fallback': 'codegen'})
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise TypeError(f"executor_options must be a dict, got {type(options).__name__}")
+    return dict(options)
+
+
 def build_runner(
     executor: str | Executor, options: Mapping[str, Any] | None, plan: Plan, host: Any = None
 ) -> tuple[Executor, Runner]:
@@ -365,10 +384,7 @@ def build_runner(
         ExecutorError: the executor cannot run, and no fallback was asked for.
         TypeError: ``options`` is not a dict, or holds options the executor does not take.
     """
-    if options is None:
-        options = {}
-    if not isinstance(options, Mapping):
-        raise TypeError(f"executor_options must be a dict, got {type(options).__name__}")
+    options = options_dict(options)
     own = {k: v for k, v in options.items() if k != "fallback"}
     fallback = options.get("fallback")
     if fallback is not None and not isinstance(fallback, (str, Executor)):

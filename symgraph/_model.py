@@ -8,7 +8,7 @@ from typing import Any
 
 from symgraph._codegen import generate
 from symgraph._errors import MissingGraphError
-from symgraph._executors import DEFAULT_EXECUTOR, Executor, build_runner, evaluation_plan
+from symgraph._executors import DEFAULT_EXECUTOR, Executor, build_runner, evaluation_plan, options_dict
 from symgraph._graph import WeakGraph
 from symgraph._interpreter import interpret
 from symgraph._pickling import check_picklable
@@ -78,7 +78,7 @@ class Program:
         7
     """
 
-    __slots__ = ("checks", "evaluated", "executor", "n_positional", "plan", "runner")
+    __slots__ = ("checks", "executor", "n_positional", "plan", "runner")
 
     def __init__(
         self,
@@ -89,8 +89,6 @@ class Program:
     ) -> None:
         self.plan = plan
         self.executor, self.runner = build_runner(executor, options, plan, host)
-        # What the reference interpreter runs: the host's constants as its generated code reads them.
-        self.evaluated = evaluation_plan(host, plan)
         self.checks = tuple((i, spec.check) for i, spec in enumerate(plan.inputs) if spec.check is not None)
         # Calls go through bind(); this lets the common case skip every other check.
         self.n_positional = len(plan.inputs) if plan.input_keys is None else -1
@@ -135,21 +133,26 @@ class Program:
         for i, check in self.checks:
             check(values[i])
 
-    def interpret_call(self, args: Sequence[Any], kwargs: dict[str, Any], *, check: bool) -> Any:
-        """Bind, optionally check, and run through the reference interpreter (models' ``interpret``)."""
+    def interpret_call(self, args: Sequence[Any], kwargs: dict[str, Any], *, check: bool, host: Any = None) -> Any:
+        """Bind, optionally check, and run through the reference interpreter (models' ``interpret``).
+
+        ``host`` is the model, whose constants the interpreter reads as its
+        generated code does (see :class:`~symgraph.plugin.EvaluationHost`).
+        """
         values = self.bind(args, kwargs)
         if check:
             self.check(values)
-        return interpret(self.evaluated, values)
+        return interpret(evaluation_plan(host, self.plan), values)
 
 
 class ExecutorChoice:
     """What every model offers about its executor; backends' model classes mix it in.
 
     A model keeps the executor it was asked for and its options in
-    ``_executor_choice``, and its :class:`Program` in ``_program``; it rebuilds
-    the program with :meth:`_program_for`, which a backend overrides to pass
-    itself as the executor's host.
+    ``_executor_choice``, and its :class:`Program` in ``_program``. Programs are
+    made by :meth:`_program_for`, which a backend overrides to pass itself as
+    the executor's host; :meth:`_switch` makes one for a new choice and
+    :meth:`_rebuild` one for a new plan.
 
     Example:
         >>> import symgraph
@@ -163,6 +166,16 @@ class ExecutorChoice:
 
     def _program_for(self, plan: Plan, executor: str | Executor, options: Mapping[str, Any]) -> Program:
         return Program(plan, executor, options)
+
+    def _switch(self, plan: Plan, executor: str | Executor, options: Mapping[str, Any] | None) -> None:
+        # Built first, assigned after: a choice that cannot run leaves the model as it was.
+        checked = options_dict(options)
+        program = self._program_for(plan, executor, checked)
+        self._program, self._executor_choice = program, (executor, checked)
+
+    def _rebuild(self, plan: Plan) -> Program:
+        executor, options = self._executor_choice
+        return self._program_for(plan, executor, options)
 
     @property
     def executor(self) -> str:
@@ -199,8 +212,7 @@ class ExecutorChoice:
             >>> model.executor, model([3])
             ('interpreter', [3, 3])
         """
-        program = self._program_for(self._program.plan, executor, options)
-        self._program, self._executor_choice = program, (executor, dict(options))
+        self._switch(self._program.plan, executor, options)
 
 
 class SymbolicModel(ExecutorChoice):
@@ -255,14 +267,8 @@ class SymbolicModel(ExecutorChoice):
         executor: str | Executor = DEFAULT_EXECUTOR,
         executor_options: Mapping[str, Any] | None = None,
     ) -> None:
-        if executor_options is not None and not isinstance(executor_options, Mapping):
-            # Checked before dict() would turn a list of pairs into options, or fail obscurely.
-            raise TypeError(f"executor_options must be a dict, got {type(executor_options).__name__}")
-        plan = build_plan(inputs, outputs)[0]
-        options = dict(executor_options or {})
-        self._program = Program(plan, executor, options)
+        self._switch(build_plan(inputs, outputs)[0], executor, executor_options)
         self.check_inputs = check_inputs
-        self._executor_choice = (executor, options)
         self._graph: WeakGraph | None = WeakGraph(inputs, outputs)
 
     # -- calling -------------------------------------------------------------------
@@ -354,8 +360,7 @@ class SymbolicModel(ExecutorChoice):
         graph = self._graph_or_raise("add_output")
         inputs, outputs = graph.inputs("add_output"), graph.outputs("add_output")
         new = extend_outputs(outputs, output, key)
-        executor, options = self._executor_choice
-        program = Program(build_plan(inputs, new)[0], executor, options)
+        program = self._rebuild(build_plan(inputs, new)[0])
         self._graph, self._program = WeakGraph(inputs, new), program
 
     def summary(self, print_fn: Callable[[str], Any] = print, *, show_params: bool | None = None) -> None:
@@ -416,9 +421,7 @@ class SymbolicModel(ExecutorChoice):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.check_inputs = state["check_inputs"]
         self._graph = None
-        executor, options = state["executor"], dict(state["executor_options"])
-        self._program = Program(state["plan"], executor, options)
-        self._executor_choice = (executor, options)
+        self._switch(state["plan"], state["executor"], state["executor_options"])
 
     def __repr__(self) -> str:
         plan = self._program.plan

@@ -88,11 +88,10 @@ class DetachedSymbolicModel(ExecutorChoice, nn.Module):
         self.check_inputs = check_inputs
         self._input_shape, self._output_shape = shapes
         self._direct_calls = _optimize_new_models if direct_calls is None else direct_calls
-        self._executor_choice = (executor, dict(executor_options or {}))
         self._plan = plan
         self._tensor_names: list[str] = []
         self._register(plan)
-        self._program = self._build(plan)
+        self._switch(plan, executor, executor_options)
 
     # -- building --------------------------------------------------------------------
     def _register(self, plan: Plan) -> None:
@@ -172,10 +171,6 @@ class DetachedSymbolicModel(ExecutorChoice, nn.Module):
         # The model is the executors' host: code generation asks it for its policy.
         return Program(plan, executor, options, host=self)
 
-    def _build(self, plan: Plan) -> Program:
-        executor, options = self._executor_choice
-        return self._program_for(plan, executor, options)
-
     # -- calling -----------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Run the generated code on real tensors.
@@ -205,7 +200,7 @@ class DetachedSymbolicModel(ExecutorChoice, nn.Module):
             >>> torch.equal(model.interpret(data), model(data))
             True
         """
-        return self._program.interpret_call(args, kwargs, check=self.check_inputs)
+        return self._program.interpret_call(args, kwargs, check=self.check_inputs, host=self)
 
     # -- inspection ----------------------------------------------------------------------
     @property
@@ -250,7 +245,7 @@ class DetachedSymbolicModel(ExecutorChoice, nn.Module):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self._program = self._build(self._plan)
+        self._program = self._rebuild(self._plan)
 
 
 class SymbolicModel(DetachedSymbolicModel):
@@ -389,7 +384,7 @@ class SymbolicModel(DetachedSymbolicModel):
         new = extend_outputs(outputs, output, key)
         plan, _ = build_plan(inputs, new)
         self._register(plan)
-        program = self._build(plan)
+        program = self._rebuild(plan)
         self._plan, self._program = plan, program
         self._graph = WeakGraph(inputs, new)
         self._output_shape = _shape_structure(new)
@@ -455,4 +450,4 @@ def optimize_module_calls(*models: DetachedSymbolicModel) -> None:
         if not isinstance(model, DetachedSymbolicModel):
             raise TypeError(f"optimize_module_calls() expects SymbolicModel instances, got {type(model).__name__}")
         model._direct_calls = True
-        model._program = model._build(model._plan)
+        model._program = model._rebuild(model._plan)

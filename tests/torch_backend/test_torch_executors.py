@@ -404,3 +404,11 @@ def test_every_executor_reads_the_model_tensors_at_call_time(executor):
     expected = layer(batch) * swapped["constant_0"]
     torch.testing.assert_close(torch.func.functional_call(model, swapped, (batch,)), expected, rtol=0, atol=0)
     assert torch.equal(model.constant_0, scale.double()), "functional_call puts the buffer back"
+
+
+@pytest.mark.parametrize("options", [[("fallback", "codegen")], [], "fast"])
+def test_executor_options_must_be_a_dict(options):
+    # A list of pairs would otherwise turn into options, and an empty list pass as none.
+    x = Input((3,))
+    with pytest.raises(TypeError, match="executor_options must be a dict"):
+        SymbolicModel(x, nn.Linear(3, 2)(x), executor_options=options)
