@@ -6,6 +6,7 @@ __all__ = [
     "ExecutorError",
     "ExecutorFallbackWarning",
     "GraphError",
+    "GuardError",
     "InputError",
     "MissingGraphError",
     "SymgraphError",
@@ -76,6 +77,27 @@ class InputError(SymgraphError, ValueError):
     Example:
         >>> import symgraph
         >>> issubclass(symgraph.InputError, ValueError)
+        True
+    """
+
+
+class GuardError(SymgraphError, ValueError):
+    """A call broke an assumption the recording made from the example value.
+
+    Where the example decided something that the replay cannot decide again (the
+    length a loop was unrolled to, say), the model checks it at every call. The
+    message names the step, the line of user code that recorded it, and how to
+    record the decision instead.
+
+    Example:
+        >>> import symgraph
+        >>> xs = symgraph.CustomInput([1, 2])
+        >>> a, b = xs
+        >>> model = symgraph.SymbolicModel(xs, a + b)
+        >>> try:
+        ...     model([1, 2, 3])
+        ... except symgraph.GuardError as e:
+        ...     print("length 2" in str(e))
         True
     """
 

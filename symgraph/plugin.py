@@ -61,6 +61,7 @@ from symgraph._executors import (
 )
 from symgraph._graph import WeakGraph
 from symgraph._interpreter import interpret
+from symgraph._location import register_internal_package, user_location
 from symgraph._model import ExecutorChoice, Program, extend_outputs
 from symgraph._node import Handle, Node
 from symgraph._operators import BINARY, OPERATORS, UNARY, OperatorSpec, operator_spec
@@ -77,6 +78,7 @@ from symgraph._symbolic import (
     symbolic_class_for,
 )
 from symgraph._templates import Const, DictT, ListT, NamedTupleT, Ref, SliceT, Template, TupleT
+from symgraph._text import describe, escape
 
 __all__ = [
     "BINARY",
@@ -130,8 +132,10 @@ __all__ = [
     "check_options",
     "compile_generated",
     "compile_plan",
+    "describe",
     "describe_value",
     "emit_template",
+    "escape",
     "evaluation_plan",
     "extend_outputs",
     "format_summary",
@@ -146,8 +150,10 @@ __all__ = [
     "register_backend",
     "register_emitter",
     "register_executor",
+    "register_internal_package",
     "resolve_executor",
     "restore_registry",
     "snapshot_registry",
     "symbolic_class_for",
+    "user_location",
 ]

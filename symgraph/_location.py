@@ -1,0 +1,63 @@
+"""Where the user's code recorded a step: the first frame outside symgraph and its plugins."""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["internal_module", "register_internal_package", "user_location"]
+
+# Top-level packages whose frames are never the user's: symgraph and its plugins.
+# A third-party plugin adds its own with register_internal_package.
+_INTERNAL: set[str] = {"symgraph", "symgraph_numpy", "symgraph_torch"}
+
+
+def register_internal_package(name: str) -> None:
+    """Treat frames of package ``name`` as library code when locating the user's code.
+
+    Example:
+        >>> register_internal_package("my_plugin")
+        >>> internal_module("my_plugin._array")
+        True
+    """
+    if type(name) is not str or not name.isidentifier():
+        raise TypeError(f"register_internal_package() needs a package name, got {name!r}")
+    _INTERNAL.add(name)
+
+
+def internal_module(module: object) -> bool:
+    """Whether a frame of module ``module`` belongs to symgraph or a registered plugin.
+
+    Example:
+        >>> internal_module("symgraph._symbolic"), internal_module("__main__")
+        (True, False)
+    """
+    if not isinstance(module, str):
+        return False
+    return module.partition(".")[0] in _INTERNAL
+
+
+def user_location(depth: int = 1) -> str:
+    """``"file:line"`` of the innermost caller outside symgraph and its plugins.
+
+    Called while recording, it names the line of user code that recorded the
+    step, for error messages raised much later, when a model is called.
+
+    Args:
+        depth: Frames to skip before looking, counting this function's caller as 1.
+
+    Returns:
+        The location, or ``"<unknown>"`` when every frame is the library's.
+
+    Example:
+        >>> user_location().startswith("<doctest")
+        True
+    """
+    try:
+        frame = sys._getframe(depth)
+    except ValueError:
+        return "<unknown>"
+    while frame is not None and internal_module(frame.f_globals.get("__name__")):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return "<unknown>"
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
