@@ -25,13 +25,14 @@ hand-written code would.
 from __future__ import annotations
 
 import builtins
+import functools
 import keyword
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeVar
 
 from symgraph._operators import operator_spec
-from symgraph._ops import Call, GetAttr, MethodCall, Operation, Operator, Slice, Unpack, nth
+from symgraph._ops import Call, Elements, GetAttr, MethodCall, Operation, Operator, Slice, Unpack, nth
 from symgraph._plan import Plan
 from symgraph._templates import Const, DictT, ListT, NamedTupleT, Ref, SliceT, Template, TupleT
 
@@ -48,6 +49,8 @@ __all__ = [
 ]
 
 FUNCTION_NAME = "replay"
+# Ints up to this size are written as literals; bigger ones are pool names.
+_LITERAL_INT = 10**18
 
 OpT = TypeVar("OpT", bound=Operation)
 
@@ -75,9 +78,10 @@ class ConstantPool:
         tp = type(value)
         if value is None or tp is bool:
             return repr(value)
-        if tp is int:
+        if tp is int and -_LITERAL_INT <= value <= _LITERAL_INT:
             # Integer reprs are digits only; negative ones are wrapped so that
-            # ``(-2) ** v`` keeps its meaning.
+            # ``(-2) ** v`` keeps its meaning. Huge ones are pool names: Python
+            # refuses to print an int of more than 4300 digits.
             return repr(value) if value >= 0 else f"({value!r})"
         name = self._by_id.get(id(value))
         if name is None:
@@ -140,7 +144,10 @@ class CodegenPolicy:
 
 
 class EmitContext:
-    """What an emitter writes with: the constant pool and the policy.
+    """What an emitter writes with: the constant pool, the policy, and the step's name.
+
+    ``step`` is the display name of the step being written (``""`` outside a
+    step); a guard names it in its error.
 
     Example:
         >>> ctx = EmitContext(ConstantPool(), CodegenPolicy())
@@ -148,11 +155,12 @@ class EmitContext:
         ('c0', '[v7, 2]')
     """
 
-    __slots__ = ("policy", "pool")
+    __slots__ = ("policy", "pool", "step")
 
     def __init__(self, pool: ConstantPool, policy: CodegenPolicy) -> None:
         self.pool = pool
         self.policy = policy
+        self.step = ""
 
     def ref(self, value: Any) -> str:
         """An expression for a constant: the policy's, else a pool name or literal."""
@@ -264,7 +272,14 @@ def _emit_unpack(op: Unpack, args: Sequence[str], ctx: EmitContext) -> str:
     return f"{ctx.pool.ref(nth)}({args[0]}, {ctx.pool.ref(op.index)})"
 
 
+def _emit_elements(op: Elements, args: Sequence[str], ctx: EmitContext) -> str:
+    # One call per loop, not per element: the check and the conversion to a
+    # sequence are done once, and each element is then a plain index.
+    return f"{ctx.pool.ref(functools.partial(op.check, step=ctx.step))}({args[0]})"
+
+
 register_emitter(Operator, _emit_operator)
+register_emitter(Elements, _emit_elements)
 register_emitter(GetAttr, _emit_getattr)
 register_emitter(Slice, _emit_slice)
 register_emitter(Call, _emit_call)
@@ -336,6 +351,8 @@ def generate(plan: Plan, policy: CodegenPolicy | None = None) -> GeneratedCode:
             v0 = v0 - 1
             return v0
     """
+    if not isinstance(plan, Plan):
+        raise TypeError(f"generate() needs a Plan, got {type(plan).__name__}")
     policy = policy if policy is not None else CodegenPolicy()
     leading = tuple(policy.leading)
     _check_leading(leading)
@@ -360,6 +377,7 @@ def generate(plan: Plan, policy: CodegenPolicy | None = None) -> GeneratedCode:
     lines: list[int] = []
     for j, step in enumerate(plan.steps):
         args = [name_of[s] for s in step.args]
+        ctx.step = step.name
         expr = policy.emit(step.op, args, ctx)
         if expr is None:
             expr = emitter_for(step.op)(step.op, args, ctx)

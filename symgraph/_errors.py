@@ -97,7 +97,7 @@ class GuardError(SymgraphError, ValueError):
         >>> try:
         ...     model([1, 2, 3])
         ... except symgraph.GuardError as e:
-        ...     print("length 2" in str(e))
+        ...     print("needs exactly 2" in str(e))
         True
     """
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from symgraph._ops import Elements
 from symgraph._plan import Plan
 
 __all__ = ["interpret"]
@@ -23,9 +24,18 @@ def interpret(plan: Plan, args: Sequence[Any]) -> Any:
         >>> interpret(build_plan(x, x + [3])[0], [[7]])
         [7, 3]
     """
+    if not isinstance(plan, Plan):
+        raise TypeError(f"interpret() needs a Plan, got {type(plan).__name__}")
     if len(args) != len(plan.inputs):
         raise TypeError(f"the plan takes {len(plan.inputs)} input(s), got {len(args)}")
     values = list(args)
     for step in plan.steps:
-        values.append(step.op.evaluate([values[s] for s in step.args]))
+        op = step.op
+        # A guard names its step, as in generated code.
+        value = (
+            op.check(values[step.args[0]], step.name)
+            if type(op) is Elements
+            else op.evaluate([values[s] for s in step.args])
+        )
+        values.append(value)
     return plan.outputs.evaluate(values)

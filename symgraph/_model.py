@@ -15,6 +15,7 @@ from symgraph._pickling import check_picklable
 from symgraph._plan import Plan, build_plan
 from symgraph._summary import format_summary
 from symgraph._symbolic import SymbolicData
+from symgraph._text import describe, escape
 
 __all__ = ["ExecutorChoice", "Program", "SymbolicModel", "extend_outputs"]
 
@@ -87,6 +88,8 @@ class Program:
         options: Mapping[str, Any] | None = None,
         host: Any = None,
     ) -> None:
+        if not isinstance(plan, Plan):
+            raise TypeError(f"Program() needs a Plan, got {type(plan).__name__}")
         self.plan = plan
         self.executor, self.runner = build_runner(executor, options, plan, host)
         self.checks = tuple((i, spec.check) for i, spec in enumerate(plan.inputs) if spec.check is not None)
@@ -95,7 +98,9 @@ class Program:
 
     def _names(self) -> str:
         keys = self.plan.input_keys
-        return ", ".join(repr(k) for k in keys) if keys is not None else ", ".join(s.name for s in self.plan.inputs)
+        if keys is not None:
+            return ", ".join(describe(k) for k in keys)
+        return ", ".join(escape(s.name) for s in self.plan.inputs)
 
     def bind(self, args: Sequence[Any], kwargs: dict[str, Any]) -> Sequence[Any]:
         """Match call arguments to input slots.
@@ -111,7 +116,7 @@ class Program:
             if kwargs:
                 raise TypeError(
                     f"this model takes its {n} input(s) ({self._names()}) by position; "
-                    f"got keyword argument(s) {', '.join(map(repr, kwargs))}"
+                    f"got keyword argument(s) {', '.join(map(describe, kwargs))}"
                 )
             if len(args) != n:
                 raise TypeError(f"this model takes {n} input(s) ({self._names()}), got {len(args)}")
@@ -122,10 +127,10 @@ class Program:
             )
         missing = [k for k in keys if k not in kwargs]
         if missing:
-            raise TypeError(f"missing input(s) {', '.join(map(repr, missing))}; this model takes {self._names()}")
+            raise TypeError(f"missing input(s) {', '.join(map(describe, missing))}; this model takes {self._names()}")
         if len(kwargs) != n:
             extra = [k for k in kwargs if k not in keys]
-            raise TypeError(f"unexpected input(s) {', '.join(map(repr, extra))}; this model takes {self._names()}")
+            raise TypeError(f"unexpected input(s) {', '.join(map(describe, extra))}; this model takes {self._names()}")
         return [kwargs[k] for k in keys]
 
     def check(self, values: Sequence[Any]) -> None:
@@ -272,14 +277,15 @@ class SymbolicModel(ExecutorChoice):
         self._graph: WeakGraph | None = WeakGraph(inputs, outputs)
 
     # -- calling -------------------------------------------------------------------
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    # ``self`` is positional-only: a dict input may be named "self".
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
         program = self._program
         values = program.bind(args, kwargs)
         if self.check_inputs and program.checks:
             program.check(values)
         return program.runner(*values)
 
-    def interpret(self, *args: Any, **kwargs: Any) -> Any:
+    def interpret(self, /, *args: Any, **kwargs: Any) -> Any:
         """Run the model through the slow reference interpreter, whatever its executor.
 
         Example:
@@ -333,6 +339,7 @@ class SymbolicModel(ExecutorChoice):
             >>> first, *rest = x
             >>> print(symgraph.SymbolicModel(x, first * 10 + rest[1]).source, end="")
             def replay(v0):
+                v0 = c0(v0)
                 v1 = v0[0]
                 v1 = v1 * 10
                 v0 = v0[2]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from symgraph._plan import Plan
+
 if TYPE_CHECKING:
     from symgraph._model import SymbolicModel
 
@@ -33,12 +35,18 @@ def to_networkx(model: SymbolicModel) -> Any:
         >>> sorted(g.edges), g.nodes[3]["name"]
         ([(1, 2), (1, 3), (2, 3)], 'MulOpLayer_1')
     """
+    from symgraph._model import SymbolicModel
+
+    if not isinstance(model, SymbolicModel) and not hasattr(type(model), "plan"):
+        raise TypeError(f"to_networkx() needs a model, such as a symgraph.SymbolicModel, got {type(model).__name__}")
     try:
         import networkx as nx
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("to_networkx() needs networkx: pip install 'symgraph[draw]'", name="networkx") from exc
 
     plan = model.plan
+    if not isinstance(plan, Plan):
+        raise TypeError(f"to_networkx() needs a model whose plan is a symgraph.plugin.Plan, got {type(plan).__name__}")
     outputs = plan.output_slots()
     graph = nx.DiGraph()
     for i, spec in enumerate(plan.inputs):

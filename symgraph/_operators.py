@@ -35,9 +35,10 @@ class OperatorSpec:
         template: Python source with ``{0}`` and ``{1}`` for the operands.
             The operands code generation fills in are always atoms (names,
             literals, calls), so no parentheses are needed.
-        identity_on_handle: The base handle keeps identity semantics for this
-            operator (``==`` and ``!=``, so handles can be dict keys); backends
-            whose values compare elementwise record it instead.
+        equality: ``==`` or ``!=``. Handles record them like the others, but
+            leave the node pending until it is used (Python's containers compare
+            with ``==`` while searching); a compatibility handle that promises
+            identity equality skips them.
 
     Example:
         >>> spec = OPERATORS["-"]
@@ -52,7 +53,7 @@ class OperatorSpec:
     dunder: str
     reflected: str | None
     template: str
-    identity_on_handle: bool = False
+    equality: bool = False
 
 
 def _binary(
@@ -71,6 +72,9 @@ _TABLE = (
     _binary("//", operator.floordiv, "FloorDiv", "floordiv"),
     _binary("%", operator.mod, "Mod", "mod"),
     _binary("**", operator.pow, "Pow", "pow"),
+    # divmod() is a builtin, not an operator, but Python dispatches it like one:
+    # __divmod__, then the other operand's __rdivmod__.
+    OperatorSpec("divmod", 2, divmod, "DivMod", "__divmod__", "__rdivmod__", "divmod({0}, {1})"),
     _binary("@", operator.matmul, "MatMul", "matmul"),
     _binary("&", operator.and_, "And", "and"),
     _binary("|", operator.or_, "Or", "or"),
@@ -83,8 +87,8 @@ _TABLE = (
     _binary("<=", operator.le, "Le", "le", reflected=False),
     _binary(">", operator.gt, "Gt", "gt", reflected=False),
     _binary(">=", operator.ge, "Ge", "ge", reflected=False),
-    OperatorSpec("==", 2, operator.eq, "Eq", "__eq__", None, "{0} == {1}", identity_on_handle=True),
-    OperatorSpec("!=", 2, operator.ne, "Ne", "__ne__", None, "{0} != {1}", identity_on_handle=True),
+    OperatorSpec("==", 2, operator.eq, "Eq", "__eq__", None, "{0} == {1}", equality=True),
+    OperatorSpec("!=", 2, operator.ne, "Ne", "__ne__", None, "{0} != {1}", equality=True),
     OperatorSpec("neg", 1, operator.neg, "Neg", "__neg__", None, "-{0}"),
     OperatorSpec("pos", 1, operator.pos, "Pos", "__pos__", None, "+{0}"),
     OperatorSpec("invert", 1, operator.invert, "Invert", "__invert__", None, "~{0}"),

@@ -19,11 +19,15 @@ import itertools
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
+from symgraph._errors import GuardError
 from symgraph._operators import OperatorSpec, operator_spec
 from symgraph._templates import Const, DictT, Template
+from symgraph._text import describe, escape
 
 __all__ = [
+    "SEQUENCES",
     "Call",
+    "Elements",
     "GetAttr",
     "MethodCall",
     "Operation",
@@ -87,6 +91,9 @@ class Operation:
 
     __slots__ = ()
     payload: ClassVar[tuple[str, ...]] = ()
+    #: A check rather than a computation (see :class:`Elements`): summaries, which
+    #: list layers, do not give it a row.
+    is_guard: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -255,7 +262,7 @@ class GetAttr(Operation):
         return "GetAttr"
 
     def __repr__(self) -> str:
-        return f"GetAttr({self.name!r})"
+        return f"GetAttr({describe(self.name)})"
 
 
 class Slice(Operation):
@@ -329,10 +336,9 @@ class Call(Operation):
         return (self.func, *self.args, self.kwargs)
 
     def __repr__(self) -> str:
-        func = self.func.value if isinstance(self.func, Const) else self.func
-        func_repr = getattr(func, "__qualname__", None) or repr(func)
-        kwargs = self.kwargs.value if isinstance(self.kwargs, Const) else self.kwargs
-        return f"Call({func_repr}, {self.args!r}, {kwargs!r})"
+        func = describe(self.func.value) if isinstance(self.func, Const) else repr(self.func)
+        kwargs = describe(self.kwargs.value) if isinstance(self.kwargs, Const) else repr(self.kwargs)
+        return f"Call({func}, {self.args!r}, {kwargs})"
 
 
 class MethodCall(Operation):
@@ -374,8 +380,8 @@ class MethodCall(Operation):
         return (*self.args, self.kwargs)
 
     def __repr__(self) -> str:
-        kwargs = self.kwargs.value if isinstance(self.kwargs, Const) else self.kwargs
-        return f"MethodCall({self.name!r}, {self.args!r}, {kwargs!r})"
+        kwargs = describe(self.kwargs.value) if isinstance(self.kwargs, Const) else repr(self.kwargs)
+        return f"MethodCall({describe(self.name)}, {self.args!r}, {kwargs})"
 
 
 class Unpack(Operation):
@@ -418,6 +424,79 @@ class Unpack(Operation):
 
     def __repr__(self) -> str:
         return f"Unpack({self.index})"
+
+
+#: Exact types whose elements iterating yields in index order; anything else is
+#: read into a tuple once, so that each element is then a plain index.
+SEQUENCES = (list, tuple, str, bytes, range)
+
+
+class Elements(Operation):
+    """The elements a Python loop or unpacking over the parent took, guarded by their number.
+
+    A loop over a symbolic value is unrolled while recording: one
+    :class:`Unpack` per element the loop took. The replay is only the same
+    computation when the value has as many elements, so this step checks it:
+    exactly ``length`` when the loop ran to the end, at least ``length`` when it
+    stopped early (``break``, ``zip``, ``next``). It returns the value itself
+    when it is a list, tuple, str, bytes or range, and otherwise a tuple of
+    what iterating it yields, so that each element is an index.
+
+    Args:
+        length: The number of elements: an exact, non-negative ``int``.
+        exact: Whether the loop ran to the end.
+        where: Where the user's code iterated (``file:line``), for the message.
+
+    Raises:
+        GuardError: when evaluated on a value with another number of elements.
+
+    Example:
+        >>> import symgraph
+        >>> xs = symgraph.CustomInput([1, 2])
+        >>> first, second = xs
+        >>> first.parents[0].op
+        Elements(2, exact=True)
+    """
+
+    __slots__ = ("exact", "length", "where")
+    payload = ("length", "exact", "where")
+    is_guard = True
+
+    def __init__(self, length: int, exact: bool, where: str) -> None:
+        if type(length) is not int or length < 0:
+            raise TypeError(f"Elements needs a non-negative int length, got {describe(length)}")
+        if type(exact) is not bool:
+            raise TypeError(f"Elements: exact must be a bool, got {type(exact).__name__}")
+        if type(where) is not str:
+            raise TypeError(f"Elements: where must be a str, got {type(where).__name__}")
+        self.length = length
+        self.exact = exact
+        self.where = where
+
+    def evaluate(self, args: Sequence[Any]) -> Any:
+        return self.check(args[0], "Elements")
+
+    def check(self, value: Any, step: str) -> Any:
+        """``value`` as a sequence of its elements, or :class:`~symgraph.GuardError` naming ``step``."""
+        items = value if type(value) in SEQUENCES else tuple(value)
+        n = len(items)
+        if n == self.length or (n > self.length and not self.exact):
+            return items
+        needs = f"exactly {self.length}" if self.exact else f"at least {self.length}"
+        took = "ran over" if self.exact else "took"
+        raise GuardError(
+            f"step {escape(step)!r}: the loop or unpacking recorded at {escape(self.where, 500)} {took} the "
+            f"example's {self.length} element(s), so this model needs {needs}, and got a value with {n}. "
+            "A Python loop over a symbolic value is unrolled while recording; to loop over a length that "
+            "varies, record the whole loop as one step: symgraph.add_to_graph(func, value), with func "
+            "holding the loop"
+        )
+
+    def display_name(self, args: Sequence[Any]) -> str:
+        return "Elements"
+
+    def __repr__(self) -> str:
+        return f"Elements({self.length}, exact={self.exact})"
 
 
 def nth(iterable: Any, index: int) -> Any:

@@ -18,6 +18,7 @@ from symgraph._node import Node
 from symgraph._ops import Operation
 from symgraph._symbolic import ArgumentCollector, SymbolicData
 from symgraph._templates import DictT, ListT, Template, TupleT, shared_ref
+from symgraph._text import describe
 
 __all__ = ["InputSpec", "Plan", "Step", "build_plan"]
 
@@ -77,7 +78,7 @@ class Plan:
 
 def _display(node: Node) -> str:
     if node.custom_name is not None:
-        return repr(node.custom_name)
+        return describe(node.custom_name)
     return f"{node.op.display_name([p.value for p in node.parents])} node {node.handle!r}"
 
 
@@ -86,11 +87,14 @@ def _normalize_inputs(inputs: Any) -> tuple[list[Node], tuple[str, ...] | None]:
         items: list[tuple[str, Any]] = [("inputs", inputs)]
         keys = None
     elif isinstance(inputs, Mapping):
-        items = [(f"inputs[{k!r}]", v) for k, v in inputs.items()]
+        items = [(f"inputs[{describe(k)}]", v) for k, v in inputs.items()]
         keys = tuple(inputs)
         for k in keys:
-            if not isinstance(k, str):
-                raise TypeError(f"dict inputs need str keys (they become keyword arguments), got {k!r}")
+            if type(k) is not str:
+                raise TypeError(
+                    f"dict inputs need str keys (they become keyword arguments), got {describe(k)} "
+                    f"of type {type(k).__name__}"
+                )
     elif isinstance(inputs, (list, tuple)):
         items = [(f"inputs[{i}]", v) for i, v in enumerate(inputs)]
         keys = None
@@ -123,9 +127,9 @@ def _normalize_outputs(outputs: Any) -> tuple[list[Node], Template, list[str]]:
         first: dict[int, str] = {}
         for label, value in labelled:
             if not isinstance(value, SymbolicData):
-                raise TypeError(f"outputs[{label!r}] must be a symbolic value, got {type(value).__name__}")
+                raise TypeError(f"outputs[{describe(label)}] must be a symbolic value, got {type(value).__name__}")
             first.setdefault(
-                id(value.node), f"outputs[{label!r}]" if isinstance(outputs, Mapping) else f"output {label}"
+                id(value.node), f"outputs[{describe(label)}]" if isinstance(outputs, Mapping) else f"output {label}"
             )
         if isinstance(outputs, Mapping):
             template = DictT(list(outputs), [collector.template(v) for v in outputs.values()])

@@ -6,6 +6,7 @@ from typing import Any
 
 from symgraph._backends import backend_for, loaded_backends
 from symgraph._plan import Plan
+from symgraph._text import escape
 
 __all__ = ["format_summary"]
 
@@ -38,7 +39,8 @@ def format_summary(plan: Plan, *, show_params: bool | None = None, output_header
 
     Returns:
         The table: index (``*`` marks outputs), layer name, output type or shape,
-        parameters, and the indices of the parents.
+        parameters, and the indices of the parents. Guard steps, such as the
+        check of a loop's length, are checks rather than layers and get no row.
 
     Example:
         >>> import symgraph
@@ -51,28 +53,52 @@ def format_summary(plan: Plan, *, show_params: bool | None = None, output_header
         2*   LambdaOpLayer_1   set      1
         =========================================
     """
+    if not isinstance(plan, Plan):
+        raise TypeError(f"format_summary() needs a Plan (model.plan), got {type(plan).__name__}")
     params = _parameters(plan)
     if show_params is None:
         show_params = any(p is not None for p in params)
     outputs = plan.output_slots()
     n_in = len(plan.inputs)
+    # Guards are checks, not layers: they get no row, and a step that reads one is
+    # shown reading the guard's own parent. Rows are numbered without gaps.
+    row_of: list[int] = list(range(1, n_in + 1))
+    rows_so_far = n_in
+    for step in plan.steps:
+        if step.op.is_guard:
+            row_of.append(row_of[step.args[0]])
+        else:
+            rows_so_far += 1
+            row_of.append(rows_so_far)
+    shown = {row_of[s] for s in outputs}
 
     header = ["", "Layer", output_header, *(["Params"] if show_params else []), "Parent"]
     rows: list[list[str]] = []
+    # Names and descriptions come from the user (custom names, dict keys, a value's
+    # type name): escaped, so that a newline cannot forge a row nor an escape
+    # sequence drive the terminal.
     for i, spec in enumerate(plan.inputs):
         rows.append(
-            [f"{i + 1}{'*' if i in outputs else ''}", spec.name, spec.description, *(["0"] if show_params else []), ""]
+            [
+                f"{i + 1}{'*' if i + 1 in shown else ''}",
+                escape(spec.name),
+                escape(spec.description),
+                *(["0"] if show_params else []),
+                "",
+            ]
         )
     for j, step in enumerate(plan.steps):
-        slot = n_in + j
+        if step.op.is_guard:
+            continue
+        row = row_of[n_in + j]
         count = sum(n for _, n, _ in params[j] or ())
         rows.append(
             [
-                f"{slot + 1}{'*' if slot in outputs else ''}",
-                step.name,
-                step.description,
+                f"{row}{'*' if row in shown else ''}",
+                escape(step.name),
+                escape(step.description),
                 *([str(count)] if show_params else []),
-                ",".join(str(s + 1) for s in step.args),
+                ",".join(str(r) for r in dict.fromkeys(row_of[s] for s in step.args)),
             ]
         )
     widths = [max(len(r[c]) for r in [header, *rows]) + 3 for c in range(len(header))]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from symgraph._backends import backend_for, describe_value
 from symgraph._errors import TraceError
+from symgraph._location import user_location
 from symgraph._node import Handle, Node
 from symgraph._operators import BINARY, UNARY, OperatorSpec
-from symgraph._ops import Call, GetAttr, Operation, Operator, Slice, Unpack
-from symgraph._templates import Const, Ref, Template, is_shared, parse
+from symgraph._ops import SEQUENCES, Call, Elements, GetAttr, Operation, Operator, Slice, Unpack
+from symgraph._templates import Template, is_shared, parse
 
 __all__ = ["ArgumentCollector", "SymbolicData", "operator_methods", "record", "record_operator", "symbolic_class_for"]
 
@@ -26,9 +28,18 @@ class SymbolicData(Handle):
     (``.v``) is computed right away from the parents' example values. An operation
     the example value does not support raises its usual error and adds nothing.
 
-    ``==``, ``!=`` and ``hash`` keep **identity** semantics, so symbolic values can
-    be dict keys and set members. To record an equality test instead, use
-    ``symgraph.add_to_graph(operator.eq, a, b)``.
+    ``==`` and ``!=`` are recorded like every other operator, whatever the
+    example's type, so ``df["g"] == "x"`` stays an elementwise comparison and
+    ``x * (x == 3)`` computes what eager code computes. Their result is
+    symbolic, so ``if x == 3:`` raises :class:`~symgraph.TraceError`. Hashing
+    stays by identity, so symbolic values can still be dict keys and set members
+    (Python checks identity before equality there); to test whether two handles
+    are the same, use ``is``.
+
+    A loop or an unpacking over a symbolic value is unrolled over the example's
+    elements, and the model checks at every call that the value has as many (see
+    :class:`~symgraph.plugin.Elements`), raising :class:`~symgraph.GuardError`
+    otherwise.
 
     The handle's own names are ``v``, ``node``, ``parents``, ``children``, ``op``
     and the plugin hooks, whose names start with ``symgraph_``; an attribute of the
@@ -126,13 +137,9 @@ class SymbolicData(Handle):
         backend = backend_for(type(node.value))
         return backend.input_checker(node.value, name) if backend is not None else None
 
-    # -- identity semantics ----------------------------------------------------------
-    def __eq__(self, other: object) -> bool:
-        return self is other
-
-    def __ne__(self, other: object) -> bool:
-        return self is not other
-
+    # -- identity hashing, recorded equality -------------------------------------------
+    # ``==`` is installed from the operator table with the other operators; hashing
+    # keeps identity, as torch.Tensor's does.
     __hash__ = object.__hash__
 
     # -- recorded protocols ----------------------------------------------------------
@@ -155,24 +162,67 @@ class SymbolicData(Handle):
         return collector.record(collector.call_op(self, args, kwargs))
 
     def __iter__(self) -> Iterator[SymbolicData]:
+        # The loop is unrolled: one Unpack per element taken, all reading an
+        # Elements step that checks at replay that the value has as many. Its
+        # bound grows as the loop takes elements and becomes exact when the loop
+        # runs to the end; until something uses them, these nodes are pending.
         node = self._node
         value = node.value
-        if iter(value) is value:
-            # A one-shot iterator cannot be read again per element at replay, so it
-            # is first materialised into a tuple node, which is then indexed.
-            yield from record(Call(Const(tuple), (Ref(0),), Const({})), (node,), pending=True)
-            return
-        by_index = isinstance(value, (list, tuple, str, bytes, range))
-        for i, item in enumerate(value):
-            yield record(Unpack(i, by_index), (node,), value=item, pending=True)
+        items = value if type(value) in SEQUENCES else tuple(value)
+        where = user_location()
+        elements = record(Elements(0, False, where), (node,), value=items, pending=True)._node
+        for i, item in enumerate(items):
+            elements.op = Elements(i + 1, False, where)
+            yield record(Unpack(i), (elements,), value=item, pending=True)
+        elements.op = Elements(len(items), True, where)
 
     # -- protocols that cannot be recorded -----------------------------------------
     def __bool__(self) -> bool:
         raise TraceError(
             "the truth value of a symbolic value is not known while recording, so Python "
-            "control flow (if/while/and/or) cannot depend on it; record the decision with "
-            "symgraph.add_to_graph(func, x) instead, or use x.v to read the example value"
+            "control flow (if/while/and/or, and 'in' or .index() on lists of symbolic values, "
+            "which compare with ==) cannot depend on it; record the decision with "
+            "symgraph.add_to_graph(func, x) instead, use 'is' to test whether two symbolic "
+            "values are the same one, or x.v to read the example value"
         )
+
+    def __int__(self) -> int:
+        raise TraceError(_conversion("int"))
+
+    def __float__(self) -> float:
+        raise TraceError(_conversion("float"))
+
+    def __complex__(self) -> complex:
+        raise TraceError(_conversion("complex"))
+
+    def __index__(self) -> int:
+        raise TraceError(_conversion("an index (operator.index, range(), list indexing)"))
+
+    # -- number protocols recorded as calls ---------------------------------------------
+    # round(), math.floor/ceil/trunc and three-argument pow() are recorded as calls
+    # of those functions, which at replay dispatch to the value's own method.
+    # divmod() is in the operator table.
+    def __round__(self, ndigits: Any = None) -> SymbolicData:
+        return _record_builtin(round, self) if ndigits is None else _record_builtin(round, self, ndigits)
+
+    def __floor__(self) -> SymbolicData:
+        return _record_builtin(math.floor, self)
+
+    def __ceil__(self) -> SymbolicData:
+        return _record_builtin(math.ceil, self)
+
+    def __trunc__(self) -> SymbolicData:
+        return _record_builtin(math.trunc, self)
+
+    def __pow__(self, other: Any, modulo: Any = None) -> SymbolicData:
+        if modulo is None:
+            return record_operator("**", self, other)
+        return _record_builtin(pow, self, other, modulo)
+
+    def __rpow__(self, other: Any, modulo: Any = None) -> SymbolicData:
+        if modulo is None:
+            return record_operator("**", other, self)
+        return _record_builtin(pow, other, self, modulo)
 
     def __contains__(self, item: Any) -> bool:
         raise TraceError(
@@ -202,8 +252,8 @@ class SymbolicData(Handle):
         def __rfloordiv__(self, o: Any) -> SymbolicData: ...
         def __mod__(self, o: Any) -> SymbolicData: ...
         def __rmod__(self, o: Any) -> SymbolicData: ...
-        def __pow__(self, o: Any) -> SymbolicData: ...
-        def __rpow__(self, o: Any) -> SymbolicData: ...
+        def __divmod__(self, o: Any) -> SymbolicData: ...
+        def __rdivmod__(self, o: Any) -> SymbolicData: ...
         def __matmul__(self, o: Any) -> SymbolicData: ...
         def __rmatmul__(self, o: Any) -> SymbolicData: ...
         def __and__(self, o: Any) -> SymbolicData: ...
@@ -220,10 +270,24 @@ class SymbolicData(Handle):
         def __le__(self, o: Any) -> SymbolicData: ...
         def __gt__(self, o: Any) -> SymbolicData: ...
         def __ge__(self, o: Any) -> SymbolicData: ...
+        def __eq__(self, o: object) -> SymbolicData: ...  # type: ignore[override]
+        def __ne__(self, o: object) -> SymbolicData: ...  # type: ignore[override]
         def __neg__(self) -> SymbolicData: ...
         def __pos__(self) -> SymbolicData: ...
         def __invert__(self) -> SymbolicData: ...
         def __abs__(self) -> SymbolicData: ...
+
+
+def _conversion(target: str) -> str:
+    return (
+        f"a symbolic value cannot become {target} while recording: its value is only known at replay. "
+        "Record the function that needs it with symgraph.add_to_graph(func, x), or use x.v for the example value"
+    )
+
+
+def _record_builtin(func: Callable[..., Any], *args: Any) -> SymbolicData:
+    collector = ArgumentCollector()
+    return collector.record(collector.call_op(func, args, {}))
 
 
 def _forward_method(spec: OperatorSpec) -> Callable[..., SymbolicData]:
@@ -234,6 +298,14 @@ def _forward_method(spec: OperatorSpec) -> Callable[..., SymbolicData]:
             return record_operator(symbol, self)
 
         method: Callable[..., SymbolicData] = unary
+    elif spec.equality:
+        # Python's containers call == while searching (``h in [a, b]``); a search
+        # that then fails on bool() must leave nothing in the graph, so the
+        # comparison joins it only when something uses it.
+        def equality(self: SymbolicData, other: Any) -> SymbolicData:
+            return record_operator(symbol, self, other, pending=True)
+
+        method = equality
     else:
 
         def binary(self: SymbolicData, other: Any) -> SymbolicData:
@@ -273,8 +345,9 @@ def operator_methods(specs: Sequence[OperatorSpec]) -> dict[str, Callable[..., S
     return methods
 
 
-for _name, _method in operator_methods([s for s in (*BINARY, *UNARY) if not s.identity_on_handle]).items():
-    setattr(SymbolicData, _name, _method)
+for _name, _method in operator_methods([*BINARY, *UNARY]).items():
+    if _name not in ("__pow__", "__rpow__"):  # defined above, with pow()'s modulo
+        setattr(SymbolicData, _name, _method)
 
 
 class ArgumentCollector:
@@ -332,8 +405,10 @@ class ArgumentCollector:
 _shared_operators: dict[tuple[Any, ...], Operator] = {}
 
 
-def record_operator(symbol: str, *operands: Any) -> SymbolicData:
+def record_operator(symbol: str, *operands: Any, pending: bool = False) -> SymbolicData:
     """Record the operator ``symbol`` of the operator table applied to ``operands``.
+
+    ``pending`` is passed on to :func:`record`.
 
     Example:
         >>> import symgraph
@@ -350,7 +425,7 @@ def record_operator(symbol: str, *operands: Any) -> SymbolicData:
         op = Operator(symbol, templates)
         if all(is_shared(t) for t in templates):
             _shared_operators[key] = op
-    return collector.record(op)
+    return record(op, tuple(collector.parents), pending=pending)
 
 
 def record(
@@ -391,12 +466,22 @@ def record(
         >>> y.v
         20
     """
-    if custom_name is not None and not isinstance(custom_name, str):
-        raise TypeError(f"custom_name must be a str or None, got {type(custom_name).__name__}")
+    if custom_name is not None:
+        if not isinstance(custom_name, str):
+            raise TypeError(f"custom_name must be a str or None, got {type(custom_name).__name__}")
+        custom_name = str.__str__(custom_name)  # an exact str: a subclass's methods never run later
+    if not isinstance(op, Operation):
+        raise TypeError(f"record() needs an Operation, got {type(op).__name__}")
+    if not isinstance(parents, (tuple, list)) or not all(isinstance(p, Node) for p in parents):
+        raise TypeError(
+            "record() needs a tuple of parent nodes (handle.node), in the order the operation refers to them"
+        )
     if value is _UNSET:
         try:
             value = op.evaluate([p.value for p in parents])
         except Exception as exc:
+            # repr(op) is bounded and never runs the constants' own __repr__, so the
+            # note cannot replace or hide the user's exception.
             exc.add_note(f"symgraph: recording {op!r} failed on the example values; nothing was added to the graph")
             raise
     cls = handle_class

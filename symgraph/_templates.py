@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from symgraph._errors import TraceError
+from symgraph._text import describe
 
 __all__ = [
     "MAX_DEPTH",
@@ -136,6 +137,8 @@ class Template:
 
 
 def _check_templates(owner: str, items: Iterable[object]) -> tuple[Template, ...]:
+    if not isinstance(items, (list, tuple)):
+        raise TypeError(f"{owner} needs a list or tuple of templates, got {type(items).__name__}")
     checked: list[Template] = []
     for item in items:
         if not isinstance(item, Template):
@@ -190,7 +193,9 @@ class Const(Template):
         return Const, (self.value,)
 
     def __repr__(self) -> str:
-        return f"Const({self.value!r})"
+        # Bounded and safe: reprs end up in error notes, and a constant's own
+        # __repr__ may be huge, slow or raising.
+        return f"Const({describe(self.value)})"
 
 
 # Recording makes templates for every node, and most of them are the same few leaves:
@@ -323,6 +328,8 @@ class DictT(Template):
     __slots__ = ("keys", "values")
 
     def __init__(self, keys: Sequence[Any], values: Sequence[Template]) -> None:
+        if not isinstance(keys, (list, tuple)):
+            raise TypeError(f"DictT needs a list or tuple of keys, got {type(keys).__name__}")
         self.keys = tuple(keys)
         self.values = _check_templates("DictT", values)
         if len(self.keys) != len(self.values):
@@ -341,7 +348,8 @@ class DictT(Template):
         return {k: t.evaluate(values) for k, t in zip(self.keys, self.values, strict=True)}
 
     def __repr__(self) -> str:
-        return f"DictT({dict(zip(self.keys, self.values, strict=True))!r})"
+        pairs = ", ".join(f"{describe(k)}: {v!r}" for k, v in zip(self.keys, self.values, strict=True))
+        return f"DictT({{{pairs}}})"
 
 
 def parse(obj: Any, leaf: Callable[[Any], int | None], _depth: int = 0) -> Template:
@@ -377,6 +385,10 @@ def parse(obj: Any, leaf: Callable[[Any], int | None], _depth: int = 0) -> Templ
             "itself); flatten the arguments before recording the call"
         )
     is_namedtuple = tp is not tuple and isinstance(obj, tuple) and hasattr(tp, "_fields")
+    if (tp is list or tp is tuple) and set(map(type, obj)) <= _ATOMS:
+        # A type scan at C speed: a list of five million numbers is one constant,
+        # without a template per element.
+        return Const(obj)
     if tp is list or tp is tuple or tp is slice or is_namedtuple:
         raw = (obj.start, obj.stop, obj.step) if tp is slice else obj
         items = [parse(item, leaf, _depth + 1) for item in raw]

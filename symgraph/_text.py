@@ -21,13 +21,13 @@ _CONTROLS.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
 
 
 def escape(text: object, limit: int = 200) -> str:
-    """``text`` with control characters escaped, cut to ``limit`` characters.
+    r"""``text`` with control characters escaped, cut to ``limit`` characters.
 
     A ``str`` subclass is read as a plain ``str``: its own methods never run.
 
     Example:
-        >>> escape("row\\n2*  forged"), escape("\\x1b[31mred")
-        ('row\\\\n2*  forged', '\\\\x1b[31mred')
+        >>> escape("row\n2*  forged"), escape("\x1b[31mred")
+        ('row\\n2*  forged', '\\x1b[31mred')
     """
     plain = str.__str__(text) if isinstance(text, str) else object.__repr__(text)
     out = plain.translate(_CONTROLS)
@@ -72,7 +72,15 @@ class _Bounded(reprlib.Repr):
     def repr_instance(self, x: Any, level: int) -> str:
         # Only builtin types are displayed by value; anything else by its type, so a
         # user's __repr__ (slow, huge, raising) never runs inside our messages.
+        if type(x) in _PLAIN:
+            return repr(x)
         return f"<{type(x).__qualname__} object>"
+
+    def repr_slice(self, x: slice, level: int) -> str:
+        return f"slice({self.repr1(x.start, level)}, {self.repr1(x.stop, level)}, {self.repr1(x.step, level)})"
+
+    def repr_bytes(self, x: bytes, level: int) -> str:
+        return repr(x[: self.maxstring]) + ("..." if len(x) > self.maxstring else "")
 
     def repr_int(self, x: int, level: int) -> str:
         if x.bit_length() > 200:
@@ -84,6 +92,8 @@ class _Bounded(reprlib.Repr):
 
 
 _BUILTIN_REPRS = (int, float, complex, bool, str, bytes, type(None), list, tuple, dict, set, frozenset, range, slice)
+# Exact types whose own repr is short and runs no user code.
+_PLAIN = (float, complex, bool, type(None), range)
 _bounded = _Bounded()
 
 

@@ -65,7 +65,18 @@ from symgraph._location import register_internal_package, user_location
 from symgraph._model import ExecutorChoice, Program, extend_outputs
 from symgraph._node import Handle, Node
 from symgraph._operators import BINARY, OPERATORS, UNARY, OperatorSpec, operator_spec
-from symgraph._ops import Call, GetAttr, MethodCall, Operation, Operator, Placeholder, Slice, Unpack
+from symgraph._ops import (
+    SEQUENCES,
+    Call,
+    Elements,
+    GetAttr,
+    MethodCall,
+    Operation,
+    Operator,
+    Placeholder,
+    Slice,
+    Unpack,
+)
 from symgraph._plan import InputSpec, Plan, Step, build_plan
 from symgraph._registries import RegistrySnapshot, restore_registry, snapshot_registry
 from symgraph._summary import format_summary
@@ -86,6 +97,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "EXECUTOR_ENTRY_POINT_GROUP",
     "OPERATORS",
+    "SEQUENCES",
     "UNARY",
     "ArgumentCollector",
     "Backend",
@@ -95,6 +107,7 @@ __all__ = [
     "Const",
     "ConstantPool",
     "DictT",
+    "Elements",
     "EmitContext",
     "Emitter",
     "EvaluationHost",

@@ -119,6 +119,7 @@ EAGER_BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "//": lambda a, b: a // b,
     "%": lambda a, b: a % b,
     "**": lambda a, b: a**b,
+    "divmod": lambda a, b: divmod(a, b),
     "@": lambda a, b: a @ b,
     "&": lambda a, b: a & b,
     "|": lambda a, b: a | b,

@@ -19,9 +19,9 @@ from symgraph.plugin import BINARY, UNARY, GetAttr, Node, SymbolicData, record
 __all__ = ["SymbolicObject"]
 
 # The dunders the operator table installs on the base handle, forward and
-# reflected; ``==`` and ``!=`` keep identity semantics here too.
+# reflected; ``==`` and ``!=`` keep pytorch-symbolic's identity semantics here.
 _BINARY = tuple(
-    name for spec in BINARY if not spec.identity_on_handle for name in (spec.dunder, spec.reflected) if name is not None
+    name for spec in BINARY if not spec.equality for name in (spec.dunder, spec.reflected) if name is not None
 )
 _UNARY = tuple(spec.dunder for spec in UNARY)
 
@@ -43,6 +43,16 @@ class SymbolicObject(SymbolicData):
     """
 
     __slots__ = ()
+
+    # pytorch-symbolic compares its symbolic data by identity; code written for it
+    # relies on that (``if out == inp``), so this compatibility handle keeps it.
+    def __eq__(self, other: object) -> bool:  # type: ignore[override]
+        return self is other
+
+    def __ne__(self, other: object) -> bool:  # type: ignore[override]
+        return self is not other
+
+    __hash__ = SymbolicData.__hash__
 
     @classmethod
     def symgraph_describe_node(cls, node: Node) -> str:

@@ -227,8 +227,12 @@ def test_interpreter_matches_generated_code_on_a_mixed_graph():
     first, *_ = add_to_graph(sorted, s)
     out = (add_to_graph(operator.getitem, add_to_graph(sorted, s), -1) * n, s - add_to_graph(set, [first]), n**n)
     model = SymbolicModel((s, n), out)
-    for values in [({4, 9, 1}, 3), ({0, 1}, -1), ({5}, 0)]:
+    for values in [({4, 9, 1}, 3), ({0, 1, 7}, -1), ({5, 6, 8}, 0)]:
         assert model(*values) == model.interpret(*values)
+    # The unpacking ran over three elements; both executors refuse another number.
+    for run in (model, model.interpret):
+        with pytest.raises(symgraph.GuardError, match="exactly 3, and got a value with 2"):
+            run({0, 1}, 1)
 
 
 def test_dict_inputs_are_named_by_their_keys_in_summaries():

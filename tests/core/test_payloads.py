@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 import symgraph
+from symgraph._ops import nth
 from symgraph._templates import MAX_DEPTH
 from symgraph.plugin import (
     OPERATORS,
@@ -35,6 +36,7 @@ from symgraph.plugin import (
     CodegenPolicy,
     Const,
     DictT,
+    Elements,
     GeneratedCode,
     GetAttr,
     InputSpec,
@@ -51,6 +53,7 @@ from symgraph.plugin import (
     Slice,
     SliceT,
     Step,
+    SymbolicData,
     Template,
     TupleT,
     Unpack,
@@ -176,6 +179,12 @@ def hostile_constructions() -> list[tuple[str, Callable[[], Any], type[Exception
         ("Unpack negative", lambda: Unpack(-1), ValueError),
         ("Unpack by_index str", lambda: Unpack(0, code), TypeError),  # type: ignore[arg-type]
         ("Unpack by_index int", lambda: Unpack(0, 1), TypeError),  # type: ignore[arg-type]
+        # Elements: an exact, non-negative int, a bool, and a str shown only in messages.
+        ("Elements hostile int", lambda: Elements(HostileInt(1), True, "f.py:1"), TypeError),
+        ("Elements negative", lambda: Elements(-1, True, "f.py:1"), TypeError),
+        ("Elements exact int", lambda: Elements(1, 1, "f.py:1"), TypeError),  # type: ignore[arg-type]
+        ("Elements where hostile str", lambda: Elements(1, True, HostileStr("x")), TypeError),
+        ("Elements where int", lambda: Elements(1, True, 5), TypeError),  # type: ignore[arg-type]
         # Placeholder: no payload at all.
         ("Placeholder with an argument", lambda: Placeholder(code), TypeError),  # type: ignore[call-arg]
         # Operator: an exact str key of the table, with its arity, and templates.
@@ -255,7 +264,16 @@ def test_every_operation_and_template_class_is_covered() -> None:
     labels = " ".join(label for label, _, _ in hostile_constructions())
     operations = [name for name in symgraph.plugin.__all__ if _is_subclass(getattr(symgraph.plugin, name), Operation)]
     templates = [name for name in symgraph.plugin.__all__ if _is_subclass(getattr(symgraph.plugin, name), Template)]
-    assert sorted(operations) == ["Call", "GetAttr", "MethodCall", "Operator", "Placeholder", "Slice", "Unpack"]
+    assert sorted(operations) == [
+        "Call",
+        "Elements",
+        "GetAttr",
+        "MethodCall",
+        "Operator",
+        "Placeholder",
+        "Slice",
+        "Unpack",
+    ]
     assert sorted(templates) == ["Const", "DictT", "ListT", "NamedTupleT", "Ref", "SliceT", "TupleT"]
     for name in [*operations, *templates]:
         if name != "Const":  # any value is a constant: Const's safety is the pool's (tested below)
@@ -410,8 +428,10 @@ Match = difflib.Match
 
 def everything(call: Callable[..., Any], method: Callable[..., Any], x: Any, n: Any, s: Any) -> dict[str, Any]:
     """One of each operation and template: ``x`` a list of ints, ``n`` an int, ``s`` a 2-element set."""
-    first, second, *_ = x  # Unpack by index
-    low, high = s  # Unpack by iteration
+    first, second = x[:2]  # Unpack by index, after an Elements guard
+    low, high = s  # a set: read into a tuple by the guard, then indexed
+    total = first * n + second - low
+    by_iteration = symgraph.plugin.record(Unpack(1, False), (s.node,)) if isinstance(s, SymbolicData) else nth(s, 1)
     total = first * n + second - low
     arithmetic = ((-total) ** 2 % 7, +n, ~n, abs(n - 10), 10 - n, (-2) ** n, n // 3 / 2, n << 2 >> 1)
     bits = (n & 6, 3 | n, n ^ high, n < 3, n >= 2, n > 2, n > high, n >= 0)
@@ -428,6 +448,7 @@ def everything(call: Callable[..., Any], method: Callable[..., Any], x: Any, n: 
         "method": method(x, "count", first),
         "method kw": method(x, "index", second, 0),
         "sorted": call(sorted, s, reverse=True),
+        "by iteration": by_iteration,
     }
 
 
@@ -445,7 +466,7 @@ NEW_DATA = [([1, 2, 3, 4, 5], 7, {2, 8}), ([9, 8, 7], 5, {4, 7}), ([3, 3, 1, 0, 
 def test_the_generated_source_holds_only_pool_names() -> None:
     model, direct = everything_model()
     kinds = {type(step.op) for step in model.plan.steps}
-    assert kinds == {Operator, GetAttr, Slice, Call, MethodCall, Unpack}
+    assert kinds == {Operator, GetAttr, Slice, Call, MethodCall, Unpack, Elements}
     templates = {type(t) for step in model.plan.steps for root in step.op.templates() for t in _walk(root)}
     assert templates == {Ref, Const, ListT, TupleT, NamedTupleT, SliceT, DictT}
     assert {step.op.by_index for step in model.plan.steps if isinstance(step.op, Unpack)} == {True, False}
@@ -471,10 +492,10 @@ def collect(*args: Any, **kwargs: Any) -> Any:
 
 def test_what_the_emitters_write() -> None:
     x = symgraph.CustomInput([4, 5, 6])
-    a, *_ = x
+    a = record_one(Unpack(0), x)
     i = symgraph.CustomInput(1)
     s = symgraph.CustomInput({1, 2})
-    low, _ = s
+    low = record_one(Unpack(0, False), s)
     kwargs_dict = record_one(MethodCall("count", [Ref(1)], DictT(["k"], [Ref(1)])), x, i, value=0)
     cases = [
         ("getattr(v0, c0)", [x], record_one(GetAttr("count"), x)),
@@ -547,7 +568,7 @@ def test_leading_parameters_are_the_only_other_names() -> None:
 ALLOWED = {
     "symgraph._model": {"SymbolicModel"},
     "symgraph._plan": {"Plan", "Step", "InputSpec"},
-    "symgraph._ops": {"Placeholder", "Operator", "GetAttr", "Slice", "Call", "MethodCall", "Unpack"},
+    "symgraph._ops": {"Placeholder", "Operator", "GetAttr", "Slice", "Call", "MethodCall", "Unpack", "Elements"},
     "symgraph._templates": {"Ref", "Const", "ListT", "TupleT", "NamedTupleT", "SliceT", "DictT"},
     # Present only so that the tampered pickles below can name it: it still cannot get in.
     "symgraph._operators": {"OperatorSpec"},

@@ -6,6 +6,7 @@ import copy
 import inspect
 import operator
 import random
+import re
 
 import pytest
 
@@ -107,21 +108,32 @@ def test_strings_and_method_chains():
 
 def test_unpacking_a_list_records_one_node_per_element():
     data = CustomInput([10, 20, 30])
+    first_line = inspect.currentframe().f_lineno + 1  # type: ignore[union-attr]
     first, second, third = data
     assert [(type(h.op), h.op.index) for h in (first, second, third)] == [(symgraph.plugin.Unpack, i) for i in range(3)]
     assert (first.v, second.v, third.v) == (10, 20, 30)
+    # All three read one Elements guard, which the unpacking ran to the end.
+    (elements,) = {h.parents[0] for h in (first, second, third)}
+    assert type(elements.op) is symgraph.plugin.Elements
+    assert (elements.op.length, elements.op.exact, elements.parents) == (3, True, (data,))
     # Elements join the graph's children once used: a failed unpacking leaves nothing behind.
     assert data.children == ()
     model = SymbolicModel(data, (third - first, second))
-    assert set(data.children) == {first, second, third}
+    assert data.children == (elements,) and set(elements.children) == {first, second, third}
     assert model([1, 2, 8]) == (7, 2)
+    # Eager unpacking of another length fails; so does the replay, with a GuardError
+    # naming the line that unpacked.
+    line = f"{__file__}:{first_line}"
+    for other in ([1, 2], [1, 2, 3, 4]):
+        with pytest.raises(symgraph.GuardError, match=re.escape(line)):
+            model(other)
     with pytest.raises(ValueError, match="too many values"):
         _p, _q = data
     with pytest.raises(ValueError, match="not enough values"):
         _p, _q, _r, _s = data
     with pytest.raises(TypeError):
         " ".join(data)
-    assert set(data.children) == {first, second, third}
+    assert data.children == (elements,)
 
 
 def test_unpacking_a_set_and_a_dict_iterates_like_python():
@@ -129,8 +141,52 @@ def test_unpacking_a_set_and_a_dict_iterates_like_python():
     k1, k2 = d
     model = SymbolicModel(d, (k2, k1))
     assert model({"x": 0, "y": 0}) == ("y", "x")
-    with pytest.raises(IndexError, match="longer when the graph was recorded"):
-        model({"only": 1})
+    # Read once into a tuple, as the loop does: a generator replays too.
+    assert model(c for c in "pq") == ("q", "p")
+    for other in ({"only": 1}, {"x": 0, "y": 0, "z": 0}, {7}):
+        with pytest.raises(symgraph.GuardError, match=f"exactly 2, and got a value with {len(other)}"):
+            model(other)
+    s = CustomInput({5, 6})
+    low, high = s
+    assert SymbolicModel(s, (low, high))({8, 9}) == tuple(iter({8, 9}))
+
+
+def test_a_loop_that_stops_early_needs_at_least_the_elements_it_took():
+    xs = CustomInput([4, 5, 6, 7])
+    taken = []
+    for i, x in enumerate(xs):
+        if i == 2:
+            break
+        taken.append(x)
+    pairs = [a * b for a, b in zip(xs, [10, 100], strict=False)]
+    model = SymbolicModel(xs, (add_to_graph(sum, taken), add_to_graph(list, pairs)))
+
+    def eager(v: list[int]) -> tuple[int, list[int]]:
+        taken = []
+        for i, x in enumerate(v):
+            if i == 2:
+                break
+            taken.append(x)
+        return sum(taken), [a * b for a, b in zip(v, [10, 100], strict=False)]
+
+    for value in ([1, 2, 3], [1, 2, 3, 4, 5, 6]):
+        assert model(value) == model.interpret(value) == eager(value)
+    # zip asked the list for its third element before stopping.
+    with pytest.raises(symgraph.GuardError, match="at least 3, and got a value with 2"):
+        model([1, 2])
+
+
+def test_a_loop_over_a_longer_list_is_refused_not_cut_short():
+    orders = CustomInput([{"amount": 3}, {"amount": 4}])
+    total = sum(o["amount"] for o in orders)
+    model = SymbolicModel(orders, total)
+    assert model([{"amount": 10}, {"amount": 1}]) == 11
+    with pytest.raises(symgraph.GuardError, match="add_to_graph") as info:
+        model([{"amount": 1}] * 4)
+    assert "exactly 2, and got a value with 4" in str(info.value)
+    # The way out the message gives: the loop as one recorded step.
+    total = add_to_graph(lambda orders: sum(o["amount"] for o in orders), orders)
+    assert SymbolicModel(orders, total)([{"amount": 1}] * 4) == 4
 
 
 def test_dict_inputs_become_keywords_and_dict_outputs_stay_dicts():
@@ -183,15 +239,25 @@ def test_calling_a_symbolic_callable_records_the_call():
     assert SymbolicModel((s, t), u)({7}, {8}) == {3, 7, 8}
 
 
-def test_equality_and_hashing_keep_identity():
+def test_equality_is_recorded_and_hashing_keeps_identity():
     a, b = CustomInput(1), CustomInput(1)
-    assert a == a
-    assert a != b
-    assert (a == b) is False
+    same, different, with_constant = a == b, a != b, a == 1
+    model = SymbolicModel((a, b), (same, different, with_constant, a * (a == 3)))
+    for x, y in [(1, 1), (1, 2), (3, 0)]:
+        assert model(x, y) == model.interpret(x, y) == (x == y, x != y, x == 1, x * (x == 3))
+    # Hashing is by identity, and Python checks identity first in dicts and sets.
     assert {a: "a", b: "b"}[b] == "b"
-    assert len({a, b, a}) == 2
-    assert a in [b, a] and b not in [a]
-    assert a.children == () and b.children == ()
+    assert len({a, b, a}) == 2 and a in {a}
+    assert [a, b].index(a) == 0
+    # Branching on a comparison, or a list search that needs ==, is refused, and the
+    # comparisons it made leave nothing in the graph.
+    c = CustomInput(2)
+    with pytest.raises(symgraph.TraceError, match="'is'"):
+        if c == 2:
+            pass
+    with pytest.raises(symgraph.TraceError, match="'in'"):
+        _ = c in [a, b]
+    assert c.children == ()
 
 
 def test_recording_an_equality_test_with_add_to_graph():
