@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from symgraph._ops import Elements
 from symgraph._plan import Plan
 
 __all__ = ["interpret"]
@@ -30,12 +29,5 @@ def interpret(plan: Plan, args: Sequence[Any]) -> Any:
         raise TypeError(f"the plan takes {len(plan.inputs)} input(s), got {len(args)}")
     values = list(args)
     for step in plan.steps:
-        op = step.op
-        # A guard names its step, as in generated code.
-        value = (
-            op.check(values[step.args[0]], step.name)
-            if type(op) is Elements
-            else op.evaluate([values[s] for s in step.args])
-        )
-        values.append(value)
+        values.append(step.op.evaluate_step([values[s] for s in step.args], step.name))
     return plan.outputs.evaluate(values)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from symgraph._plan import Plan
+from symgraph._text import escape
 
 if TYPE_CHECKING:
     from symgraph._model import SymbolicModel
@@ -50,10 +51,12 @@ def to_networkx(model: SymbolicModel) -> Any:
     outputs = plan.output_slots()
     graph = nx.DiGraph()
     for i, spec in enumerate(plan.inputs):
-        graph.add_node(i + 1, name=spec.name, output=spec.description, op=None, is_output=i in outputs)
+        graph.add_node(i + 1, name=escape(spec.name), output=escape(spec.description), op=None, is_output=i in outputs)
     n_in = len(plan.inputs)
     for j, step in enumerate(plan.steps):
         slot = n_in + j
-        graph.add_node(slot + 1, name=step.name, output=step.description, op=step.op, is_output=slot in outputs)
+        graph.add_node(
+            slot + 1, name=escape(step.name), output=escape(step.description), op=step.op, is_output=slot in outputs
+        )
         graph.add_edges_from((s + 1, slot + 1) for s in step.args)
     return graph

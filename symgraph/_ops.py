@@ -112,6 +112,20 @@ class Operation:
         """Compute the value from the parents' values, in parent order."""
         raise NotImplementedError  # pragma: no cover - abstract
 
+    def evaluate_step(self, args: Sequence[Any], step: str) -> Any:
+        """:meth:`evaluate` as step ``step`` of a plan; a guard names the step in its error.
+
+        Executors that evaluate operations one by one (the reference interpreter,
+        dask) call this rather than :meth:`evaluate`.
+
+        Example:
+            >>> import symgraph
+            >>> x = symgraph.CustomInput(2)
+            >>> (x + 1).op.evaluate_step([5], "LambdaOpLayer_1")
+            6
+        """
+        return self.evaluate(args)
+
     def display_name(self, args: Sequence[Any]) -> str:
         """Base name of the node in summaries; ``args`` are the trace-time parent values."""
         return type(self).__name__
@@ -475,6 +489,9 @@ class Elements(Operation):
 
     def evaluate(self, args: Sequence[Any]) -> Any:
         return self.check(args[0], "Elements")
+
+    def evaluate_step(self, args: Sequence[Any], step: str) -> Any:
+        return self.check(args[0], step)
 
     def check(self, value: Any, step: str) -> Any:
         """``value`` as a sequence of its elements, or :class:`~symgraph.GuardError` naming ``step``."""

@@ -14,10 +14,24 @@ from symgraph._node import Handle, Node
 from symgraph._operators import BINARY, UNARY, OperatorSpec
 from symgraph._ops import SEQUENCES, Call, Elements, GetAttr, Operation, Operator, Slice, Unpack
 from symgraph._templates import Template, is_shared, parse
+from symgraph._text import describe
 
 __all__ = ["ArgumentCollector", "SymbolicData", "operator_methods", "record", "record_operator", "symbolic_class_for"]
 
 _UNSET: Any = object()
+
+# Methods of the builtin containers that change the value in place. Recording one
+# would change the example and replay nothing (its result, None, feeds no output),
+# so the model would silently differ from the code; they are refused instead.
+_IN_PLACE: dict[type, frozenset[str]] = {
+    list: frozenset({"append", "extend", "insert", "remove", "pop", "clear", "sort", "reverse"}),
+    dict: frozenset({"update", "pop", "popitem", "clear", "setdefault"}),
+    set: frozenset(
+        {"add", "discard", "remove", "pop", "clear", "update"}
+        | {f"{op}_update" for op in ("intersection", "difference", "symmetric_difference")}
+    ),
+    bytearray: frozenset({"append", "extend", "insert", "remove", "pop", "clear", "reverse"}),
+}
 
 
 class SymbolicData(Handle):
@@ -147,10 +161,22 @@ class SymbolicData(Handle):
         # Called only for names the handle lacks. Private and dunder names are never
         # recorded: copy, pickle, numpy and inspect probe them and expect AttributeError.
         if name.startswith("_"):
+            # describe(): the name may be a str subclass with a hostile __repr__, and
+            # hasattr() must still get an AttributeError.
             raise AttributeError(
-                f"{type(self).__name__!r} does not record private attribute {name!r}; "
-                f"use symgraph.add_to_graph(getattr, x, {name!r})"
+                f"{type(self).__name__!r} does not record private attribute {describe(name)}; "
+                f"use symgraph.add_to_graph(getattr, x, {describe(name)})"
             )
+        # Python looks attributes up by the name's characters; so do we, without
+        # running a str subclass's own __hash__ or __eq__.
+        name = str.__str__(name)
+        for container, methods in _IN_PLACE.items():
+            if name in methods and isinstance(self._node.value, container):
+                raise TraceError(
+                    f"x.{name}() changes the {container.__name__} in place, which a model cannot replay: nothing "
+                    "would depend on it. Build a new value instead (x + [item], x | {item}, {**x, key: value}, "
+                    "sorted(x)), or record a function that copies and changes it with symgraph.add_to_graph"
+                )
         return record(GetAttr(name), (self._node,))
 
     def __getitem__(self, index: Any) -> SymbolicData:

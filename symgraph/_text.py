@@ -16,8 +16,10 @@ __all__ = ["describe", "escape"]
 # Every C0 and C1 control character and DEL, which terminals interpret.
 _CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
 _CONTROLS.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
-# Line and paragraph separators end lines in some viewers.
+# Line and paragraph separators end lines in some viewers; a lone surrogate cannot
+# even be encoded, so printing it raises.
 _CONTROLS.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
+_CONTROLS.update({c: f"\\u{c:04x}" for c in range(0xD800, 0xE000)})
 
 
 def escape(text: object, limit: int = 200) -> str:

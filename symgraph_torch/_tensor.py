@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from symgraph import InputError, TraceError
-from symgraph.plugin import Node, Placeholder, SymbolicData, Unpack, record
+from symgraph.plugin import Node, Placeholder, SymbolicData, Unpack, escape, record
 from symgraph_torch._tracing import ModuleCall, record_call, record_torch_function
 
 __all__ = ["ShapeCheck", "SymbolicTensor", "batch_is_unknown", "free_batch_dimension"]
@@ -112,7 +112,7 @@ class ShapeCheck:
     __slots__ = ("free_batch", "name", "shape")
 
     def __init__(self, name: str, shape: tuple[int, ...], *, free_batch: bool) -> None:
-        self.name = name
+        self.name = escape(name)  # shown in messages: a name's control characters are escaped
         self.shape = shape
         self.free_batch = free_batch
 

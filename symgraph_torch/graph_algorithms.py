@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from symgraph.plugin import Node, SymbolicData
+from symgraph.plugin import Node, SymbolicData, escape
 
 __all__ = ["draw_graph", "nodes_between"]
 
@@ -72,11 +72,17 @@ def nodes_between(inputs: Any, outputs: Any = None) -> list[Node]:
     return sorted(down.values(), key=lambda n: n.id)
 
 
+def _label(text: str) -> str:
+    # Names come from the user: control characters are escaped, and "$" would start
+    # matplotlib's mathtext, which fails on text that is not valid TeX.
+    return escape(text).replace("$", "\\$")
+
+
 def _default_node_text(value: SymbolicData) -> str:
     shape = getattr(type(value), "shape", None)
     if isinstance(shape, property):
-        return str(value.shape)
-    return type(value.v).__name__
+        return _label(str(value.shape))
+    return _label(type(value.v).__name__)
 
 
 def _namespace_text(namespace: Mapping[str, Any]) -> Callable[[SymbolicData], str]:
@@ -86,7 +92,7 @@ def _namespace_text(namespace: Mapping[str, Any]) -> Callable[[SymbolicData], st
             names.setdefault(id(value.node), []).append(name)
 
     def text(value: SymbolicData) -> str:
-        return ", ".join(names.get(id(value.node), ["?"]))
+        return _label(", ".join(names.get(id(value.node), ["?"])))
 
     return text
 
@@ -147,7 +153,7 @@ def draw_graph(
 
         def edge_text_func(value: SymbolicData) -> str:
             node = value.node
-            return node.custom_name or node.op.display_name([p.value for p in node.parents])
+            return _label(node.custom_name or node.op.display_name([p.value for p in node.parents]))
 
     graph = nx.DiGraph()
     depth: dict[int, int] = {}
