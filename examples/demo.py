@@ -157,9 +157,23 @@ def core_demo() -> None:
     args = {"orders": batches[-1], "blocked": {"cy"}, "tax_rate": 0.1}
 
     section("Pickling")
-    restored = pickle.loads(pickle.dumps(model))
-    assert restored(**args) == model(**args)
-    print(f"the model pickles to {len(pickle.dumps(model))} bytes and replays the same after loading")
+    # The pipeline's functions are this script's, of __main__: pickle would store
+    # them by name, which another program's __main__ lacks, so it refuses them.
+    try:
+        pickle.dumps(model)
+    except pickle.PicklingError as error:
+        print(f"pickle refuses the model: {str(error).partition('. ')[0]}")
+    else:
+        raise AssertionError("pickle stored functions of __main__ by name")
+    try:
+        import cloudpickle  # stores them by value; dask installs it
+    except ImportError:
+        print("cloudpickle, which would store them by value, is not installed")
+    else:
+        data = cloudpickle.dumps(model)
+        restored = pickle.loads(data)
+        assert restored(**args) == model(**args)
+        print(f"cloudpickle stores it by value in {len(data)} bytes, and it replays the same after loading")
 
 
 NUM_FEATURES = 16

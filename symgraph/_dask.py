@@ -189,8 +189,9 @@ def _unbox(box: _Box) -> Any:
 
 
 def _run_step(box: _Box, *values: Any) -> Any:
-    op: Operation = box.value
-    return op.evaluate(values)
+    op: Operation
+    op, name = box.value
+    return op.evaluate_step(values, name)
 
 
 def _outputs(box: _Box, *values: Any) -> Any:
@@ -216,7 +217,7 @@ class _DaskRunner:
         # Tasks name their arguments by slot here; each call turns slots into that
         # call's keys.
         self.tasks: list[tuple[Any, _Box, tuple[int, ...]]] = [
-            (_run_step, _Box(step.op), step.args) for step in plan.steps
+            (_run_step, _Box((step.op, step.name)), step.args) for step in plan.steps
         ]
         outputs = sorted(set(plan.outputs.refs()))
         positions = {slot: i for i, slot in enumerate(outputs)}

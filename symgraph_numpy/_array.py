@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import types
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -10,16 +11,15 @@ import numpy as np
 
 from symgraph import SymbolicData, TraceError
 from symgraph.plugin import (
-    OPERATORS,
     ArgumentCollector,
     MethodCall,
     Node,
     Placeholder,
     Unpack,
-    operator_methods,
     record,
+    user_location,
 )
-from symgraph_numpy._shapes import ArrayCheck, format_dims, symbolic_shape
+from symgraph_numpy._shapes import ArrayCheck, format_dims, read_reasons, symbolic_shape, upstream_placeholders
 
 __all__ = ["SymbolicArray"]
 
@@ -42,6 +42,32 @@ _IN_PLACE = {
     "setfield": "a new structured array",
     "setflags": "np.asarray(x)",
 }
+
+
+def _note_read(node: Node, what: str, kind: str, shape: tuple[int | None, ...] | None = None) -> None:
+    """Remember on the inputs upstream of ``node`` that the user's code read its sizes or dtype.
+
+    A model built on them then requires the example's full shape (inputs made by
+    ``CustomInput``; an ``Input`` declares its sizes, and unknown ones read as
+    ``None``) or its exact dtype (any input), and says where the read was.
+    """
+    if shape is not None and all(d is None for d in shape):
+        return  # nothing the example decided was read
+    location: str | None = None
+    for placeholder in upstream_placeholders(node):
+        if not isinstance(placeholder.handle, SymbolicArray):
+            continue
+        meta = placeholder.meta
+        if kind == "shape" and meta is not None and meta.get("dims") is not None:
+            continue
+        if meta is None:
+            meta = placeholder.meta = {}
+        reads = meta.setdefault("reads", {})
+        if kind not in reads:  # the first read is the one to fix
+            if location is None:
+                location = user_location()
+            subject = "" if placeholder is node else " of a value computed from it"
+            reads[kind] = f"{what}{subject} at {location}"
 
 
 def _record_call(func: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> SymbolicData:
@@ -80,9 +106,12 @@ class SymbolicArray(SymbolicData):
     * operators, ``x.T`` and indexing are recorded as for any symbolic value;
       indices may be symbolic (``x[mask]``, ``x[:, order]``), and ``==`` and
       ``!=`` compare elementwise, as numpy does (hashing stays by identity);
-    * ``shape``, ``ndim``, ``dtype`` and ``size`` are read at once, not recorded,
-      with ``None`` for sizes that depend on an unknown ``Input`` dimension;
-      ``np.shape(x)`` records the shape instead, for sizes the replay must read.
+    * ``shape``, ``ndim``, ``dtype``, ``size`` and ``len()`` are read at once, not
+      recorded, with ``None`` for every size that is not the same for all inputs
+      (an unknown ``Input`` dimension, a boolean mask); ``np.shape(x)`` records
+      the shape instead, for sizes the replay must read. A size or dtype read
+      from the example becomes a requirement of models built on the input:
+      the full shape of a ``CustomInput``, the exact dtype of any input.
 
     Example:
         >>> import numpy as np
@@ -141,8 +170,10 @@ class SymbolicArray(SymbolicData):
 
     @property
     def shape(self) -> tuple[int | None, ...]:
-        """The shape, with ``None`` for sizes that depend on an unknown input dimension."""
-        return symbolic_shape(self._node)
+        """The shape, with ``None`` for every size that is not the same for all inputs."""
+        shape = symbolic_shape(self._node)
+        _note_read(self._node, ".shape", "shape", shape)
+        return shape
 
     @property
     def ndim(self) -> int:
@@ -151,34 +182,38 @@ class SymbolicArray(SymbolicData):
 
     @property
     def dtype(self) -> np.dtype[Any]:
-        """The element type."""
+        """The element type; models built on the inputs upstream then require their exact dtypes."""
+        _note_read(self._node, ".dtype", "dtype")
         return np.result_type(self._node.value)
 
     @property
     def size(self) -> int | None:
         """The number of elements, or ``None`` if a dimension is unknown."""
-        size = 1
-        for d in self.shape:
-            if d is None:
-                return None
-            size *= d
-        return size
+        shape = symbolic_shape(self._node)
+        if None in shape:
+            return None
+        _note_read(self._node, ".size", "shape", shape)
+        return math.prod(shape)  # type: ignore[arg-type]
 
-    def __len__(self) -> int:
-        shape = self.shape
+    def _first_size(self, what: str) -> int:
+        shape = symbolic_shape(self._node)
         if not shape:
-            raise TypeError("len() of a 0-d array")
+            raise TypeError(f"{what} of a 0-d array")
         if shape[0] is None:
             raise TraceError(
-                f"len() of an array of shape {format_dims(shape)}: its first size is unknown while recording, and "
-                "len() must return a number now. Record the size instead: np.shape(x)[0]"
+                f"{what} of an array of shape {format_dims(shape)}: its first size is unknown while recording, "
+                f"and {what} needs a number now. Record the size instead: np.shape(x)[0]"
             )
+        _note_read(self._node, what, "shape", shape[:1])
         return shape[0]
+
+    def __len__(self) -> int:
+        return self._first_size("len()")
 
     def __iter__(self) -> Iterator[SymbolicData]:
         # Each element is x[i]; the loop is unrolled over the first dimension.
         node = self._node
-        for i in range(len(self)):
+        for i in range(self._first_size("iteration")):
             yield record(Unpack(i), (node,), value=node.value[i], pending=True)
 
     def __setitem__(self, index: Any, value: Any) -> None:
@@ -198,13 +233,17 @@ class SymbolicArray(SymbolicData):
     @classmethod
     def symgraph_input_check(cls, node: Node, name: str) -> Callable[[Any], None]:
         # An Input declares which sizes are fixed. Anything else (a CustomInput, an
-        # inner node) fixes only rank and dtype kind: a pipeline recorded on a small
-        # example replays on larger arrays.
+        # inner node) fixes only rank and dtype, so that a pipeline recorded on a
+        # small example replays on larger arrays, unless the recording read the
+        # example's sizes or dtype: then they are required exactly.
         value = node.value
-        declared = (node.meta or {}).get("dims") if isinstance(node.op, Placeholder) else None
-        dims = declared if declared is not None else (None,) * np.ndim(value)
-        return ArrayCheck(name, dims, np.result_type(value))
-
-
-for _name, _method in operator_methods([OPERATORS["=="], OPERATORS["!="]]).items():
-    setattr(SymbolicArray, _name, _method)
+        placeholder = isinstance(node.op, Placeholder)
+        declared = (node.meta or {}).get("dims") if placeholder else None
+        shape_read, dtype_read = read_reasons(node.meta) if placeholder else (None, None)
+        if declared is not None:
+            dims, shape_read = declared, None
+        elif shape_read is not None:
+            dims = tuple(np.shape(value))
+        else:
+            dims = (None,) * np.ndim(value)
+        return ArrayCheck(name, dims, np.result_type(value), shape_read=shape_read, dtype_read=dtype_read)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections.abc import Sequence
 from typing import Any
@@ -11,7 +12,7 @@ import numpy as np
 import symgraph
 from symgraph.plugin import Placeholder, record
 from symgraph_numpy._array import SymbolicArray
-from symgraph_numpy._shapes import EXAMPLE_SIZE, PROBE_SIZE
+from symgraph_numpy._shapes import EXAMPLE_SIZE, probe_size
 
 __all__ = ["CustomInput", "Input"]
 
@@ -49,6 +50,31 @@ def _example(
     return np.zeros(shape, dtype=dtype)  # strings, dates, objects: no useful random data
 
 
+# Numbers the inputs, so that each gets its own sizes in the probe world where
+# the inputs' unknown sizes differ from one another.
+_input_numbers = itertools.count()
+
+
+class _Probe:
+    """Makes an ``Input``'s probe arrays, when a shape is first asked for (see ``_shapes``)."""
+
+    __slots__ = ("bounds", "dims", "dtype", "number", "seed")
+
+    def __init__(
+        self, dims: tuple[int | None, ...], dtype: np.dtype[Any], bounds: tuple[float, float], seed: int
+    ) -> None:
+        self.dims = dims
+        self.dtype = dtype
+        self.bounds = bounds
+        self.seed = seed
+        self.number = next(_input_numbers)
+
+    def __call__(self, world: int) -> np.ndarray[Any, Any]:
+        rng = np.random.default_rng([abs(self.seed), world + 1])
+        shape = tuple(probe_size(world, self.number, axis) if d is None else d for axis, d in enumerate(self.dims))
+        return _example(rng, shape, self.dtype, *self.bounds)
+
+
 def Input(  # noqa: N802 - the name users know from Keras
     shape: int | Sequence[int | None] | None,
     dtype: Any = np.float64,
@@ -62,9 +88,12 @@ def Input(  # noqa: N802 - the name users know from Keras
 
     Args:
         shape: The full shape; ``None`` marks a size that may differ at every call,
-            such as a batch. A model built on it checks the known sizes, the rank
-            and the dtype kind of what it is given.
-        dtype: The element type; anything ``np.dtype`` accepts.
+            such as a batch, and reads as ``None`` while recording. A model built
+            on it checks the known sizes and the rank of what it is given.
+        dtype: The element type; anything ``np.dtype`` accepts. A model built on
+            it checks the kind (precision may differ), datetime and timedelta
+            units, and structured field names and kinds; the exact dtype, if the
+            recording read ``x.dtype``.
         min_value: Lower bound of the random example values.
         max_value: Upper bound (inclusive for integers).
         seed: Seed of the example data, which is drawn from a private generator:
@@ -97,7 +126,7 @@ def Input(  # noqa: N802 - the name users know from Keras
     value = _example(rng, tuple(EXAMPLE_SIZE if d is None else d for d in dims), dt, min_value, max_value)
     meta: dict[str, Any] = {"dims": dims}
     if None in dims:
-        meta["probe"] = _example(rng, tuple(PROBE_SIZE if d is None else d for d in dims), dt, min_value, max_value)
+        meta["probe"] = _Probe(dims, dt, (min_value, max_value), seed)
     handle = record(Placeholder(), (), value=value, custom_name=custom_name, meta=meta)
     assert isinstance(handle, SymbolicArray)
     return handle
@@ -106,10 +135,13 @@ def Input(  # noqa: N802 - the name users know from Keras
 def CustomInput(value: Any, *, custom_name: str | None = None) -> SymbolicArray:  # noqa: N802
     """A placeholder around an example array: record on small data, replay on large.
 
-    Shapes read while recording are the example's. A model built on it checks
-    only the rank and the dtype kind of its input, so it runs on arrays of any
-    size, dask arrays included. Declare varying sizes with :func:`Input` when
-    the pipeline reads them (``x.shape[0]``, ``len(x)``).
+    A model built on it checks the rank and the dtype of its input as
+    :func:`Input` does, so it runs on arrays of any size, dask arrays included.
+    Sizes read while recording (``x.shape``, ``x.size``, ``len(x)``, iterating,
+    also on values computed from it) are the example's, and a model built on it
+    then requires the example's full shape; likewise the exact dtype once
+    ``x.dtype`` was read. Declare varying sizes with :func:`Input`, or record
+    them with ``np.shape(x)``.
 
     Args:
         value: A numpy array or scalar, or anything ``np.asarray`` accepts.
@@ -126,6 +158,11 @@ def CustomInput(value: Any, *, custom_name: str | None = None) -> SymbolicArray:
         >>> model = symgraph.SymbolicModel(x, np.cumsum(x) * 2)
         >>> model(np.ones(6))
         array([ 2.,  4.,  6.,  8., 10., 12.])
+        >>> fixed = symgraph.SymbolicModel(x, x / len(x))  # reads the example's size
+        >>> fixed(np.ones(6))
+        Traceback (most recent call last):
+        ...
+        symgraph.InputError: Input_1: expected an array of shape (4,), the example's, got an array of shape (6,): ...
     """
     if isinstance(value, symgraph.SymbolicData):
         raise TypeError("CustomInput() got a value that is already symbolic; use it directly")

@@ -573,6 +573,19 @@ def test_a_failing_step_on_the_cluster_raises_the_users_exception(client):
     assert_same(on_cluster(model, **SHOP_DATA[0]), shop(direct, **SHOP_DATA[0]))  # the cluster is fine afterwards
 
 
+def test_a_model_inside_a_step_travels_with_its_lambda(client):
+    # The step's box is cloudpickled, and with it the inner model, whose lambda
+    # the standard pickler refuses: cloudpickle stores it by value.
+    y = symgraph.CustomInput(2)
+    inner = symgraph.SymbolicModel(y, RECORD(lambda v: [v] * 2, y))
+    x = symgraph.CustomInput("ab")
+    model = symgraph.SymbolicModel(x, RECORD(inner, RECORD(len, x)), executor="dask")
+    with pytest.raises(pickle.PicklingError, match=r"step 'wrap\(<lambda>\)_1' uses .*<lambda>"):
+        pickle.dumps(model)
+    for data in ("", "xyz"):
+        assert_same(on_cluster(model, data), [len(data)] * 2)
+
+
 @pytest.mark.parametrize("value", TRICKY, ids=repr)
 def test_tricky_values_pass_through_the_cluster(client, value):
     model = tricky_model(value, executor="dask")
