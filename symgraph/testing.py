@@ -95,7 +95,7 @@ import pickle
 import random
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 try:
@@ -106,7 +106,7 @@ except ImportError as _exc:  # pragma: no cover - pytest is what runs this modul
 from symgraph import CustomInput, ExecutorError, InputError, SymbolicData, SymbolicModel, add_to_graph
 from symgraph.plugin import ENTRY_POINT_GROUP, available_executors, backend_for, describe_value
 
-__all__ = ["EAGER_BINARY", "EAGER_UNARY", "BackendConformance"]
+__all__ = ["EAGER_BINARY", "EAGER_UNARY", "BackendConformance", "models_on_each_executor"]
 
 # Executors every backend runs on, whatever it is; dask joins them when it is installed.
 #: Every operator of the table, spelled out as Python code rather than taken from
@@ -142,6 +142,22 @@ EAGER_UNARY: dict[str, Callable[[Any], Any]] = {
 }
 
 _CORE_EXECUTORS = frozenset({"codegen", "interpreter"})
+
+
+def models_on_each_executor(
+    inputs: Any, outputs: Any, executors: Sequence[str] = ("codegen", "interpreter")
+) -> list[SymbolicModel]:
+    """One model per executor, for a test that checks each against eager code.
+
+    Example:
+        >>> import symgraph
+        >>> x = symgraph.CustomInput([1, 2])
+        >>> [m([5]) for m in models_on_each_executor(x, x * 2)]
+        [[5, 5], [5, 5]]
+    """
+    return [SymbolicModel(inputs, outputs, executor=name) for name in executors]
+
+
 _DRAWS = 5  # random draws per replay check
 
 

@@ -353,67 +353,6 @@ def _shape_only(op: Operation) -> bool:
 
 # -- which steps can have data-dependent sizes ------------------------------------------
 
-# Functions whose sizes can depend on the values of their first argument; for
-# any other argument that holds data, the step is tried on other values too.
-_FIRST_ARGUMENT_SIZES = frozenset(
-    {
-        "unique",
-        "unique_all",
-        "unique_counts",
-        "unique_inverse",
-        "unique_values",
-        "nonzero",
-        "flatnonzero",
-        "argwhere",
-        "where",
-        "extract",
-        "compress",
-        "trim_zeros",
-        "union1d",
-        "intersect1d",
-        "setdiff1d",
-        "setxor1d",
-        "bincount",
-        "histogram",
-        "histogram_bin_edges",
-        "histogram2d",
-        "histogramdd",
-        "ix_",
-        "arange",
-        "zeros",
-        "ones",
-        "empty",
-        "full",
-        "eye",
-        "identity",
-        "linspace",
-        "logspace",
-        "geomspace",
-        "tri",
-        "tril_indices",
-        "triu_indices",
-        "indices",
-        "diag_indices",
-        "mask_indices",
-        "broadcast_shapes",
-        "fftfreq",
-        "rfftfreq",
-        "hanning",
-        "hamming",
-        "blackman",
-        "bartlett",
-        "kaiser",
-        "lstsq",
-        "roots",
-        "poly",
-        "polyadd",
-        "polysub",
-        "polymul",
-        "polydiv",
-        "polyder",
-        "polyint",
-    }
-)
 # Listed as data-dependent whatever the replaced values show.
 _DATA_SIZED = frozenset(
     {
@@ -437,6 +376,50 @@ _DATA_SIZED = frozenset(
     }
 )
 _HISTOGRAMS = frozenset({"histogram", "histogram_bin_edges", "histogram2d", "histogramdd"})
+# Functions whose sizes can depend on the values of their first argument; for
+# any other argument that holds data, the step is tried on other values too.
+_FIRST_ARGUMENT_SIZES = (
+    _DATA_SIZED
+    | _HISTOGRAMS
+    | frozenset(
+        {
+            "where",
+            "arange",
+            "zeros",
+            "ones",
+            "empty",
+            "full",
+            "eye",
+            "identity",
+            "linspace",
+            "logspace",
+            "geomspace",
+            "tri",
+            "tril_indices",
+            "triu_indices",
+            "indices",
+            "diag_indices",
+            "mask_indices",
+            "broadcast_shapes",
+            "fftfreq",
+            "rfftfreq",
+            "hanning",
+            "hamming",
+            "blackman",
+            "bartlett",
+            "kaiser",
+            "lstsq",
+            "roots",
+            "poly",
+            "polyadd",
+            "polysub",
+            "polymul",
+            "polydiv",
+            "polyder",
+            "polyint",
+        }
+    )
+)
 
 
 def _refs(templates: Sequence[Any]) -> set[int]:

@@ -473,17 +473,9 @@ CLUSTER_TIMEOUT_S = 30
 _stuck: list[str] = []  # set once the cluster stopped answering: later tests fail at once
 
 
-@pytest.fixture(scope="module")
-def client():
-    distributed = pytest.importorskip("distributed")
-    with (
-        distributed.LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0"
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        client.wait_for_workers(2)
-        yield client
+@pytest.fixture
+def client(dask_client):
+    return dask_client
 
 
 def on_cluster(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -20,12 +20,9 @@ import pytest
 
 import symgraph
 from symgraph.plugin import Const, Operator, Ref, Slice, SliceT, build_plan, generate, interpret
+from symgraph.testing import models_on_each_executor
 
-EXECUTORS = ("codegen", "interpreter")
-
-
-def models(inputs: Any, outputs: Any) -> list[symgraph.SymbolicModel]:
-    return [symgraph.SymbolicModel(inputs, outputs, executor=name) for name in EXECUTORS]
+models = models_on_each_executor
 
 
 def here() -> str:

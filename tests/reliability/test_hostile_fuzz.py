@@ -166,134 +166,113 @@ def show(value: object) -> str:
 FORGED = "'\n2*   forged   int   1\x1b[2J'); open('SENTINEL','w') #"
 
 
-class RaisingStr(Reported, str):
+class RaisingText(Reported):
+    """Text conversions that raise, naming the class."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        raise Hostile(f"{type(self).__name__}.__repr__")
+
+    def __str__(self) -> str:
+        raise Hostile(f"{type(self).__name__}.__str__")
+
+    def __format__(self, spec: str) -> str:
+        raise Hostile(f"{type(self).__name__}.__format__")
+
+
+class RaisingStr(RaisingText, str):
     """A str whose text conversions raise."""
 
     __slots__ = ()
 
+
+class LyingText(Reported):
+    """Text conversions that print code and forged summary rows."""
+
+    __slots__ = ()
+
     def __repr__(self) -> str:
-        raise Hostile("RaisingStr.__repr__")
+        return FORGED
 
     def __str__(self) -> str:
-        raise Hostile("RaisingStr.__str__")
+        return FORGED
 
     def __format__(self, spec: str) -> str:
-        raise Hostile("RaisingStr.__format__")
+        return FORGED
 
 
-class LyingStr(Reported, str):
+class RaisingCompare(Reported):
+    """Hashing and comparisons that raise, naming the class."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        raise Hostile(f"{type(self).__name__}.__hash__")
+
+    def __eq__(self, other: object) -> bool:
+        raise Hostile(f"{type(self).__name__}.__eq__")
+
+    def __ne__(self, other: object) -> bool:
+        raise Hostile(f"{type(self).__name__}.__ne__")
+
+
+class LyingCompare(Reported):
+    """Equal to everything, with one hash for all."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+    def __hash__(self) -> int:
+        return 0
+
+
+class LyingStr(LyingText, str):
     """A str that prints itself as code and forged summary rows."""
 
     __slots__ = ()
 
-    def __repr__(self) -> str:
-        return FORGED
 
-    def __str__(self) -> str:
-        return FORGED
-
-    def __format__(self, spec: str) -> str:
-        return FORGED
-
-
-class RaisingHashStr(Reported, str):
+class RaisingHashStr(RaisingCompare, str):
     """A str that cannot be hashed or compared."""
 
     __slots__ = ()
 
-    def __hash__(self) -> int:
-        raise Hostile("RaisingHashStr.__hash__")
 
-    def __eq__(self, other: object) -> bool:
-        raise Hostile("RaisingHashStr.__eq__")
-
-    def __ne__(self, other: object) -> bool:
-        raise Hostile("RaisingHashStr.__ne__")
-
-
-class LyingEqStr(Reported, str):
+class LyingEqStr(LyingCompare, str):
     """A str equal to everything, with one hash for all."""
 
     __slots__ = ()
 
-    def __eq__(self, other: object) -> bool:
-        return True
 
-    def __ne__(self, other: object) -> bool:
-        return False
-
-    def __hash__(self) -> int:
-        return 0
-
-
-class RaisingRepr(Reported):
+class RaisingRepr(RaisingText):
     """An object whose text conversions raise."""
 
-    def __repr__(self) -> str:
-        raise Hostile("RaisingRepr.__repr__")
 
-    def __str__(self) -> str:
-        raise Hostile("RaisingRepr.__str__")
-
-    def __format__(self, spec: str) -> str:
-        raise Hostile("RaisingRepr.__format__")
-
-
-class LyingRepr(Reported):
+class LyingRepr(LyingText):
     """An object that prints itself as code and forged rows."""
 
-    def __repr__(self) -> str:
-        return FORGED
 
-    def __str__(self) -> str:
-        return FORGED
-
-    def __format__(self, spec: str) -> str:
-        return FORGED
-
-
-class RaisingHash(Reported):
+class RaisingHash(RaisingCompare):
     """An object that cannot be hashed or compared."""
 
-    def __hash__(self) -> int:
-        raise Hostile("RaisingHash.__hash__")
 
-    def __eq__(self, other: object) -> bool:
-        raise Hostile("RaisingHash.__eq__")
-
-    def __ne__(self, other: object) -> bool:
-        raise Hostile("RaisingHash.__ne__")
-
-
-class LyingEq(Reported):
+class LyingEq(LyingCompare):
     """An object equal to everything, with one hash for all."""
 
-    def __eq__(self, other: object) -> bool:
-        return True
 
-    def __ne__(self, other: object) -> bool:
-        return False
-
-    def __hash__(self) -> int:
-        return 0
-
-
-class LyingInt(Reported, int):
+class LyingInt(LyingText, int):
     """An int whose ``__index__`` and text conversions lie."""
 
     __slots__ = ()
 
     def __index__(self) -> int:
         return int(self) + 1
-
-    def __repr__(self) -> str:
-        return FORGED
-
-    def __str__(self) -> str:
-        return FORGED
-
-    def __format__(self, spec: str) -> str:
-        return FORGED
 
 
 STR_SUBCLASSES = (RaisingStr, LyingStr, RaisingHashStr, LyingEqStr)

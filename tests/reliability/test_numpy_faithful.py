@@ -24,12 +24,9 @@ np = pytest.importorskip("numpy")
 
 import symgraph  # noqa: E402
 import symgraph_numpy as snp  # noqa: E402
+from symgraph.testing import models_on_each_executor  # noqa: E402
 
-EXECUTORS = ("codegen", "interpreter")
-
-
-def models(inputs: Any, outputs: Any) -> list[symgraph.SymbolicModel]:
-    return [symgraph.SymbolicModel(inputs, outputs, executor=name) for name in EXECUTORS]
+models = models_on_each_executor
 
 
 def here() -> str:

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
@@ -365,17 +365,9 @@ def test_dask_tokenizes_a_model_with_a_lambda():
 CLUSTER_TIMEOUT_S = 30
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[Any]:
-    distributed = pytest.importorskip("distributed")
-    with (
-        distributed.LocalCluster(
-            n_workers=1, processes=True, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0"
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        client.wait_for_workers(1, timeout=CLUSTER_TIMEOUT_S)
-        yield client
+@pytest.fixture
+def client(dask_client: Any) -> Any:
+    return dask_client
 
 
 def within_limit(func: Callable[..., Any], *args: Any) -> Any:
