@@ -24,6 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 from symgraph._codegen import CodegenPolicy, generate
 from symgraph._compile import compile_generated
 from symgraph._errors import ExecutorError, ExecutorFallbackWarning
+from symgraph._failures import register_replay
 from symgraph._interpreter import interpret
 from symgraph._plan import Plan
 
@@ -187,7 +188,9 @@ def compile_plan(plan: Plan, policy: CodegenPolicy, *, bind: bool = True) -> Run
         >>> compile_plan(build_plan(x, x + 1)[0], CodegenPolicy())(41)
         42
     """
-    function = compile_generated(generate(plan, policy))
+    code = generate(plan, policy)
+    function = compile_generated(code)
+    register_replay(function.__code__, plan, code.lines)
     if not bind:
         return function
     leading = policy.leading_values()

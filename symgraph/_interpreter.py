@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from symgraph._errors import GuardError
+from symgraph._failures import step_note
 from symgraph._plan import Plan
 
 __all__ = ["interpret"]
@@ -28,6 +30,11 @@ def interpret(plan: Plan, args: Sequence[Any]) -> Any:
     if len(args) != len(plan.inputs):
         raise TypeError(f"the plan takes {len(plan.inputs)} input(s), got {len(args)}")
     values = list(args)
-    for step in plan.steps:
-        values.append(step.op.evaluate_step([values[s] for s in step.args], step.name))
+    try:
+        for step in plan.steps:
+            values.append(step.op.evaluate_step([values[s] for s in step.args], step.name))
+    except Exception as exc:
+        if not isinstance(exc, GuardError):  # a guard's message names its step already
+            exc.add_note(step_note(step))
+        raise
     return plan.outputs.evaluate(values)

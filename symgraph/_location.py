@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import sys
+import types
+from typing import TYPE_CHECKING
 
-__all__ = ["internal_module", "register_internal_package", "user_location"]
+if TYPE_CHECKING:
+    from symgraph._node import Node
+
+__all__ = ["internal_module", "locate", "register_internal_package", "user_location"]
 
 # Top-level packages whose frames are never the user's: symgraph and its plugins.
 # A third-party plugin adds its own with register_internal_package.
 _INTERNAL: set[str] = {"symgraph", "symgraph_numpy", "symgraph_torch"}
+# Whether each code object seen belongs to them. A plain dict, for speed (this runs
+# for every recorded node); it holds the code objects, so it is emptied when it
+# grows large, in case a program keeps making new ones (a notebook's cells).
+_internal_code: dict[types.CodeType, bool] = {}
+_MAX_CODES = 4096
 
 
 def register_internal_package(name: str) -> None:
@@ -22,6 +32,7 @@ def register_internal_package(name: str) -> None:
     if type(name) is not str or not name.isidentifier():
         raise TypeError(f"register_internal_package() needs a package name, got {name!r}")
     _INTERNAL.add(name)
+    _internal_code.clear()
 
 
 def internal_module(module: object) -> bool:
@@ -34,6 +45,35 @@ def internal_module(module: object) -> bool:
     if not isinstance(module, str):
         return False
     return module.partition(".")[0] in _INTERNAL
+
+
+def locate(node: Node) -> None:
+    """Set ``node.where_code`` and ``where_line`` to the innermost caller outside symgraph and its plugins.
+
+    Run for every recorded node, so kept cheap: whether a code object is the
+    library's is decided once, and nothing is allocated.
+
+    Example:
+        >>> import symgraph
+        >>> x = symgraph.CustomInput(1)
+        >>> locate(x.node)
+        >>> x.node.where_line > 0
+        True
+    """
+    frame: types.FrameType | None = sys._getframe(2)
+    known = _internal_code
+    while frame is not None:
+        code = frame.f_code
+        internal = known.get(code)
+        if internal is None:
+            if len(known) >= _MAX_CODES:
+                known.clear()
+            internal = known[code] = internal_module(frame.f_globals.get("__name__"))
+        if not internal:
+            node.where_code = code
+            node.where_line = frame.f_lineno
+            return
+        frame = frame.f_back
 
 
 def user_location(depth: int = 1) -> str:

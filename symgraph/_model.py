@@ -9,6 +9,7 @@ from typing import Any
 from symgraph._codegen import generate
 from symgraph._errors import MissingGraphError
 from symgraph._executors import DEFAULT_EXECUTOR, Executor, build_runner, evaluation_plan, options_dict
+from symgraph._failures import note_failed_step
 from symgraph._graph import WeakGraph
 from symgraph._interpreter import interpret
 from symgraph._pickling import check_picklable
@@ -283,7 +284,11 @@ class SymbolicModel(ExecutorChoice):
         values = program.bind(args, kwargs)
         if self.check_inputs and program.checks:
             program.check(values)
-        return program.runner(*values)
+        try:
+            return program.runner(*values)
+        except Exception as exc:
+            note_failed_step(exc)
+            raise
 
     def interpret(self, /, *args: Any, **kwargs: Any) -> Any:
         """Run the model through the slow reference interpreter, whatever its executor.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from types import CodeType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -34,6 +35,9 @@ class Node:
         custom_name: Name given by the user, or ``None``.
         handle: The user-facing handle.
         meta: Free slot for backends (for example an unknown batch dimension).
+        where_code: The code object of the user code that recorded the node, or
+            ``None`` (see :attr:`where`).
+        where_line: Its line.
         pending: True until the node is linked into its parents' ``children`` by
             :meth:`attach`. :func:`symgraph.plugin.record` attaches at once, except for
             elements produced by iterating a symbolic value: Python asks an
@@ -60,6 +64,8 @@ class Node:
         "op",
         "pending",
         "value",
+        "where_code",
+        "where_line",
     )
 
     # A graph is cyclic (a node and its handle refer to each other, and so do parents
@@ -79,6 +85,15 @@ class Node:
         self.handle: SymbolicData
         self.meta: dict[str, Any] | None = None
         self.pending = True
+        # Two slots rather than a tuple: one object less per node to allocate.
+        self.where_code: CodeType | None = None
+        self.where_line = 0
+
+    @property
+    def where(self) -> str:
+        """``file:line`` of the user code that recorded the node, or ``""`` when not known."""
+        code = self.where_code
+        return f"{code.co_filename}:{self.where_line}" if code is not None else ""
 
     @property
     def parents(self) -> tuple[Node, ...]:

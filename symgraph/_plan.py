@@ -32,12 +32,15 @@ class Step:
         args: Slots holding the operation's parents, in the op's parent order.
         name: Display name in this model, such as ``Linear_2``.
         description: The example output's type or shape, for summaries.
+        where: ``file:line`` of the user code that recorded it, for error notes;
+            ``""`` when not known.
     """
 
     op: Operation
     args: tuple[int, ...]
     name: str
     description: str
+    where: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +262,7 @@ def build_plan(inputs: Any, outputs: Any) -> tuple[Plan, list[Node]]:
             count = counts[base] = counts.get(base, 0) + 1
             name = f"{base}_{count}"
         args = tuple([slot[p] for p in parents])
-        steps.append(Step(node.op, args, name, type(node.handle).symgraph_describe_node(node)))
+        steps.append(Step(node.op, args, name, type(node.handle).symgraph_describe_node(node), node.where))
     # Output templates refer to collector positions; renumber them to slots.
     out_slots = [slot[n] for n in output_nodes]
     outputs = out_template.map(lambda ref: shared_ref(out_slots[ref.index]))

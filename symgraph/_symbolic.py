@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from symgraph._backends import backend_for, describe_value
 from symgraph._errors import TraceError
-from symgraph._location import user_location
+from symgraph._location import locate, user_location
 from symgraph._node import Handle, Node
 from symgraph._operators import BINARY, UNARY, OperatorSpec
 from symgraph._ops import SEQUENCES, Call, Elements, GetAttr, Operation, Operator, Slice, Unpack
@@ -517,6 +517,7 @@ def record(
         cls = symbolic_class_for(type(value))
     node = Node(op, tuple(parents), value, custom_name)
     node.meta = meta
+    locate(node)
     handle = object.__new__(cls)
     handle._node = node
     node.handle = handle

@@ -341,3 +341,50 @@ def test_methods_that_return_new_values_still_record() -> None:
     for model in models((x, y), outputs):
         d, v = {"a": 5, "b": 6}, [1, 1, 3]
         assert model(d, v) == (d.get("a"), d.copy(), v.index(1), v.count(3), v.copy())
+
+
+# -- a failed replay names the step and the line that recorded it -----------------------------------
+
+
+def parse_quantity(text: str) -> int:
+    return int(text)
+
+
+def test_a_replay_that_fails_names_the_step_and_where_it_was_recorded() -> None:
+    order = symgraph.CustomInput({"qty": "3"})
+    where = here()
+    doubled = symgraph.add_to_graph(parse_quantity, order["qty"]) * 2
+    model = symgraph.SymbolicModel(order, doubled)
+    assert model({"qty": "5"}) == 10
+    for run in (model, model.interpret, symgraph.SymbolicModel(order, doubled, executor="interpreter")):
+        with pytest.raises(ValueError) as info:
+            run({"qty": "five"})
+        with pytest.raises(ValueError) as eager:
+            parse_quantity("five")
+        assert str(info.value) == str(eager.value)  # the user's own exception, unchanged
+        assert info.value.__notes__ == [
+            f"symgraph: step 'wrap(parse_quantity)_1', recorded at {where}, failed while the model replayed"
+        ]
+
+
+def test_a_guard_s_error_is_not_noted_twice() -> None:
+    xs = symgraph.CustomInput([1, 2])
+    a, b = xs
+    model = symgraph.SymbolicModel(xs, a + b)
+    with pytest.raises(symgraph.GuardError) as info:
+        model([1])
+    assert not getattr(info.value, "__notes__", [])
+
+
+def test_a_failure_inside_a_nested_model_names_both_steps() -> None:
+    inner_x = symgraph.CustomInput("3")
+    inner = symgraph.SymbolicModel(inner_x, symgraph.add_to_graph(parse_quantity, inner_x))
+    outer_x = symgraph.CustomInput("4")
+    outer = symgraph.SymbolicModel(outer_x, symgraph.add_to_graph(inner, outer_x) + 1)
+    assert outer("6") == 7
+    with pytest.raises(ValueError) as info:
+        outer("six")
+    notes = info.value.__notes__
+    assert len(notes) == 2
+    assert notes[0].startswith("symgraph: step 'wrap(parse_quantity)_1'")
+    assert notes[1].startswith("symgraph: step 'SymbolicModel_1'")
