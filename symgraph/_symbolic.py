@@ -137,6 +137,23 @@ class SymbolicData(Handle):
         return describe_value(node.value)
 
     @classmethod
+    def symgraph_child_class_for(cls, value: Any) -> type[SymbolicData] | None:
+        """Plugin hook: the class of a value recorded from this handle (its first parent), or ``None``.
+
+        ``None`` lets the registry pick the class of the value's type. By default
+        it is :attr:`symgraph_child_class`; a backend overrides it to keep its own
+        recording rules for some values (the torch plugin keeps sizes read from a
+        tensor reaching torch functions).
+
+        Example:
+            >>> import symgraph
+            >>> x = symgraph.CustomInput({1})
+            >>> type(x).symgraph_child_class_for(2) is None
+            True
+        """
+        return cls.symgraph_child_class
+
+    @classmethod
     def symgraph_input_check(cls, node: Node, name: str) -> Callable[[Any], None] | None:
         """Plugin hook: validator for values passed where ``node`` is a model input, or ``None``.
 
@@ -478,7 +495,7 @@ def record(
         pending: Leave the node out of its parents' ``children`` until something
             uses it (see :attr:`Node.pending`).
         handle_class: The handle's class; by default the first parent's
-            ``symgraph_child_class`` if it sets one, else the class registered for the
+            ``symgraph_child_class_for(value)`` if it gives one, else the class registered for the
             value's type.
 
     Returns:
@@ -512,7 +529,7 @@ def record(
             raise
     cls = handle_class
     if cls is None and parents:
-        cls = parents[0].handle.symgraph_child_class
+        cls = parents[0].handle.symgraph_child_class_for(value)
     if cls is None:
         cls = symbolic_class_for(type(value))
     node = Node(op, tuple(parents), value, custom_name)

@@ -43,23 +43,31 @@ def inlining_allowed() -> bool:
     )
 
 
-def inline_layer_call(layer: nn.Module, args: Sequence[str], ref: Callable[[object], str]) -> str | None:
+def inline_layer_call(
+    layer: nn.Module, args: Sequence[str], ref: Callable[[object], str], current: str | None = None
+) -> str | None:
     """An expression running ``layer`` on ``args``, or ``None`` if the layer has no fast path.
 
     When the guard fails, the expression calls the layer itself, which runs its
     hooks, or its compiled version after ``layer.compile()``.
 
     Args:
-        layer: The layer.
+        layer: The layer, as recorded.
         args: The call's positional argument expressions; calls with keyword
             arguments have no fast path.
         ref: The constant pool's ``ref``.
+        current: An expression reading the module that holds the layer's name in
+            the model now (``modules['Linear_1']``). The fast path is taken only
+            while that is still ``layer`` itself; a module put there by surgery
+            (a quantized or wrapped layer, any other) is called as ``module(x)``.
+            ``None``: the layer is always ``layer``.
 
     Example:
         >>> from torch import nn
         >>> names = {}
-        >>> expression = inline_layer_call(nn.Linear(2, 2), ["v0"], lambda o: names.setdefault(id(o), f"c{len(names)}"))
-        >>> expression.startswith("c0(v0) if (c1 or c2 or c3 or c4 or c0._compiled_call_impl is not None")
+        >>> ref = lambda o: names.setdefault(id(o), f"c{len(names)}")
+        >>> expression = inline_layer_call(nn.Linear(2, 2), ["v0"], ref, "modules['Linear_1']")
+        >>> expression.startswith("_layer(v0) if ((_layer := modules['Linear_1']) is not c0 or c1 or c2")
         True
     """
     if type(layer) is not nn.Linear or len(args) != 1:
@@ -69,6 +77,8 @@ def inline_layer_call(layer: nn.Module, args: Sequence[str], ref: Callable[[obje
     # guard's cost: torch registers and removes hooks by changing these dicts in
     # place (RemovableHandle keeps a reference to them), never by replacing them.
     # Copies and unpickled models generate their code again, for their own layers.
+    # They belong to the recorded layer, so they are consulted only once the
+    # identity test has shown that the model still holds that very layer.
     hooks = [
         ref(d)
         for d in (layer._forward_hooks, layer._forward_pre_hooks, layer._backward_hooks, layer._backward_pre_hooks)
@@ -80,4 +90,8 @@ def inline_layer_call(layer: nn.Module, args: Sequence[str], ref: Callable[[obje
     # ``_parameters`` too is changed in place, by ``.to()`` and by ``functional_call``.
     params = ref(layer._parameters)
     fast = f"{ref(functional.linear)}({args[0]}, {params}['weight'], {params}['bias'])"
-    return f"{name}({args[0]}) if ({guard}) else {fast}"
+    if current is None:
+        return f"{name}({args[0]}) if ({guard}) else {fast}"
+    # ``_layer`` is a local of the generated function (its own names are v<k> and
+    # c<k>), assigned by the guard before either branch runs.
+    return f"_layer({args[0]}) if ((_layer := {current}) is not {name} or {guard}) else {fast}"

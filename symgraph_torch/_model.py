@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,11 +19,19 @@ from symgraph.plugin import (
     SymbolicData,
     WeakGraph,
     build_plan,
+    escape,
     extend_outputs,
     format_summary,
     generate,
 )
-from symgraph_torch._policy import TorchCodegenPolicy, distinct_tensors, live_plan, plan_constants
+from symgraph_torch._policy import (
+    TorchCodegenPolicy,
+    distinct_modules,
+    distinct_tensors,
+    live_plan,
+    plan_constants,
+    read_module,
+)
 from symgraph_torch._tensor import SymbolicTensor
 from symgraph_torch._tracing import SKIP_INPUT_CHECKS, ModuleCall
 
@@ -31,6 +40,39 @@ __all__ = ["DetachedSymbolicModel", "MissingGraphError", "SymbolicModel", "optim
 # Set by optimize_module_calls() with no arguments: models built afterwards call
 # their layers' forward directly.
 _optimize_new_models = False
+
+
+# Attributes a model sets on itself, beyond those its class defines: a layer of
+# that name would be shadowed by them, or shadow them.
+_RESERVED = frozenset(
+    {
+        "_graph",
+        "_program",
+        "_executor_choice",
+        "_plan",
+        "_tensor_names",
+        "_layer_names",
+        "_input_shape",
+        "_output_shape",
+        "_direct_calls",
+        "check_inputs",
+    }
+)
+
+
+# What a group made for dotted names has as attributes (an instance: nn.Module
+# sets ``training`` and its dicts per instance); ModuleList's include nn.Module's.
+_GROUP = nn.ModuleList()
+
+
+@dataclasses.dataclass
+class _Registration:
+    """What registering a plan adds to a model: made by ``_prepare``, applied by ``_commit``."""
+
+    layer_names: list[str]
+    tensor_names: list[str]
+    layers: list[tuple[str, nn.Module]] = dataclasses.field(default_factory=list)
+    tensors: list[tuple[str, torch.Tensor]] = dataclasses.field(default_factory=list)
 
 
 def _shape_structure(structure: Any) -> Any:
@@ -90,48 +132,124 @@ class DetachedSymbolicModel(ExecutorChoice, nn.Module):
         self._direct_calls = _optimize_new_models if direct_calls is None else direct_calls
         self._plan = plan
         self._tensor_names: list[str] = []
-        self._register(plan)
+        self._layer_names: list[str] = []
+        self._commit(self._prepare(plan))
         self._switch(plan, executor, executor_options)
 
     # -- building --------------------------------------------------------------------
-    def _register(self, plan: Plan) -> None:
-        """Register the plan's layers as submodules and its tensor constants as parameters or buffers."""
-        registered = {id(m) for m in self._modules.values()}
-        for j, value in plan_constants(plan):
-            if isinstance(value, nn.Module) and id(value) not in registered:
-                step = plan.steps[j]
-                is_layer = isinstance(step.op, ModuleCall) and step.op.layer is value
-                name = step.name if is_layer else f"{type(value).__name__}_in_{step.name}"
-                self._add_layer(name, value)
-                registered.add(id(value))
-        # Tensors are matched to their names by walk order (see _policy); a plan
-        # grown by add_output walks the old steps first, so only the tail is new.
+    def _prepare(self, plan: Plan) -> _Registration:
+        """Names for the plan's new layers and tensor constants, checked, without changing the model.
+
+        Raises:
+            ValueError: a layer name is invalid, taken, or clashes with an attribute.
+        """
+        registration = _Registration(list(self._layer_names), list(self._tensor_names))
+        # Layers and tensors are matched to their names by walk order (see _policy);
+        # a plan grown by add_output walks the old steps first, so only the tail is new.
+        layers = distinct_modules(plan)[len(self._layer_names) :]
+        owners: dict[int, str] = {}
+        for step in plan.steps:
+            if isinstance(step.op, ModuleCall):
+                owners.setdefault(id(step.op.layer), step.name)  # a shared layer is named by its first call
+        for layer in layers:
+            owner = owners.get(id(layer))
+            if owner is None:  # a module passed as an argument: named after the step using it
+                step_name = next(plan.steps[j].name for j, v in plan_constants(plan) if v is layer)
+                name = f"{type(layer).__name__}_in_{step_name}"
+            else:
+                name = owner
+            self._check_layer_name(name, registration)
+            registration.layers.append((name, layer))
+            registration.layer_names.append(name)
+        taken = set(registration.layer_names)
         for tensor in distinct_tensors(plan)[len(self._tensor_names) :]:
-            name = self._free_name("param" if isinstance(tensor, nn.Parameter) else "constant")
+            name = self._free_name("param" if isinstance(tensor, nn.Parameter) else "constant", taken)
+            taken.add(name)
+            registration.tensors.append((name, tensor))
+            registration.tensor_names.append(name)
+        return registration
+
+    def _check_layer_name(self, name: str, registration: _Registration) -> None:
+        parts = name.split(".")
+        if not all(parts):
+            raise ValueError(
+                f"layer name {escape(name)!r} cannot name a submodule: it is empty or has an empty part "
+                "between dots; pick another custom_name"
+            )
+        # The layers and the groups of layers (``layer1`` of ``layer1.0.conv1``) there
+        # will be once the pending layers are added too.
+        layers = {*self._layer_names, *(n for n, _ in registration.layers)}
+        groups = {".".join(n.split(".")[:k]) for n in layers for k in range(1, n.count(".") + 1)}
+        if name in layers:
+            raise ValueError(
+                f"two different layers are named {escape(name)!r}; give each a distinct custom_name (names of "
+                "layers in one model must be unique)"
+            )
+        if name in groups:
+            raise ValueError(
+                f"layer name {escape(name)!r} already names a group of layers ({escape(name)}.<name>); "
+                "pick another custom_name"
+            )
+        for k in range(1, len(parts)):
+            prefix = ".".join(parts[:k])
+            if prefix in layers:
+                raise ValueError(
+                    f"layer name {escape(name)!r} puts a layer inside the layer {escape(prefix)!r}; "
+                    "pick another custom_name"
+                )
+        if parts[0] not in groups and self._is_reserved(parts[0]):
+            which = "" if len(parts) == 1 else f" (its first part {escape(parts[0])!r})"
+            raise ValueError(
+                f"layer name {escape(name)!r}{which} clashes with an attribute of SymbolicModel; "
+                "pick another custom_name"
+            )
+        for part in parts[1:]:
+            # Parts below the first one name attributes of the groups made for them
+            # (nn.Module or nn.ModuleList, whose attributes include nn.Module's).
+            if hasattr(_GROUP, part):
+                raise ValueError(
+                    f"layer name {escape(name)!r} clashes with an attribute of the nn.Module groups made for "
+                    f"dotted names ({escape(part)!r}); pick another custom_name"
+                )
+
+    def _is_reserved(self, name: str) -> bool:
+        # Class attributes (forward, inputs, training, ...), what the model sets on
+        # itself, and the model's own tensors would be shadowed or would shadow.
+        return (
+            name in _RESERVED
+            or hasattr(type(self), name)
+            or name in self.__dict__
+            or name in self._parameters
+            or name in self._buffers
+        )
+
+    def _commit(self, registration: _Registration) -> None:
+        """Register what :meth:`_prepare` made; checked already, so nothing here fails half-way."""
+        for name, layer in registration.layers:
+            parent: nn.Module = self
+            parts = name.split(".")
+            for k in range(1, len(parts)):
+                child = parent._modules.get(parts[k - 1])
+                if child is None:
+                    # Groups only hold names, for state_dict keys such as layer1.0.conv1.weight:
+                    # a ModuleList where the parts below are numbers (torchvision's Sequential
+                    # blocks), so that model.layer1[0] works.
+                    child = nn.ModuleList() if parts[k].isdigit() else nn.Module()
+                    parent.add_module(parts[k - 1], child)
+                parent = child
+            parent.add_module(parts[-1], layer)
+        for name, tensor in registration.tensors:
             if isinstance(tensor, nn.Parameter):
                 self.register_parameter(name, tensor)
             else:
                 # Constants are part of the code, not of the state: left out of state_dict.
                 self.register_buffer(name, tensor, persistent=False)
-            self._tensor_names.append(name)
+        self._layer_names = registration.layer_names
+        self._tensor_names = registration.tensor_names
 
-    def _add_layer(self, name: str, layer: nn.Module) -> None:
-        if "." in name or not name:
-            raise ValueError(f"layer name {name!r} cannot name a submodule: it is empty or contains '.'")
-        if name in self._modules:
-            raise ValueError(
-                f"two different layers are named {name!r}; give each a distinct custom_name (names of "
-                "layers in one model must be unique)"
-            )
-        if hasattr(self, name):
-            raise ValueError(
-                f"layer name {name!r} clashes with an attribute of SymbolicModel; pick another custom_name"
-            )
-        self.add_module(name, layer)
-
-    def _free_name(self, base: str) -> str:
+    def _free_name(self, base: str, taken: set[str]) -> str:
         k = 0
-        while hasattr(self, f"{base}_{k}") or f"{base}_{k}" in self._modules:
+        while self._is_reserved(f"{base}_{k}") or f"{base}_{k}" in self._modules or f"{base}_{k}" in taken:
             k += 1
         return f"{base}_{k}"
 
@@ -148,17 +266,33 @@ class DetachedSymbolicModel(ExecutorChoice, nn.Module):
             self._parameters,
             self._buffers,
             self._tensor_names_of(plan),
+            self._modules,
+            self._layer_paths_of(plan),
             direct=self._direct_calls,
             fast_paths=fast_paths,
         )
 
     def evaluation_plan(self, plan: Plan) -> Plan:
-        """``plan`` with its tensor constants read from this model at every evaluation.
+        """``plan`` with its tensor constants and layers read from this model at every evaluation.
 
         The reference interpreter runs it, so ``model.interpret``, the
-        ``interpreter`` executor and the generated code see the same tensors.
+        ``interpreter`` executor and the generated code see the same tensors
+        and the same layers (after ``model.Linear_1 = other``, say).
         """
-        return live_plan(plan, self._parameters, self._buffers, self._tensor_names_of(plan))
+        return live_plan(
+            plan,
+            self._parameters,
+            self._buffers,
+            self._tensor_names_of(plan),
+            self._modules,
+            self._layer_paths_of(plan),
+        )
+
+    def _layer_paths_of(self, plan: Plan) -> dict[int, tuple[str, ...]]:
+        # By walk order, as tensors: the plan keeps the recorded layers, which
+        # surgery may have replaced in the model since.
+        modules = distinct_modules(plan)
+        return {id(m): tuple(name.split(".")) for m, name in zip(modules, self._layer_names, strict=True)}
 
     def _tensor_names_of(self, plan: Plan) -> dict[int, tuple[bool, str]]:
         # Match the plan's tensor constants to their names by walk order, which
@@ -185,7 +319,24 @@ class DetachedSymbolicModel(ExecutorChoice, nn.Module):
         values = program.bind(args, kwargs)
         if check and program.checks and torch._C._get_tracing_state() is None:
             program.check(values)
-        return program.runner(*values)
+        try:
+            return program.runner(*values)
+        except KeyError as exc:
+            # The generated code reads layers as modules[name]: a deleted layer
+            # fails as self.<name> fails in a hand-written forward, naming it.
+            missing = self._missing_layer(exc)
+            if missing is None:
+                raise
+            raise missing from exc
+
+    def _missing_layer(self, exc: KeyError) -> AttributeError | None:
+        for name in self._layer_names:
+            try:
+                read_module(self._modules, tuple(name.split(".")))
+            except AttributeError as error:
+                if exc.args and exc.args[0] in name.split("."):
+                    return error
+        return None
 
     def interpret(self, *args: Any, **kwargs: Any) -> Any:
         """Run through symgraph's reference interpreter instead of the generated code.
@@ -201,6 +352,15 @@ class DetachedSymbolicModel(ExecutorChoice, nn.Module):
             True
         """
         return self._program.interpret_call(args, kwargs, check=self.check_inputs, host=self)
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        # torch.jit.script calls this on every module it is about to compile,
+        # nested ones included; TorchScript cannot compile generated Python.
+        raise TypeError(
+            f"torch.jit.script cannot compile a {type(self).__name__}: its forward is generated Python "
+            "that TorchScript does not support; use torch.jit.trace(model, example_inputs) or "
+            "torch.export.export(model, example_inputs) instead"
+        )
 
     # -- inspection ----------------------------------------------------------------------
     @property
@@ -263,13 +423,17 @@ class SymbolicModel(DetachedSymbolicModel):
     :attr:`inputs`, :attr:`outputs` and :meth:`add_output` work while the user
     still holds the symbolic values.
 
-    Layers are called through ``_call_impl``, as ``Module.__call__`` does, so
-    their hooks run. ``nn.Linear`` layers have a fast path: the generated code
-    checks, at every call, that the layer has no hooks, is not compiled,
-    parametrized or patched, and then calls ``F.linear`` on its parameters
-    directly; otherwise it calls the layer normally. A layer of another type
-    compiled with ``layer.compile()`` after the model was built keeps running
-    uncompiled in it; compile the whole model instead.
+    The generated code reads each layer from the model at every call, as
+    ``self.Linear_1`` in a hand-written ``forward`` does, and calls it as
+    ``layer(x)`` does, so hooks, ``layer.compile()`` and module surgery
+    (``model.Linear_1 = other``, ``quantize_dynamic``, wrapping a layer) take
+    effect at once. ``nn.Linear`` layers have a fast path: the generated code
+    checks, at every call, that the model still holds the recorded layer and
+    that it has no hooks, is not compiled, parametrized or patched, and then
+    calls ``F.linear`` on its parameters directly; otherwise it calls the layer
+    normally. A dotted ``custom_name`` (``"layer1.0.conv1"``) puts the layer in
+    nested groups (``nn.Module``, or ``nn.ModuleList`` where the next part is a
+    number), as checkpoints of hand-written models expect.
 
     Args:
         inputs: A symbolic tensor, a list or tuple of them, or a dict (the model
@@ -289,7 +453,8 @@ class SymbolicModel(DetachedSymbolicModel):
 
     Raises:
         GraphError: an output depends on a value that is not among the inputs.
-        ValueError: two different layers share a name.
+        ValueError: two different layers share a name, or a name clashes with
+            an attribute of the model (``forward``, ``inputs``, ``training``...).
         ExecutorError: the executor cannot run this model.
 
     Example:
@@ -383,11 +548,20 @@ class SymbolicModel(DetachedSymbolicModel):
         outputs = graph.outputs("add_output")
         new = extend_outputs(outputs, output, key)
         plan, _ = build_plan(inputs, new)
-        self._register(plan)
-        program = self._rebuild(plan)
-        self._plan, self._program = plan, program
-        self._graph = WeakGraph(inputs, new)
-        self._output_shape = _shape_structure(new)
+        # Everything is built before anything is assigned: a failure leaves the
+        # model as it was, its summary, forward and submodules agreeing.
+        registration = self._prepare(plan)
+        saved = self._layer_names, self._tensor_names
+        # The program is made with the new names, which it reads at call time only.
+        self._layer_names, self._tensor_names = registration.layer_names, registration.tensor_names
+        try:
+            program = self._rebuild(plan)
+        finally:
+            self._layer_names, self._tensor_names = saved
+        graph = WeakGraph(inputs, new)
+        shape = _shape_structure(new)
+        self._commit(registration)
+        self._plan, self._program, self._graph, self._output_shape = plan, program, graph, shape
 
     def detach_from_graph(self) -> DetachedSymbolicModel:
         """A standalone module with the same layers (shared, not copied) and the same ``forward``.
@@ -414,6 +588,9 @@ class SymbolicModel(DetachedSymbolicModel):
             executor_options=options,
             direct_calls=self._direct_calls,
         )
+        # The layers the model holds now, which module surgery may have changed.
+        for name in detached._modules:
+            detached._modules[name] = self._modules.get(name)
         detached.train(self.training)
         return detached
 

@@ -5,31 +5,57 @@
   leading arguments: ``.to()``, ``load_state_dict`` and
   ``torch.func.functional_call`` change the entries of those dicts in place, and
   the generated code sees what they put there.
-* Layers are called through ``_call_impl``, as ``Module.__call__`` does, or their
-  ``forward`` directly after :func:`~symgraph_torch.optimize_module_calls`.
+* Layers are read from the model's ``_modules`` dict at every call (the third
+  leading argument, ``modules``), as ``self.layer`` in a hand-written ``forward``
+  reads them, so module surgery (``model.Linear_1 = other``,
+  ``quantize_dynamic``, ``convert_sync_batchnorm``, wrapping a layer) takes
+  effect. They are called as ``layer(...)`` is, or through their ``forward``
+  directly after :func:`~symgraph_torch.optimize_module_calls`.
 * With fast paths on, ``nn.Linear`` calls are written as ``F.linear`` on the
   layer's parameters behind a guard (see :mod:`symgraph_torch._inline`), and a
   prologue sends the whole call down a version without fast paths while global
-  hooks, a patched ``Linear.forward`` or ``torch.jit.trace`` are active.
+  hooks, a patched ``Linear.forward``, ``torch.jit.trace`` or ``torch.fx``
+  tracing are active.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
+from torch.fx import _symbolic_trace as _fx_tracing
 from torch.nn.modules import module as torch_module
 
-from symgraph.plugin import CodegenPolicy, Const, EmitContext, Operation, Plan, Template, check_options, compile_plan
+from symgraph.plugin import (
+    Call,
+    CodegenPolicy,
+    Const,
+    EmitContext,
+    Operation,
+    Plan,
+    Template,
+    check_options,
+    compile_plan,
+)
 from symgraph_torch._inline import inline_layer_call, inlining_allowed
 from symgraph_torch._tracing import SKIP_INPUT_CHECKS, ModuleCall, NestedModelCall, bound_call
 
-__all__ = ["LiveConstant", "TorchCodegenPolicy", "distinct_tensors", "live_plan", "plan_constants", "tensor_items"]
+__all__ = [
+    "LiveConstant",
+    "LiveModule",
+    "TorchCodegenPolicy",
+    "distinct_modules",
+    "distinct_tensors",
+    "live_plan",
+    "plan_constants",
+    "tensor_items",
+]
 
-_PARAMS, _BUFFERS = "params", "buffers"
+_PARAMS, _BUFFERS, _MODULES = "params", "buffers", "modules"
 
 
 def tensor_items(value: Any) -> Iterator[torch.Tensor]:
@@ -67,6 +93,41 @@ def distinct_tensors(plan: Plan) -> list[torch.Tensor]:
     return list(seen.values())
 
 
+def distinct_modules(plan: Plan) -> list[nn.Module]:
+    """The module constants of a plan (its layers, mostly), each once, in walk order."""
+    seen: dict[int, nn.Module] = {}
+    for _, value in plan_constants(plan):
+        if isinstance(value, nn.Module):
+            seen.setdefault(id(value), value)
+    return list(seen.values())
+
+
+def read_module(modules: dict[str, Any], path: tuple[str, ...]) -> Any:
+    """The module at ``path`` below a model's ``_modules`` dict, read as attribute access would.
+
+    Raises:
+        AttributeError: a part of the path is no longer there (``del model.Linear_1``).
+
+    Example:
+        >>> from torch import nn
+        >>> outer = nn.Module()
+        >>> outer.block = nn.Module()
+        >>> outer.block.relu = nn.ReLU()
+        >>> read_module(outer._modules, ("block", "relu"))
+        ReLU()
+    """
+    value: Any = None
+    for k, part in enumerate(path):
+        found = modules.get(part) if k == 0 else getattr(value, "_modules", {}).get(part)
+        if found is None:
+            # What self.<name> raises in a hand-written forward, with the full path.
+            raise AttributeError(
+                f"the model has no submodule {'.'.join(path)!r} any more: it was removed or set to None"
+            )
+        value = found
+    return value
+
+
 class LiveConstant(Template):
     """A recorded constant whose tensors are read from the model's dicts at every evaluation.
 
@@ -102,22 +163,87 @@ class LiveConstant(Template):
         return f"LiveConstant({self.value!r})"
 
 
+class LiveModule(Template):
+    """A recorded module read from the model's ``_modules`` at every evaluation.
+
+    The interpreter's counterpart of the generated code's ``modules[...]``: after
+    ``model.Linear_1 = other``, both call ``other``.
+
+    Args:
+        modules: The model's ``_modules`` dict.
+        path: The module's name in the model, split at dots.
+        nested: A symbolic model called from the enclosing graph: it skips its
+            input checks (see :class:`~symgraph_torch._tracing.NestedModelCall`).
+    """
+
+    __slots__ = ("modules", "nested", "path")
+
+    def __init__(self, modules: dict[str, Any], path: tuple[str, ...], nested: bool = False) -> None:
+        self.modules = modules
+        self.path = path
+        self.nested = nested
+
+    def evaluate(self, values: Sequence[Any]) -> Any:
+        module = read_module(self.modules, self.path)
+        return functools.partial(call_nested, module) if self.nested else module
+
+    def __repr__(self) -> str:
+        return f"LiveModule({'.'.join(self.path)!r})"
+
+
 def live_plan(
-    plan: Plan, parameters: dict[str, Any], buffers: dict[str, Any], names: Mapping[int, tuple[bool, str]]
+    plan: Plan,
+    parameters: dict[str, Any],
+    buffers: dict[str, Any],
+    names: Mapping[int, tuple[bool, str]],
+    modules: dict[str, Any] | None = None,
+    layer_paths: Mapping[int, tuple[str, ...]] | None = None,
 ) -> Plan:
-    """``plan`` with every constant that holds a model tensor turned into a :class:`LiveConstant`."""
-    if not names:
+    """``plan`` reading tensors and layers from the model, as its generated code does.
+
+    Every constant that holds a model tensor becomes a :class:`LiveConstant`, and
+    every registered module (and the layer of every module call) a :class:`LiveModule`.
+    """
+    paths = layer_paths or {}
+    if not names and not paths:
         return plan
     sources = {key: (parameters if is_param else buffers, name) for key, (is_param, name) in names.items()}
 
     def live(const: Const) -> Template:
+        if modules is not None and isinstance(const.value, nn.Module) and id(const.value) in paths:
+            return LiveModule(modules, paths[id(const.value)])
         found = any(id(t) in sources for t in tensor_items(const.value))
         return LiveConstant(const.value, sources) if found else const
 
-    steps = tuple(
-        dataclasses.replace(step, op=step.op.map_templates(lambda t: t.map(const=live))) for step in plan.steps
-    )
+    def live_op(op: Operation) -> Operation:
+        if modules is not None and isinstance(op, ModuleCall) and id(op.layer) in paths:
+            # ModuleCall holds its layer as a Const; a plain Call may hold any template.
+            func = LiveModule(modules, paths[id(op.layer)], nested=isinstance(op, NestedModelCall))
+            return Call(func, [t.map(const=live) for t in op.args], op.kwargs.map(const=live))
+        return op.map_templates(lambda t: t.map(const=live))
+
+    steps = tuple(dataclasses.replace(step, op=live_op(step.op)) for step in plan.steps)
     return dataclasses.replace(plan, steps=steps)
+
+
+def call_nested(model: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call a symbolic model used as a layer of an enclosing one, skipping its input checks.
+
+    The model is called as ``model(...)`` is, hooks included. Whatever replaced it
+    by module surgery (not a symbolic model) is called plainly.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from symgraph_torch import Input, SymbolicModel
+        >>> x = Input((1, 4, 4))
+        >>> inner = SymbolicModel(x, nn.Conv2d(1, 1, 3, padding=1)(x))
+        >>> call_nested(inner, torch.rand(2, 1, 8, 8)).shape  # inner alone checks for 4x4
+        torch.Size([2, 1, 8, 8])
+    """
+    if getattr(model, "_symgraph_nested", False):
+        kwargs[SKIP_INPUT_CHECKS] = True
+    return model(*args, **kwargs)
 
 
 def _has_hooks(layer: nn.Module) -> bool:
@@ -135,13 +261,17 @@ def _has_hooks(layer: nn.Module) -> bool:
 
 
 def fast_paths_blocked() -> bool:
-    """Whether this call must take the version without fast paths (global hooks, jit tracing).
+    """Whether this call must take the version without fast paths (global hooks, jit or fx tracing).
+
+    Under ``torch.fx`` tracing the layers must be called as modules, for the
+    graph to show them as ``call_module`` nodes, as a hand-written model's do.
+    (The flag is read directly: ``is_fx_tracing()`` logs a warning.)
 
     Example:
         >>> fast_paths_blocked()
         False
     """
-    return torch._C._get_tracing_state() is not None or not inlining_allowed()
+    return torch._C._get_tracing_state() is not None or not inlining_allowed() or _fx_tracing._is_fx_tracing_flag
 
 
 def _no_kwargs(op: ModuleCall) -> bool:
@@ -168,6 +298,9 @@ class TorchCodegenPolicy(CodegenPolicy):
         buffers: The model's ``_buffers`` dict.
         names: For each tensor constant of the plan (by ``id``), whether it is
             a parameter and its name in the model.
+        modules: The model's ``_modules`` dict.
+        layer_paths: For each module constant of the plan (by ``id``), its name
+            in the model, split at dots.
         direct: Call layers' ``forward`` directly (``optimize_module_calls``).
         fast_paths: Write ``nn.Linear`` calls as guarded ``F.linear`` calls.
 
@@ -178,10 +311,10 @@ class TorchCodegenPolicy(CodegenPolicy):
         >>> x = Input((4,))
         >>> model = SymbolicModel(x, nn.Linear(4, 2)(x) * torch.ones(2))
         >>> print(model.source.splitlines()[0])
-        def replay(params, buffers, v0):
+        def replay(params, buffers, modules, v0):
     """
 
-    leading = (_PARAMS, _BUFFERS)
+    leading = (_PARAMS, _BUFFERS, _MODULES)
 
     def __init__(
         self,
@@ -189,6 +322,8 @@ class TorchCodegenPolicy(CodegenPolicy):
         parameters: dict[str, Any],
         buffers: dict[str, Any],
         names: Mapping[int, tuple[bool, str]],
+        modules: dict[str, Any] | None = None,
+        layer_paths: Mapping[int, tuple[str, ...]] | None = None,
         *,
         direct: bool,
         fast_paths: bool,
@@ -197,6 +332,8 @@ class TorchCodegenPolicy(CodegenPolicy):
         self.parameters = parameters
         self.buffers = buffers
         self.names = names
+        self.modules: dict[str, Any] = {} if modules is None else modules
+        self.layer_paths: Mapping[int, tuple[str, ...]] = layer_paths or {}
         self.direct = direct
         self.fast_paths = fast_paths and has_fast_paths(plan)
         self._callers: dict[int, str] = {}
@@ -211,9 +348,22 @@ class TorchCodegenPolicy(CodegenPolicy):
         return fast
 
     def leading_values(self) -> tuple[Any, ...]:
-        return (self.parameters, self.buffers)
+        return (self.parameters, self.buffers, self.modules)
+
+    def _module_expression(self, module: nn.Module, ctx: EmitContext) -> str | None:
+        """``modules[...]`` reading ``module``'s current occupant of its name, or ``None`` if unregistered."""
+        path = self.layer_paths.get(id(module))
+        if path is None:
+            return None
+        # Names are the user's custom names: they reach the code as pool constants.
+        expression = f"{_MODULES}[{ctx.pool.ref(path[0])}]"
+        for part in path[1:]:
+            expression += f"._modules[{ctx.pool.ref(part)}]"
+        return expression
 
     def constant(self, value: Any, ctx: EmitContext) -> str | None:
+        if isinstance(value, nn.Module):
+            return self._module_expression(value, ctx)
         if not self.names:
             return None
         if isinstance(value, torch.Tensor):
@@ -236,15 +386,23 @@ class TorchCodegenPolicy(CodegenPolicy):
         if not isinstance(op, ModuleCall):
             return None
         layer = op.layer
-        parts = [ctx.template(t, args) for t in op.args]
+        current = self._module_expression(layer, ctx)
+        if current is None:  # not a layer of this model: called as recorded
+            parts = ctx.arguments(op.args, op.kwargs, args)
+            if isinstance(op, NestedModelCall):
+                parts.append(f"{SKIP_INPUT_CHECKS}=True")
+            return f"{self._caller(layer, ctx)}({', '.join(parts)})"
         if self.fast_paths and _no_kwargs(op):
-            fast = inline_layer_call(layer, parts, ctx.pool.ref)
+            fast = inline_layer_call(layer, [ctx.template(t, args) for t in op.args], ctx.pool.ref, current)
             if fast is not None:
                 return fast
         parts = ctx.arguments(op.args, op.kwargs, args)
         if isinstance(op, NestedModelCall):
-            parts.append(f"{SKIP_INPUT_CHECKS}=True")
-        return f"{self._caller(layer, ctx)}({', '.join(parts)})"
+            return f"{ctx.pool.ref(call_nested)}({', '.join([current, *parts])})"
+        if self.direct and not _has_hooks(layer):
+            # optimize_module_calls: the forward of whatever holds the name now.
+            return f"{current}.forward({', '.join(parts)})"
+        return f"{current}({', '.join(parts)})"
 
     def _caller(self, layer: nn.Module, ctx: EmitContext) -> str:
         name = self._callers.get(id(layer))
@@ -258,7 +416,14 @@ class TorchCodegenPolicy(CodegenPolicy):
         if not self.fast_paths:
             return []
         normal = TorchCodegenPolicy(
-            self.plan, self.parameters, self.buffers, self.names, direct=self.direct, fast_paths=False
+            self.plan,
+            self.parameters,
+            self.buffers,
+            self.names,
+            self.modules,
+            self.layer_paths,
+            direct=self.direct,
+            fast_paths=False,
         )
         # The version without fast paths, as one compiled function; it takes the
         # same parameters, so the call passes them on unchanged.

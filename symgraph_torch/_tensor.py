@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import math
 import types
+import warnings
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -11,14 +14,52 @@ import torch
 from torch import nn
 
 from symgraph import InputError, TraceError
-from symgraph.plugin import Node, Placeholder, SymbolicData, Unpack, escape, record
-from symgraph_torch._tracing import ModuleCall, record_call, record_torch_function
+from symgraph.plugin import Node, Placeholder, SymbolicData, Unpack, describe, escape, record
+from symgraph_torch._tracing import (
+    ModuleCall,
+    _evaluate_at_trace_time,
+    checked_operators,
+    record_call,
+    record_torch_function,
+)
 
-__all__ = ["ShapeCheck", "SymbolicTensor", "batch_is_unknown", "free_batch_dimension"]
+__all__ = [
+    "EXAMPLE_BATCH",
+    "ShapeCheck",
+    "SymbolicTensor",
+    "batch_is_unknown",
+    "free_batch_dimension",
+    "probe_size",
+]
 
 _ROUTINES = (types.MethodDescriptorType, types.FunctionType, types.BuiltinFunctionType, types.WrapperDescriptorType)
 # name -> torch.Tensor routine, or None for attributes that are not methods.
 _METHODS: dict[str, Any] = {}
+
+
+#: Size of an unknown batch in the example data that recording computes with: more
+#: than one, so that layers that need several examples in training mode (BatchNorm)
+#: can be recorded.
+EXAMPLE_BATCH = 2
+
+
+def _inherited(node: Node, key: str) -> bool:
+    # Whether any ancestor placeholder set ``key`` in its meta; cached on each node
+    # (placeholders without the key count as False). Iterative post-order.
+    stack = [node]
+    while stack:
+        current = stack[-1]
+        if current.meta is not None and key in current.meta:
+            stack.pop()
+            continue
+        todo = [p for p in current.parents if p.meta is None or key not in p.meta]
+        if todo:
+            stack.extend(todo)
+            continue
+        stack.pop()
+        found = any(p.meta[key] for p in current.parents)  # type: ignore[index]
+        current.meta = {**(current.meta or {}), key: found}
+    return bool(node.meta[key])  # type: ignore[index]
 
 
 def batch_is_unknown(node: Node) -> bool:
@@ -33,28 +74,16 @@ def batch_is_unknown(node: Node) -> bool:
         >>> batch_is_unknown((x * 2).node), batch_is_unknown(symgraph_torch.Input((3,), batch_size=4).node)
         (True, False)
     """
-    stack = [node]
-    while stack:
-        current = stack[-1]
-        if current.meta is not None and "batch_unknown" in current.meta:
-            stack.pop()
-            continue
-        todo = [p for p in current.parents if p.meta is None or "batch_unknown" not in p.meta]
-        if todo:
-            stack.extend(todo)
-            continue
-        stack.pop()
-        unknown = any(p.meta["batch_unknown"] for p in current.parents)  # type: ignore[index]
-        current.meta = {**(current.meta or {}), "batch_unknown": unknown}
-    return bool(node.meta["batch_unknown"])  # type: ignore[index]
+    return _inherited(node, "batch_unknown")
 
 
 def free_batch_dimension(node: Node) -> bool:
-    """Whether dimension 0 of ``node``'s value is a batch whose size may change.
+    """Whether dimension 0 of ``node``'s value may have any size at call time.
 
     True where the shape shows ``None`` first and for ``Input(..., batch_size=n)``;
-    false for ``Input(..., batched=False)``, for tensors given to ``CustomInput``,
-    and where an operation moved the batch away from dimension 0.
+    false for ``Input(..., batched=False)`` (unless its first size is ``None``),
+    for tensors given to ``CustomInput``, and where an operation moved the batch
+    away from dimension 0.
 
     Example:
         >>> import symgraph_torch
@@ -64,13 +93,91 @@ def free_batch_dimension(node: Node) -> bool:
     return _shape(node)[:1] == (None,) or bool(node.meta and node.meta.get("batched"))
 
 
+# -- probes: which sizes follow from the declared shapes alone ------------------------------
+#
+# With free sizes besides a batch in dimension 0 (``Input((3, None, None))``,
+# ``Input((None, 8), batch_dim=1)``), the steps are run a second time when a shape
+# is first asked for, on probe inputs whose free sizes differ from the example's
+# (``2 * size + 1``: a floor division by any stride up to the example's size tells
+# the two apart). A size is shown as known only where the example and the probe
+# agree; where a step fails on the probe, every size of it and of what is computed
+# from it is shown as ``None``. Below inputs with only an unknown batch, a value
+# that keeps the example batch's size first is taken as batch-first without a
+# probe, so that common graphs are not run twice; the others are probed.
+
+_SAME = object()  # the probe equals the example value (nothing upstream has a free size)
+_FAILED = object()  # the step raised on the probe
+_probes: weakref.WeakKeyDictionary[Node, Any] = weakref.WeakKeyDictionary()
+
+
+def probe_size(size: int) -> int:
+    """The size that a free dimension of example size ``size`` has in the probe.
+
+    Example:
+        >>> probe_size(2), probe_size(16)
+        (5, 33)
+    """
+    return 2 * size + 1
+
+
+def _evaluate_probe(node: Node, parents: list[Any]) -> Any:
+    if any(p is _FAILED for p in parents):
+        return _FAILED
+    if all(p is _SAME for p in parents):
+        return _SAME
+    args = [node_.value if p is _SAME else p for node_, p in zip(node.parents, parents, strict=True)]
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a probe's warnings are not the user's
+            # As at record time: buffers put back, the global RNG untouched.
+            return _evaluate_at_trace_time(node.op, args)  # type: ignore[arg-type]
+    except Exception:
+        return _FAILED
+
+
+def _probe(node: Node) -> Any:
+    found = _probes.get(node, _probes)
+    if found is not _probes:
+        return found
+    stack = [node]
+    while stack:
+        current = stack[-1]
+        if current in _probes:
+            stack.pop()
+            continue
+        if isinstance(current.op, Placeholder):
+            make = (current.meta or {}).get("probe")
+            _probes[current] = make(current.value) if make is not None else _SAME
+            stack.pop()
+            continue
+        missing = [p for p in current.parents if p not in _probes]
+        if missing:
+            stack.extend(missing)
+            continue
+        stack.pop()
+        _probes[current] = _evaluate_probe(current, [_probes[p] for p in current.parents])
+    return _probes[node]
+
+
 def _shape(node: Node) -> tuple[int | None, ...]:
     shape: tuple[int | None, ...] = tuple(node.value.shape)
-    # An unknown batch is traced with one example, so a first dimension of any
-    # other size is not the batch: x[0], x.sum(0) or x.view(-1, 4) moved it.
-    if shape and shape[0] == 1 and batch_is_unknown(node):
-        return (None, *shape[1:])
-    return shape
+    if not shape:
+        return shape
+    if not _inherited(node, "free_sizes"):
+        if not batch_is_unknown(node):
+            return shape
+        # An unknown batch is traced with EXAMPLE_BATCH examples; a value that
+        # keeps that size first is taken to keep the batch there, untouched.
+        if shape[0] == EXAMPLE_BATCH:
+            return (None, *shape[1:])
+        # Anything else moved the batch (x[0], x.sum(0)) or folded it into another
+        # size (x.view(-1, 4)): the probe tells which sizes still follow from it.
+    probe = _probe(node)
+    if probe is _SAME:
+        return shape
+    if not isinstance(probe, torch.Tensor) or probe.ndim != len(shape):
+        return (None,) * len(shape)
+    return tuple(None if a != b else a for a, b in zip(shape, probe.shape, strict=True))
 
 
 class _TensorMethod:
@@ -89,52 +196,204 @@ class _TensorMethod:
         return f"<recording method {self.func.__name__!r} of {self.handle!r}>"
 
 
+_KIND_NAMES = {"b": "boolean", "i": "integer", "f": "floating-point", "c": "complex"}
+
+
+def _kind(dtype: torch.dtype) -> str:
+    if dtype.is_floating_point:
+        return "f"
+    if dtype.is_complex:
+        return "c"
+    return "b" if dtype is torch.bool else "i"
+
+
+class _NotATensorError(InputError, TypeError):
+    """A model input that takes a tensor was given something else (an ``InputError`` and a ``TypeError``)."""
+
+
 class ShapeCheck:
-    """Validates a value passed to a model input: a tensor of the input's shape.
+    """Validates a value passed to a model input: a tensor of the input's shape, dtype and device.
 
     A plain class rather than a closure, so that models pickle.
 
+    The expected dtype and device follow the model: ``anchor``, a parameter of a
+    layer the input reaches, is converted in place by ``model.to(...)``,
+    ``model.double()`` or ``model.cuda()``, and when its device has changed the
+    input is expected there too; when its floating dtype has changed, a floating
+    input is expected in that dtype. Integer and boolean inputs keep their dtype,
+    as ``model.half()`` keeps integer tensors. An example on the ``meta`` device
+    (a model built without memory) fixes no device. Without an anchor (no layer
+    with parameters), only the kind of dtype is checked (boolean, integer,
+    floating-point, complex), and no device.
+
     Args:
         name: The input's name, for messages.
-        shape: The example's shape.
-        free_batch: Dimension 0 may have any size.
+        shape: The expected shape; ``None`` for a size that may differ at every call.
+        free_batch: Dimension 0 may have any size too (as if it were ``None``).
+        dtype: The expected dtype; ``None``: any.
+        device: The expected device; ``None``: any.
+        anchor: The tensor whose conversions the expected dtype and device follow.
 
     Example:
         >>> import torch
-        >>> check = ShapeCheck("Input_1", (1, 3), free_batch=True)
+        >>> check = ShapeCheck("Input_1", (1, 3), free_batch=True, dtype=torch.float32, anchor=torch.zeros(1))
         >>> check(torch.zeros(5, 3))
         >>> check(torch.zeros(5, 4))
         Traceback (most recent call last):
         ...
         symgraph.InputError: Input_1 expects a tensor of shape (None, 3) (None: any batch size), got (5, 4)
+        >>> check(torch.zeros(5, 3, dtype=torch.float64))
+        Traceback (most recent call last):
+        ...
+        symgraph.InputError: Input_1 expects a tensor of dtype torch.float32, got torch.float64; use .to(torch.float32)
     """
 
-    __slots__ = ("free_batch", "name", "shape")
+    __slots__ = ("_known", "_tail", "anchor", "anchor_device", "anchor_dtype", "device", "dims", "dtype", "name")
 
-    def __init__(self, name: str, shape: tuple[int, ...], *, free_batch: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        shape: Sequence[int | None],
+        *,
+        free_batch: bool = False,
+        dtype: torch.dtype | None = None,
+        device: torch.device | None = None,
+        anchor: torch.Tensor | None = None,
+    ) -> None:
         self.name = escape(name)  # shown in messages: a name's control characters are escaped
-        self.shape = shape
-        self.free_batch = free_batch
+        dims = tuple(shape)
+        if free_batch and dims:
+            dims = (None, *dims[1:])
+        self.dims = dims
+        self.dtype = dtype
+        self.device = device if device is None or device.type != "meta" else None
+        self.anchor = anchor
+        self.anchor_dtype = anchor.dtype if anchor is not None else None
+        self.anchor_device = anchor.device if anchor is not None else None
+        self._prepare()
+
+    def _prepare(self) -> None:
+        # Runs on every call of a model, so the common layouts get one tuple comparison.
+        dims = self.dims
+        self._tail = dims[1:] if dims and dims[0] is None and None not in dims[1:] else None
+        self._known = tuple((axis, size) for axis, size in enumerate(dims) if size is not None)
+
+    @property
+    def shape(self) -> tuple[int | None, ...]:
+        """The expected shape, ``None`` for free sizes."""
+        return self.dims
+
+    @property
+    def free_batch(self) -> bool:
+        """Whether dimension 0 may have any size."""
+        return bool(self.dims) and self.dims[0] is None
+
+    @property
+    def free_dims(self) -> tuple[int, ...]:
+        """The dimensions that may have any size."""
+        return tuple(axis for axis, size in enumerate(self.dims) if size is None)
 
     def __call__(self, value: Any) -> None:
-        """Raise if ``value`` does not fit."""
+        """Raise :class:`symgraph.InputError` naming the input if ``value`` does not fit."""
         if not isinstance(value, torch.Tensor):
-            raise TypeError(f"{self.name} expects a torch.Tensor of shape {self._shown()}, got {type(value).__name__}")
+            raise _NotATensorError(
+                f"{self.name} expects a torch.Tensor of shape {self._shown()}, got {describe(value)}"
+            )
         actual = value.shape
-        expected = self.shape
-        # Runs on every call of a model: one length test and one tuple comparison.
-        if len(actual) != len(expected) or (actual[1:] != expected[1:] if self.free_batch else actual != expected):
-            hint = " (None: any batch size)" if self.free_batch else ""
-            raise InputError(f"{self.name} expects a tensor of shape {self._shown()}{hint}, got {tuple(actual)}")
+        dims = self.dims
+        if len(actual) != len(dims):
+            self._refuse_shape(actual)
+        tail = self._tail
+        if tail is not None:
+            if actual[1:] != tail:
+                self._refuse_shape(actual)
+        else:
+            for axis, size in self._known:
+                if actual[axis] != size:
+                    self._refuse_shape(actual)
+        expected_dtype = self.dtype
+        if expected_dtype is None:
+            return
+        anchor = self.anchor
+        if anchor is None:
+            # Nothing to follow (a graph of torch functions and constants, which
+            # model.to() may convert): only the kind is checked, and no device.
+            if _kind(value.dtype) != _kind(expected_dtype):
+                raise InputError(
+                    f"{self.name} expects a {_KIND_NAMES[_kind(expected_dtype)]} tensor (built with "
+                    f"{expected_dtype}), got {value.dtype}; use .to({expected_dtype})"
+                )
+            return
+        expected_device = self.device
+        # Converted in place by model.to(), .double(), .cuda(): the input follows it.
+        converted = anchor.dtype
+        if converted is not self.anchor_dtype and expected_dtype.is_floating_point and converted.is_floating_point:
+            expected_dtype = converted
+        if anchor.device != self.anchor_device:
+            expected_device = anchor.device
+        if value.dtype is not expected_dtype:
+            raise InputError(
+                f"{self.name} expects a tensor of dtype {expected_dtype}, got {value.dtype}; use .to({expected_dtype})"
+            )
+        if expected_device is not None and value.device != expected_device:
+            raise InputError(
+                f"{self.name} expects a tensor on device {expected_device}, got one on {value.device}; "
+                "move it with .to(device), or the model with model.to(device)"
+            )
+
+    def _refuse_shape(self, actual: Any) -> None:
+        free = self.free_dims
+        hint = " (None: any batch size)" if free == (0,) else " (None: any size)" if free else ""
+        raise InputError(f"{self.name} expects a tensor of shape {self._shown()}{hint}, got {tuple(actual)}")
 
     def _shown(self) -> str:
-        return str((None, *self.shape[1:]) if self.free_batch else self.shape)
+        return str(self.dims)
 
-    def __getstate__(self) -> tuple[str, tuple[int, ...], bool]:
-        return self.name, self.shape, self.free_batch
+    def __getstate__(self) -> tuple[Any, ...]:
+        return (
+            self.name,
+            self.dims,
+            self.dtype,
+            self.device,
+            self.anchor,
+            self.anchor_dtype,
+            self.anchor_device,
+        )
 
-    def __setstate__(self, state: tuple[str, tuple[int, ...], bool]) -> None:
-        self.name, self.shape, self.free_batch = state
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        if len(state) == 3:  # pickled before dtype and device were checked: (name, shape, free_batch)
+            name, shape, free_batch = state
+            state = (name, (None, *shape[1:]) if free_batch and shape else shape, None, None, None, None, None)
+        (
+            self.name,
+            self.dims,
+            self.dtype,
+            self.device,
+            self.anchor,
+            self.anchor_dtype,
+            self.anchor_device,
+        ) = state
+        self._prepare()
+
+
+def _anchor(node: Node) -> torch.Tensor | None:
+    """A floating-point parameter of the first layer (breadth first) that ``node`` reaches."""
+    seen = {node.id}
+    queue = collections.deque(node.children)
+    budget = 10_000  # a bound on the walk in very wide graphs
+    while queue and budget:
+        budget -= 1
+        current = queue.popleft()
+        if current.id in seen:
+            continue
+        seen.add(current.id)
+        op = current.op
+        if isinstance(op, ModuleCall):
+            for parameter in op.layer.parameters():
+                if parameter.is_floating_point():
+                    return parameter
+        queue.extend(current.children)
+    return None
 
 
 class SymbolicTensor(SymbolicData):
@@ -205,7 +464,7 @@ class SymbolicTensor(SymbolicData):
         value = node.value
         if value.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
-        if batch_is_unknown(node):
+        if batch_is_unknown(node) or _shape(node)[0] is None:
             raise TraceError(
                 f"cannot iterate over a tensor of shape {_shape(node)}: its first dimension is the batch, whose "
                 "size is unknown while recording, so the loop would run once per example of the trace batch "
@@ -222,8 +481,14 @@ class SymbolicTensor(SymbolicData):
 
     @classmethod
     def symgraph_input_check(cls, node: Node, name: str) -> Callable[[Any], None]:
-        shape = tuple(node.value.shape)
-        return ShapeCheck(name, shape, free_batch=free_batch_dimension(node) and len(shape) > 0)
+        value = node.value
+        declared = (node.meta or {}).get("check_dims")
+        if declared is not None:
+            dims = tuple(declared)
+        else:
+            shape = tuple(value.shape)
+            dims = (None, *shape[1:]) if shape and free_batch_dimension(node) else shape
+        return ShapeCheck(name, dims, dtype=value.dtype, device=value.device, anchor=_anchor(node))
 
     # -- shape shortcuts ------------------------------------------------------------------
     @property
@@ -330,3 +595,9 @@ class SymbolicTensor(SymbolicData):
         from symgraph_torch.useful_layers import layer_for
 
         return layer_for(op)
+
+
+# Operators refuse a tensor operand computed from parameters outside the graph
+# (x + pos_emb(torch.arange(n))), which would be frozen as a constant.
+for _name, _method in checked_operators().items():
+    setattr(SymbolicTensor, _name, _method)

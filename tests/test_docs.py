@@ -3,11 +3,15 @@
 Blocks of one file run in order in one shared namespace, with the working directory
 set to a fresh temporary folder, so a page reads like one session. Blocks fenced as
 ```text, ```console, ```toml or anything else are shown, not run. Pages state their
-expected results with ``assert``, so a change in behaviour fails here.
+expected results with ``assert``, so a change in behaviour fails here; a ```text
+block right after a ```python block shows that block's output, and is compared
+with what it prints.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import subprocess
 import sys
@@ -26,16 +30,20 @@ OPTIONAL = frozenset({"networkx", "matplotlib", "torch", "numpy", "symgraph_torc
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^\n`]*)$")
 
 
-def python_blocks(text: str) -> list[tuple[int, str]]:
-    """The ```python blocks of a Markdown text, as (line number of the first code line, code).
+def fenced_blocks(text: str) -> list[tuple[str, int, str, bool]]:
+    r"""Every fenced block: (language, line of its first code line, code, follows a block directly).
+
+    A block *follows directly* when only blank lines stand between it and the
+    previous block's closing fence.
 
     Example:
-        >>> python_blocks("intro\\n```python\\nx = 1\\n```\\n```text\\nnot run\\n```\\n")
-        [(3, 'x = 1\\n')]
+        >>> fenced_blocks("```python\nprint(1)\n```\n\n```text\n1\n```\nprose\n```text\nx\n```\n")
+        [('python', 2, 'print(1)\n', False), ('text', 6, '1\n', True), ('text', 10, 'x\n', False)]
     """
-    blocks: list[tuple[int, str]] = []
+    blocks: list[tuple[str, int, str, bool]] = []
     lines = text.splitlines()
     i = 0
+    last_end = -2
     while i < len(lines):
         match = _FENCE.match(lines[i])
         if match is None:
@@ -49,11 +57,44 @@ def python_blocks(text: str) -> list[tuple[int, str]]:
             end += 1
         if end == len(lines):
             raise ValueError(f"unclosed code fence opened on line {i + 1}")
-        if language in ("python", "py"):
-            body = [line[len(indent) :] if line.startswith(indent) else line for line in lines[start:end]]
-            blocks.append((start + 1, "\n".join(body) + "\n"))
+        body = [line[len(indent) :] if line.startswith(indent) else line for line in lines[start:end]]
+        adjacent = last_end >= 0 and all(not line.strip() for line in lines[last_end + 1 : i])
+        blocks.append((language, start + 1, "\n".join(body) + "\n", adjacent))
+        last_end = end
         i = end + 1
     return blocks
+
+
+def python_blocks(text: str) -> list[tuple[int, str]]:
+    r"""The ```python blocks of a Markdown text, as (line number of the first code line, code).
+
+    Example:
+        >>> python_blocks("intro\n```python\nx = 1\n```\n```text\nnot run\n```\n")
+        [(3, 'x = 1\n')]
+    """
+    return [(line, code) for language, line, code, _ in fenced_blocks(text) if language in ("python", "py")]
+
+
+def runnable_blocks(text: str) -> list[tuple[int, str, str | None]]:
+    r"""The ```python blocks, each with the output it claims: a ```text block that follows it directly.
+
+    Example:
+        >>> runnable_blocks("```python\nprint(1)\n```\n```text\n1\n```\n")
+        [(2, 'print(1)\n', '1\n')]
+    """
+    blocks = fenced_blocks(text)
+    out: list[tuple[int, str, str | None]] = []
+    for k, (language, line, code, _) in enumerate(blocks):
+        if language not in ("python", "py"):
+            continue
+        following = blocks[k + 1] if k + 1 < len(blocks) else None
+        claimed = following[2] if following is not None and following[0] == "text" and following[3] else None
+        out.append((line, code, claimed))
+    return out
+
+
+def _lines(text: str) -> list[str]:
+    return [line.rstrip() for line in text.strip("\n").splitlines()]
 
 
 def test_pages_exist() -> None:
@@ -73,17 +114,22 @@ def test_page_code_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
         assert blocks, f"{page.name} has no ```python blocks"
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
-    for line, code in blocks:
+    for line, code, claimed in runnable_blocks(page.read_text(encoding="utf-8")):
         # Pad so that tracebacks point at the right line of the Markdown file, and do not
         # inherit this module's __future__ imports: blocks run as a user's script would.
         compiled = compile("\n" * (line - 1) + code, str(page), "exec", dont_inherit=True)
+        printed = io.StringIO()
         try:
-            exec(compiled, namespace)
+            with contextlib.redirect_stdout(printed):
+                exec(compiled, namespace)
         except ImportError as exc:
             missing = _missing_optional(exc)
             if missing is None:
                 raise
             pytest.skip(f"{page.name} line {line} needs {missing}, which cannot be imported here")
+        if claimed is not None:
+            # A ```text block right after a block is what that block prints.
+            assert _lines(printed.getvalue()) == _lines(claimed), f"{page.name}: the output shown after line {line}"
 
 
 def _missing_optional(exc: BaseException | None) -> str | None:

@@ -62,8 +62,9 @@ def test_duplicate_or_invalid_layer_names_are_refused():
     b = nn.Linear(4, 4)(a, custom_name="same")
     with pytest.raises(ValueError, match="two different layers are named 'same'"):
         SymbolicModel(x, b)
-    with pytest.raises(ValueError, match=r"contains '\.'"):
-        SymbolicModel(x, nn.Linear(4, 4)(x, custom_name="a.b"))
+    # Dotted names make nested submodules (test_torch_faithful_model); an empty part cannot.
+    with pytest.raises(ValueError, match="empty part between dots"):
+        SymbolicModel(x, nn.Linear(4, 4)(x, custom_name="a..b"))
     with pytest.raises(ValueError, match="clashes with an attribute"):
         SymbolicModel(x, nn.Linear(4, 4)(x, custom_name="forward"))
 
@@ -419,7 +420,7 @@ def test_optimized_calls_skip_call_machinery_but_keep_hooked_layers():
     assert seen == ["first", "first"], "a layer with hooks stays on the normal path"
     # Linear layers keep their fast path; the program for global hooks calls forward directly.
     normal = symgraph.plugin.generate(model.plan, model.codegen_policy(model.plan, {"fast_paths": False}))
-    assert "forward" in repr(normal.namespace.values())
+    assert ".forward(" in normal.source
     with pytest.raises(TypeError, match="expects SymbolicModel"):
         optimize_module_calls(first)  # type: ignore[arg-type]
 
