@@ -676,9 +676,10 @@ _TENSOR = torch.Tensor
 
 def _call_with_symbolic_check(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
     # This replaces ``nn.Module.__call__`` for every module, so the common case must
-    # cost next to nothing: plain tensors as the only arguments are recognised by
-    # a type test each, then exactly what torch's own ``__call__`` does.
-    if _may_be_symbolic(args, kwargs):
+    # cost next to nothing: one plain tensor as the only argument is recognised by
+    # three tests written out here (a helper's call would cost more than they do),
+    # then exactly what torch's own ``__call__`` does.
+    if (kwargs or len(args) != 1 or type(args[0]) is not _TENSOR) and _may_be_symbolic(args, kwargs):
         recorded = _record_if_symbolic(self, args, kwargs)
         if recorded is not _NOT_SYMBOLIC:
             return recorded
