@@ -14,9 +14,25 @@ import torch
 from torch import nn
 
 from symgraph import InputError, TraceError
-from symgraph.plugin import Node, Placeholder, SymbolicData, Unpack, describe, escape, record
+from symgraph.plugin import (
+    Call,
+    Const,
+    Elements,
+    GetAttr,
+    MethodCall,
+    Node,
+    Operator,
+    Placeholder,
+    Slice,
+    SymbolicData,
+    Unpack,
+    describe,
+    escape,
+    record,
+)
 from symgraph_torch._tracing import (
     ModuleCall,
+    NestedModelCall,
     _evaluate_at_trace_time,
     checked_operators,
     record_call,
@@ -120,11 +136,43 @@ def probe_size(size: int) -> int:
     return 2 * size + 1
 
 
+def _torch_owned(fn: Any) -> bool:
+    """Whether ``fn`` is one of torch's own functions or tensor methods, and not its I/O."""
+    module = getattr(fn, "__module__", None) or getattr(getattr(fn, "__objclass__", None), "__module__", None)
+    if not isinstance(module, str):
+        return False
+    return module.partition(".")[0] == "torch" and not module.startswith(("torch.serialization", "torch.hub"))
+
+
+def _probe_safe(op: Any) -> bool:
+    """Whether ``op`` may run a second time, on the probe: torch's own code only.
+
+    A user's function or layer (``add_to_graph(f, x)``, a custom module) is not
+    run again: its side effects would happen twice. What it computes gets no
+    known sizes instead. Random torch operations are safe: the probe, like
+    recording, draws from a generator private to the thread.
+    """
+    if isinstance(op, NestedModelCall):
+        return False  # it may hold anything; its own steps are not looked into
+    if isinstance(op, ModuleCall):
+        return type(op.layer).__module__.partition(".")[0] == "torch"
+    if isinstance(op, Call):
+        return isinstance(op.func, Const) and _torch_owned(op.func.value)
+    return isinstance(op, (Operator, GetAttr, Slice, Unpack, Elements, MethodCall))
+
+
 def _evaluate_probe(node: Node, parents: list[Any]) -> Any:
     if any(p is _FAILED for p in parents):
         return _FAILED
     if all(p is _SAME for p in parents):
         return _SAME
+    if not _probe_safe(node.op):
+        # Not run again; a stand-in whose every size differs from the example's
+        # lets torch's own steps downstream still tell which of their sizes follow.
+        value = node.value
+        if isinstance(value, torch.Tensor):
+            return torch.zeros([probe_size(n) for n in value.shape], dtype=value.dtype, device=value.device)
+        return _FAILED
     args = [node_.value if p is _SAME else p for node_, p in zip(node.parents, parents, strict=True)]
     try:
         with torch.no_grad(), warnings.catch_warnings():

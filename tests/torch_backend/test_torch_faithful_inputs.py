@@ -350,3 +350,24 @@ def test_torchx_functional_example_with_lazy_layers_matches_by_hand():
     by_hand = _Diamond()
     _copy_weights(model, by_hand)
     _same_in_both_modes(model, by_hand, torch.randn(8, 3, 32, 32))
+
+
+def test_reading_a_shape_does_not_run_the_user_s_functions_again() -> None:
+    calls: list[tuple[int, ...]] = []
+
+    def crop(images: torch.Tensor) -> torch.Tensor:
+        calls.append(tuple(images.shape))  # a side effect, as a user's function may have
+        return images[..., 1:, 1:]
+
+    x = Input((3, None, None))
+    cropped = symgraph.add_to_graph(crop, x)
+    assert len(calls) == 1  # recorded once, on the example
+    # Without a second run, nothing tells which sizes of the user's result follow the
+    # input's, so none is shown as known; torch's own steps downstream are probed.
+    assert cropped.shape == (None, None, None, None)
+    pooled = nn.AdaptiveAvgPool2d(1)(cropped)
+    assert pooled.shape == (None, None, 1, 1)
+    model = SymbolicModel(x, pooled)
+    assert len(calls) == 1  # neither shapes nor the build ran it again
+    data = torch.rand(2, 3, 7, 9)
+    assert torch.equal(model(data), nn.AdaptiveAvgPool2d(1)(crop(data)))
