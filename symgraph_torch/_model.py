@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
-from typing import Any
+import keyword
+import types
+import unicodedata
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from torch.fx import _symbolic_trace as _fx_tracing
 
 from symgraph import MissingGraphError
+from symgraph._failures import note_failed_step
 from symgraph.plugin import (
     DEFAULT_EXECUTOR,
     Executor,
@@ -33,7 +39,7 @@ from symgraph_torch._policy import (
     read_module,
 )
 from symgraph_torch._tensor import SymbolicTensor
-from symgraph_torch._tracing import SKIP_INPUT_CHECKS, ModuleCall
+from symgraph_torch._tracing import NESTED_CALL, ModuleCall
 
 __all__ = ["DetachedSymbolicModel", "MissingGraphError", "SymbolicModel", "optimize_module_calls"]
 
@@ -88,6 +94,114 @@ def _shape_structure(structure: Any) -> Any:
     return shape(structure)
 
 
+# -- the signature of forward ----------------------------------------------------------
+def _is_parameter_name(name: object) -> bool:
+    """Whether ``name`` can name a parameter of ``forward`` that callers can write as a keyword.
+
+    Python source normalises identifiers (NFKC): a key that is not normalised
+    could be passed with ``**{key: ...}`` but never written as ``key=...``.
+    """
+    return (
+        type(name) is str
+        and name.isidentifier()
+        and not keyword.iskeyword(name)
+        and unicodedata.normalize("NFKC", name) == name
+    )
+
+
+def _signature_of(plan: Plan) -> tuple[str, tuple[str, ...], tuple[str, ...]] | None:
+    """``(self name, positional parameters, keyword-only parameters)`` of ``forward`` for ``plan``.
+
+    Positional inputs are named by their input's name (``Input_1``) where that
+    is a parameter name, and ``input_<position>`` otherwise; dict inputs become
+    keyword-only parameters named by their keys. ``None`` (the generic
+    ``forward(*args, **kwargs)``) when a key is not a parameter name.
+    """
+    keys = plan.input_keys
+    if keys is not None:
+        if not all(_is_parameter_name(k) for k in keys):
+            return None
+        self_name = "self"
+        while self_name in keys:
+            self_name += "_"
+        return self_name, (), tuple(keys)
+    wanted = [spec.name for spec in plan.inputs]
+    valid = {n for n in wanted if _is_parameter_name(n) and n != "self"}
+    names: list[str] = []
+    for position, name in enumerate(wanted, 1):
+        if name not in valid or name in names:
+            name = f"input_{position}"
+            while name in valid or name in names:
+                name += "_"
+        names.append(name)
+    return "self", tuple(names), ()
+
+
+def _forward_template(self):  # type: ignore[no-untyped-def]
+    # Its code object is copied with the parameters of each signature; it reads
+    # them by name from locals(), so its bytecode is the same for all of them.
+    return _forward_by_name(self, locals())
+
+
+def _forward_by_name(model: DetachedSymbolicModel, frame: dict[str, Any]) -> Any:
+    return model._replay([frame[name] for name in type(model)._symgraph_parameters])
+
+
+_FORWARD_DOC = """Run the generated code on real tensors.
+
+        It takes one parameter per input: the input's name for positional inputs,
+        and the keys, as keywords, for dict inputs. With ``check_inputs`` on, the
+        inputs' shapes are checked first.
+        """
+
+# Per-signature subclasses, shared by the models of one signature and
+# collected with the last of them.
+_SIGNATURE_CLASSES: weakref.WeakValueDictionary[tuple[Any, ...], type] = weakref.WeakValueDictionary()
+
+
+def _signature_class(base: type, signature: tuple[str, tuple[str, ...], tuple[str, ...]]) -> type:
+    """The subclass of ``base`` whose ``forward`` has ``signature``, made without any source text.
+
+    ``torch.fx`` reads ``type(model).forward``, so the signature must be the class's.
+    """
+    key = (base, *signature)
+    cls = _SIGNATURE_CLASSES.get(key)
+    if cls is not None:
+        return cls
+    self_name, positional, keywords = signature
+    varnames = (self_name, *positional, *keywords)
+    qualname = f"{base.__qualname__}.forward"
+    code = _forward_template.__code__.replace(
+        co_argcount=1 + len(positional),
+        co_posonlyargcount=0,
+        co_kwonlyargcount=len(keywords),
+        co_nlocals=len(varnames),
+        co_varnames=varnames,
+        co_name="forward",
+        co_qualname=qualname,
+    )
+    forward = types.FunctionType(code, _forward_template.__globals__, "forward")
+    forward.__qualname__ = qualname
+    forward.__module__ = base.__module__
+    forward.__doc__ = _FORWARD_DOC
+    namespace = {
+        "forward": forward,
+        "_symgraph_parameters": (*positional, *keywords),
+        "_symgraph_signature_base": base,
+        "__module__": base.__module__,
+        "__qualname__": base.__qualname__,
+        "__doc__": base.__doc__,
+    }
+    cls = type(base)(base.__name__, (base,), namespace)
+    _SIGNATURE_CLASSES[key] = cls
+    return cls
+
+
+def _restore_model(base: type[DetachedSymbolicModel]) -> Any:
+    """An empty model of ``base`` for unpickling; ``__setstate__`` gives it its signature."""
+    return base.__new__(base)
+
+
 class DetachedSymbolicModel(ExecutorChoice, nn.Module):
     """A model's layers and generated ``forward``, without any link to the graph.
 
@@ -115,6 +229,8 @@ class DetachedSymbolicModel(ExecutorChoice, nn.Module):
 
     # Calls of a model from an enclosing graph are recorded as NestedModelCall.
     _symgraph_nested = True
+    # Set on the per-signature subclass: the names of forward's parameters, in order.
+    _symgraph_parameters: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -135,6 +251,7 @@ class DetachedSymbolicModel(ExecutorChoice, nn.Module):
         self._layer_names: list[str] = []
         self._commit(self._prepare(plan))
         self._switch(plan, executor, executor_options)
+        self._take_signature()
 
     # -- building --------------------------------------------------------------------
     def _prepare(self, plan: Plan) -> _Registration:
@@ -309,25 +426,52 @@ class DetachedSymbolicModel(ExecutorChoice, nn.Module):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Run the generated code on real tensors.
 
-        Inputs are given in the order (or with the keys) the model was built with.
-        With ``check_inputs`` on, their number and shapes are checked first.
+        Models replace this with a ``forward`` that has one parameter per input
+        (see :func:`_signature_of`); this generic one remains for dict inputs
+        whose keys cannot be parameter names, and for subclasses' ``super()`` calls.
         """
+        return self._replay(self._program.bind(args, kwargs))
+
+    def _replay(self, values: Sequence[Any]) -> Any:
         program = self._program
         check = self.check_inputs
-        if kwargs and SKIP_INPUT_CHECKS in kwargs:
-            check = not kwargs.pop(SKIP_INPUT_CHECKS)
-        values = program.bind(args, kwargs)
-        if check and program.checks and torch._C._get_tracing_state() is None:
+        if NESTED_CALL.model is self:
+            # call_nested is calling this model from an enclosing replay.
+            NESTED_CALL.model = None
+            check = False
+        # Under jit or fx tracing the inputs are tracers, whose shapes cannot be compared.
+        if check and program.checks and torch._C._get_tracing_state() is None and not _fx_tracing._is_fx_tracing_flag:
             program.check(values)
         try:
             return program.runner(*values)
         except KeyError as exc:
+            note_failed_step(exc)
             # The generated code reads layers as modules[name]: a deleted layer
             # fails as self.<name> fails in a hand-written forward, naming it.
             missing = self._missing_layer(exc)
             if missing is None:
                 raise
             raise missing from exc
+        except Exception as exc:
+            note_failed_step(exc)
+            raise
+
+    def _take_signature(self) -> None:
+        """Become the subclass whose ``forward`` has the plan's signature, unless forward was overridden."""
+        cls = type(self)
+        base = cls.__dict__.get("_symgraph_signature_base", cls)
+        if getattr(base, "forward", None) is not DetachedSymbolicModel.forward:
+            return  # a subclass's own forward
+        signature = _signature_of(self._plan)
+        self.__class__ = base if signature is None else _signature_class(base, signature)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # The per-signature class cannot be found by name: unpickle as its base,
+        # whose __setstate__ takes the signature again.
+        base = type(self).__dict__.get("_symgraph_signature_base")
+        if base is None:
+            return super().__reduce_ex__(protocol)
+        return (_restore_model, (base,), self.__getstate__())
 
     def _missing_layer(self, exc: KeyError) -> AttributeError | None:
         for name in self._layer_names:
@@ -406,6 +550,7 @@ class DetachedSymbolicModel(ExecutorChoice, nn.Module):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._program = self._rebuild(self._plan)
+        self._take_signature()
 
 
 class SymbolicModel(DetachedSymbolicModel):

@@ -42,12 +42,13 @@ from symgraph.plugin import (
     compile_plan,
 )
 from symgraph_torch._inline import inline_layer_call, inlining_allowed
-from symgraph_torch._tracing import SKIP_INPUT_CHECKS, ModuleCall, NestedModelCall, bound_call
+from symgraph_torch._tracing import ModuleCall, NestedModelCall, bound_call, call_nested
 
 __all__ = [
     "LiveConstant",
     "LiveModule",
     "TorchCodegenPolicy",
+    "call_nested",
     "distinct_modules",
     "distinct_tensors",
     "live_plan",
@@ -226,26 +227,6 @@ def live_plan(
     return dataclasses.replace(plan, steps=steps)
 
 
-def call_nested(model: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call a symbolic model used as a layer of an enclosing one, skipping its input checks.
-
-    The model is called as ``model(...)`` is, hooks included. Whatever replaced it
-    by module surgery (not a symbolic model) is called plainly.
-
-    Example:
-        >>> import torch
-        >>> from torch import nn
-        >>> from symgraph_torch import Input, SymbolicModel
-        >>> x = Input((1, 4, 4))
-        >>> inner = SymbolicModel(x, nn.Conv2d(1, 1, 3, padding=1)(x))
-        >>> call_nested(inner, torch.rand(2, 1, 8, 8)).shape  # inner alone checks for 4x4
-        torch.Size([2, 1, 8, 8])
-    """
-    if getattr(model, "_symgraph_nested", False):
-        kwargs[SKIP_INPUT_CHECKS] = True
-    return model(*args, **kwargs)
-
-
 def _has_hooks(layer: nn.Module) -> bool:
     return bool(
         layer._forward_hooks
@@ -390,7 +371,7 @@ class TorchCodegenPolicy(CodegenPolicy):
         if current is None:  # not a layer of this model: called as recorded
             parts = ctx.arguments(op.args, op.kwargs, args)
             if isinstance(op, NestedModelCall):
-                parts.append(f"{SKIP_INPUT_CHECKS}=True")
+                return f"{ctx.pool.ref(call_nested)}({', '.join([ctx.pool.ref(layer), *parts])})"
             return f"{self._caller(layer, ctx)}({', '.join(parts)})"
         if self.fast_paths and _no_kwargs(op):
             fast = inline_layer_call(layer, [ctx.template(t, args) for t in op.args], ctx.pool.ref, current)

@@ -178,7 +178,7 @@ def _evaluate_probe(node: Node, parents: list[Any]) -> Any:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a probe's warnings are not the user's
             # As at record time: buffers put back, the global RNG untouched.
-            return _evaluate_at_trace_time(node.op, args)  # type: ignore[arg-type]
+            return _evaluate_at_trace_time(node.op, args)
     except Exception:
         return _FAILED
 

@@ -35,6 +35,8 @@ from symgraph.plugin import (
     Call,
     Const,
     EmitContext,
+    MethodCall,
+    Operation,
     OperatorSpec,
     SymbolicData,
     Template,
@@ -46,11 +48,12 @@ from symgraph.plugin import (
 )
 
 __all__ = [
-    "SKIP_INPUT_CHECKS",
+    "NESTED_CALL",
     "ModuleCall",
     "NestedModelCall",
     "SymbolicTorchValue",
     "bound_call",
+    "call_nested",
     "checked_operators",
     "install_module_call_hook",
     "private_randomness",
@@ -231,18 +234,56 @@ class ModuleCall(Call):
         return f"{type(self).__name__}({self.layer!r}, {self.args!r}, {kwargs!r})"
 
 
-#: Keyword a symbolic model's ``forward`` takes from an enclosing model: skip the
-#: input checks (see :class:`NestedModelCall`).
-SKIP_INPUT_CHECKS = "_symgraph_skip_input_checks"
+class _NestedCall(threading.local):
+    """The symbolic model :func:`call_nested` is calling now, on this thread."""
+
+    model: Any = None
+
+
+#: Set by :func:`call_nested` for the duration of a nested model's call; the
+#: model's ``forward`` takes it (and clears it) to skip its input checks. A
+#: thread-local attribute rather than a hidden keyword, so that ``forward`` can
+#: have a real signature; ``torch.compile`` traces through it, which it does not
+#: through a ``contextvars.ContextVar``.
+NESTED_CALL = _NestedCall()
+
+
+def call_nested(model: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call a symbolic model used as a layer of an enclosing one, skipping its input checks.
+
+    The model is called as ``model(...)`` is, hooks included: its ``forward``
+    skips the checks when :data:`NESTED_CALL` names it. Whatever replaced it by
+    module surgery (not a symbolic model) is called plainly.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from symgraph_torch import Input, SymbolicModel
+        >>> x = Input((1, 4, 4))
+        >>> inner = SymbolicModel(x, nn.Conv2d(1, 1, 3, padding=1)(x))
+        >>> call_nested(inner, torch.rand(2, 1, 8, 8)).shape  # inner alone checks for 4x4
+        torch.Size([2, 1, 8, 8])
+    """
+    if not getattr(model, "_symgraph_nested", False):
+        return model(*args, **kwargs)
+    # Restored whatever happens: a hook that raises before forward runs must not
+    # leave the next direct call of this model unchecked.
+    saved = NESTED_CALL.model
+    NESTED_CALL.model = model
+    try:
+        return model(*args, **kwargs)
+    finally:
+        NESTED_CALL.model = saved
 
 
 class NestedModelCall(ModuleCall):
     """A symbolic model used as a layer of another graph.
 
-    Its own input checks are skipped: the shapes it receives were validated when
-    the enclosing graph was recorded, by running it on them (a convolutional
-    feature extractor built for 28x28 images may be reused on 64x64 ones), and
-    the enclosing model checks its own inputs.
+    Its own input checks are skipped (it is called through :func:`call_nested`):
+    the shapes it receives were validated when the enclosing graph was
+    recorded, by running it on them (a convolutional feature extractor built
+    for 28x28 images may be reused on 64x64 ones), and the enclosing model
+    checks its own inputs.
 
     Example:
         >>> from torch import nn
@@ -257,7 +298,7 @@ class NestedModelCall(ModuleCall):
 
     def evaluate(self, args: Sequence[Any]) -> Any:
         call_args = [t.evaluate(args) for t in self.args]
-        return self.layer(*call_args, **self.kwargs.evaluate(args), **{SKIP_INPUT_CHECKS: True})
+        return call_nested(self.layer, *call_args, **self.kwargs.evaluate(args))
 
 
 def _emit_module_call(op: ModuleCall, args: Sequence[str], ctx: EmitContext) -> str:
@@ -265,7 +306,7 @@ def _emit_module_call(op: ModuleCall, args: Sequence[str], ctx: EmitContext) -> 
     # layer is called as ``layer(...)`` would call it; the policy adds fast paths.
     parts = ctx.arguments(op.args, op.kwargs, args)
     if isinstance(op, NestedModelCall):
-        parts.append(f"{SKIP_INPUT_CHECKS}=True")
+        return f"{ctx.pool.ref(call_nested)}({', '.join([ctx.pool.ref(op.layer), *parts])})"
     return f"{ctx.pool.ref(bound_call(op.layer))}({', '.join(parts)})"
 
 
@@ -465,7 +506,7 @@ class SymbolicTorchValue(SymbolicData):
         return None if isinstance(value, torch.Tensor) else _torch_value_class(value)
 
 
-def _evaluate_at_trace_time(op: Call, values: list[Any]) -> Any:
+def _evaluate_at_trace_time(op: Operation, values: list[Any]) -> Any:
     # Running a layer at trace time must not change its state (BatchNorm would
     # count the example batch in its running statistics) nor any global RNG.
     saved: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -501,7 +542,7 @@ def _save_materialised(saved: list[tuple[torch.Tensor, torch.Tensor]]) -> Callab
     return hook
 
 
-def _record(op: Call, collector: ArgumentCollector, custom_name: str | None) -> SymbolicData:
+def _record(op: Operation, collector: ArgumentCollector, custom_name: str | None) -> SymbolicData:
     parents = tuple(collector.parents)
     values = [p.value for p in parents]
     try:
@@ -534,15 +575,37 @@ def record_call(func: Any, args: Sequence[Any], kwargs: dict[str, Any], custom_n
     collector = ArgumentCollector()
     templates = [collector.template(a) for a in args]
     kw = collector.template(kwargs)
-    cls: type[Call] = Call
+    op: Operation
     if isinstance(func, nn.Module):
         cls = NestedModelCall if getattr(func, "_symgraph_nested", False) else ModuleCall
-    op = cls(Const(func), templates, kw)
+        op = cls(Const(func), templates, kw)
+    elif args and isinstance(args[0], SymbolicData) and _is_tensor_method(func):
+        # x.relu() is written as a method call on the value, as a hand-written
+        # forward has it, so that what torch.fx traces with (proxies), and tensor
+        # subclasses, get their own method at replay.
+        op = MethodCall(func.__name__, templates[1:], kw)
+    else:
+        op = Call(Const(func), templates, kw)
     for template in (*templates, kw):
         for constant in template.constants():
             for tensor in _tensors_in(constant):
                 refuse_derived_tensor(tensor, _step_name(func))
     return _record(op, collector, custom_name)
+
+
+def _is_tensor_method(func: Any) -> bool:
+    """Whether ``func`` is a method of ``torch.Tensor`` (``Tensor.relu``), as ``__torch_function__`` receives it.
+
+    Example:
+        >>> _is_tensor_method(torch.Tensor.relu), _is_tensor_method(torch.relu)
+        (True, False)
+    """
+    name = getattr(func, "__name__", None)
+    if type(name) is not str:
+        return False
+    if getattr(func, "__objclass__", None) is torch._C.TensorBase:
+        return True
+    return getattr(torch.Tensor, name, None) is func
 
 
 class _Probe:

@@ -320,7 +320,7 @@ def test_detach_from_graph_keeps_the_executor():
     counter = CompileCounter()
     model, oracle = build(executor="compile", executor_options={"backend": counter})
     detached = model.detach_from_graph()
-    assert type(detached) is DetachedSymbolicModel
+    assert isinstance(detached, DetachedSymbolicModel) and not isinstance(detached, SymbolicModel)
     assert (detached.executor, detached.executor_options) == ("compile", {"backend": counter})
     for batch in BATCHES:
         torch.testing.assert_close(detached(data(batch)), oracle(data(batch)), rtol=0, atol=0)

@@ -194,7 +194,7 @@ def test_detached_model_lives_without_the_graph():
 
     detached, first, second = build()
     gc.collect()
-    assert type(detached) is DetachedSymbolicModel
+    assert isinstance(detached, DetachedSymbolicModel) and not isinstance(detached, SymbolicModel)
     data = torch.rand(2, 6)
     assert torch.equal(detached(data), reference(first, second, data))
     assert detached.Linear_1 is first
@@ -213,7 +213,8 @@ def test_dict_inputs_and_outputs():
     out = model(left=left, right=right)
     assert torch.equal(out["joined"], torch.cat([left, right], 1))
     assert torch.equal(out["sum"], torch.cat([left, right], 1).sum(1))
-    with pytest.raises(TypeError, match="missing input"):
+    # forward(*, left, right): Python's own message, as for a hand-written module.
+    with pytest.raises(TypeError, match="missing 1 required keyword-only argument: 'right'"):
         model(left=left)
     model.add_output(a * 2, key="double")
     assert set(model(left=left, right=right)) == {"sum", "joined", "double"}
@@ -255,7 +256,7 @@ def test_wrong_inputs_are_refused_before_any_layer_runs():
         model(torch.rand(2, 7))
     with pytest.raises(ValueError, match=r"got \(2, 6, 1\)"):
         model(torch.rand(2, 6, 1))
-    with pytest.raises(TypeError, match=r"takes 1 input\(s\) \(Input_1\), got 2"):
+    with pytest.raises(TypeError, match=r"forward\(\) takes 2 positional arguments but 3 were given"):
         model(torch.rand(2, 6), torch.rand(2, 6))
     with pytest.raises(TypeError, match=r"expects a torch\.Tensor"):
         model([[0.0] * 6])
