@@ -8,14 +8,17 @@ value of the graph alive for as long as the model lives.
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from collections.abc import Callable, MutableMapping
+from typing import Any, TypeVar
 
 from symgraph._errors import MissingGraphError
 from symgraph._node import Node
 from symgraph._symbolic import ArgumentCollector
 from symgraph._templates import Template
 
-__all__ = ["WeakGraph"]
+T = TypeVar("T")
+
+__all__ = ["WeakGraph", "fold_ancestors"]
 
 
 class WeakGraph:
@@ -66,3 +69,46 @@ class WeakGraph:
     def outputs(self, what: str) -> Any:
         """The symbolic outputs; ``what`` names the caller in the error when they are gone."""
         return self._join(self.output_template, self.output_nodes, what)
+
+
+def fold_ancestors(
+    node: Node,
+    cache: MutableMapping[Node, T],
+    root: Callable[[Node], T],
+    step: Callable[[Node, list[T]], T],
+) -> T:
+    """A value for ``node`` computed from its parents' values, back to the roots; each cached.
+
+    Roots (nodes without parents) get ``root(node)``; every other node gets
+    ``step(node, [value of each parent])``, once its parents have theirs.
+    ``cache`` keeps the values, so a later call does only the nodes that are new.
+    Iterative: a chain of a million nodes needs no deep recursion.
+
+    Example:
+        >>> import symgraph
+        >>> x = symgraph.CustomInput(1)
+        >>> y = (x + 1) * (x + 2)
+        >>> depth: dict = {}
+        >>> fold_ancestors(y.node, depth, lambda n: 0, lambda n, ps: 1 + max(ps))
+        2
+    """
+    if node in cache:
+        return cache[node]
+    stack = [node]
+    while stack:
+        current = stack[-1]
+        if current in cache:
+            stack.pop()
+            continue
+        parents = current.parents
+        if not parents:
+            cache[current] = root(current)
+            stack.pop()
+            continue
+        missing = [p for p in parents if p not in cache]
+        if missing:
+            stack.extend(missing)
+            continue
+        stack.pop()
+        cache[current] = step(current, [cache[p] for p in parents])
+    return cache[node]

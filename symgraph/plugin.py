@@ -59,7 +59,7 @@ from symgraph._executors import (
     register_executor,
     resolve_executor,
 )
-from symgraph._graph import WeakGraph
+from symgraph._graph import WeakGraph, fold_ancestors
 from symgraph._interpreter import interpret
 from symgraph._location import register_internal_package, user_location
 from symgraph._model import ExecutorChoice, Program, extend_outputs
@@ -151,6 +151,7 @@ __all__ = [
     "escape",
     "evaluation_plan",
     "extend_outputs",
+    "fold_ancestors",
     "format_summary",
     "generate",
     "interpret",

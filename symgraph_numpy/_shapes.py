@@ -44,7 +44,18 @@ from typing import Any
 import numpy as np
 
 from symgraph import InputError
-from symgraph.plugin import Call, Const, GetAttr, MethodCall, Node, Operation, Operator, Placeholder, Slice, Unpack
+from symgraph.plugin import (
+    Call,
+    Const,
+    GetAttr,
+    MethodCall,
+    Node,
+    Operation,
+    Operator,
+    Slice,
+    Unpack,
+    fold_ancestors,
+)
 
 __all__ = [
     "EXAMPLE_SIZE",
@@ -770,27 +781,8 @@ def _compute(node: Node) -> _Info:
 
 
 def _info(node: Node) -> _Info:
-    info = _infos.get(node)
-    if info is not None:
-        return info
-    # Iterative post-order over the ancestors that have no probes yet.
-    stack = [node]
-    while stack:
-        current = stack[-1]
-        if current in _infos:
-            stack.pop()
-            continue
-        if isinstance(current.op, Placeholder):
-            _infos[current] = _placeholder_info(current)
-            stack.pop()
-            continue
-        missing = [p for p in current.parents if p not in _infos]
-        if missing:
-            stack.extend(missing)
-            continue
-        stack.pop()
-        _infos[current] = _compute(current)
-    return _infos[node]
+    # Over the ancestors that have no probes yet; _compute reads the parents' from _infos.
+    return fold_ancestors(node, _infos, _placeholder_info, lambda current, _: _compute(current))
 
 
 def symbolic_shape(node: Node) -> tuple[int | None, ...]:

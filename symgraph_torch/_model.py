@@ -31,6 +31,7 @@ from symgraph.plugin import (
     generate,
 )
 from symgraph_torch._policy import (
+    ModelSources,
     TorchCodegenPolicy,
     distinct_modules,
     distinct_tensors,
@@ -378,16 +379,7 @@ class DetachedSymbolicModel(ExecutorChoice, nn.Module):
             options: ``{"fast_paths": False}`` leaves out the layers' fast paths.
         """
         fast_paths = TorchCodegenPolicy.options("codegen", options)
-        return TorchCodegenPolicy(
-            plan,
-            self._parameters,
-            self._buffers,
-            self._tensor_names_of(plan),
-            self._modules,
-            self._layer_paths_of(plan),
-            direct=self._direct_calls,
-            fast_paths=fast_paths,
-        )
+        return TorchCodegenPolicy(plan, self._sources(plan), direct=self._direct_calls, fast_paths=fast_paths)
 
     def evaluation_plan(self, plan: Plan) -> Plan:
         """``plan`` with its tensor constants and layers read from this model at every evaluation.
@@ -396,13 +388,11 @@ class DetachedSymbolicModel(ExecutorChoice, nn.Module):
         ``interpreter`` executor and the generated code see the same tensors
         and the same layers (after ``model.Linear_1 = other``, say).
         """
-        return live_plan(
-            plan,
-            self._parameters,
-            self._buffers,
-            self._tensor_names_of(plan),
-            self._modules,
-            self._layer_paths_of(plan),
+        return live_plan(plan, self._sources(plan))
+
+    def _sources(self, plan: Plan) -> ModelSources:
+        return ModelSources(
+            self._parameters, self._buffers, self._tensor_names_of(plan), self._modules, self._layer_paths_of(plan)
         )
 
     def _layer_paths_of(self, plan: Plan) -> dict[int, tuple[str, ...]]:

@@ -47,6 +47,7 @@ from symgraph_torch._tracing import ModuleCall, NestedModelCall, bound_call, cal
 __all__ = [
     "LiveConstant",
     "LiveModule",
+    "ModelSources",
     "TorchCodegenPolicy",
     "call_nested",
     "distinct_modules",
@@ -192,20 +193,38 @@ class LiveModule(Template):
         return f"LiveModule({'.'.join(self.path)!r})"
 
 
-def live_plan(
-    plan: Plan,
-    parameters: dict[str, Any],
-    buffers: dict[str, Any],
-    names: Mapping[int, tuple[bool, str]],
-    modules: dict[str, Any] | None = None,
-    layer_paths: Mapping[int, tuple[str, ...]] | None = None,
-) -> Plan:
+@dataclasses.dataclass(frozen=True)
+class ModelSources:
+    """Where a model's generated code and its interpreter read tensors and layers at every call.
+
+    Attributes:
+        parameters: The model's ``_parameters`` dict.
+        buffers: The model's ``_buffers`` dict.
+        names: For each tensor constant of the plan (by ``id``), whether it is a
+            parameter and its name in the model.
+        modules: The model's ``_modules`` dict, or ``None`` to call layers as recorded.
+        layer_paths: For each registered layer (by ``id``), its path among the submodules.
+
+    Example:
+        >>> ModelSources({}, {}, {}).modules is None
+        True
+    """
+
+    parameters: dict[str, Any]
+    buffers: dict[str, Any]
+    names: Mapping[int, tuple[bool, str]]
+    modules: dict[str, Any] | None = None
+    layer_paths: Mapping[int, tuple[str, ...]] | None = None
+
+
+def live_plan(plan: Plan, model: ModelSources) -> Plan:
     """``plan`` reading tensors and layers from the model, as its generated code does.
 
     Every constant that holds a model tensor becomes a :class:`LiveConstant`, and
     every registered module (and the layer of every module call) a :class:`LiveModule`.
     """
-    paths = layer_paths or {}
+    parameters, buffers, names, modules = model.parameters, model.buffers, model.names, model.modules
+    paths = model.layer_paths or {}
     if not names and not paths:
         return plan
     sources = {key: (parameters if is_param else buffers, name) for key, (is_param, name) in names.items()}
@@ -275,13 +294,7 @@ class TorchCodegenPolicy(CodegenPolicy):
 
     Args:
         plan: The plan being generated, for the version without fast paths.
-        parameters: The model's ``_parameters`` dict.
-        buffers: The model's ``_buffers`` dict.
-        names: For each tensor constant of the plan (by ``id``), whether it is
-            a parameter and its name in the model.
-        modules: The model's ``_modules`` dict.
-        layer_paths: For each module constant of the plan (by ``id``), its name
-            in the model, split at dots.
+        model: Where the code reads the model's tensors and layers.
         direct: Call layers' ``forward`` directly (``optimize_module_calls``).
         fast_paths: Write ``nn.Linear`` calls as guarded ``F.linear`` calls.
 
@@ -297,24 +310,14 @@ class TorchCodegenPolicy(CodegenPolicy):
 
     leading = (_PARAMS, _BUFFERS, _MODULES)
 
-    def __init__(
-        self,
-        plan: Plan,
-        parameters: dict[str, Any],
-        buffers: dict[str, Any],
-        names: Mapping[int, tuple[bool, str]],
-        modules: dict[str, Any] | None = None,
-        layer_paths: Mapping[int, tuple[str, ...]] | None = None,
-        *,
-        direct: bool,
-        fast_paths: bool,
-    ) -> None:
+    def __init__(self, plan: Plan, model: ModelSources, *, direct: bool, fast_paths: bool) -> None:
         self.plan = plan
-        self.parameters = parameters
-        self.buffers = buffers
-        self.names = names
-        self.modules: dict[str, Any] = {} if modules is None else modules
-        self.layer_paths: Mapping[int, tuple[str, ...]] = layer_paths or {}
+        self.model = model
+        self.parameters = model.parameters
+        self.buffers = model.buffers
+        self.names = model.names
+        self.modules: dict[str, Any] = {} if model.modules is None else model.modules
+        self.layer_paths: Mapping[int, tuple[str, ...]] = model.layer_paths or {}
         self.direct = direct
         self.fast_paths = fast_paths and has_fast_paths(plan)
         self._callers: dict[int, str] = {}
@@ -396,16 +399,7 @@ class TorchCodegenPolicy(CodegenPolicy):
     def prologue(self, ctx: EmitContext, params: Sequence[str]) -> list[str]:
         if not self.fast_paths:
             return []
-        normal = TorchCodegenPolicy(
-            self.plan,
-            self.parameters,
-            self.buffers,
-            self.names,
-            self.modules,
-            self.layer_paths,
-            direct=self.direct,
-            fast_paths=False,
-        )
+        normal = TorchCodegenPolicy(self.plan, self.model, direct=self.direct, fast_paths=False)
         # The version without fast paths, as one compiled function; it takes the
         # same parameters, so the call passes them on unchanged.
         function = compile_plan(self.plan, normal, bind=False)

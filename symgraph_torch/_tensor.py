@@ -28,11 +28,13 @@ from symgraph.plugin import (
     Unpack,
     describe,
     escape,
+    fold_ancestors,
     record,
 )
 from symgraph_torch._tracing import (
     ModuleCall,
     NestedModelCall,
+    TorchRecording,
     _evaluate_at_trace_time,
     checked_operators,
     record_call,
@@ -183,28 +185,13 @@ def _evaluate_probe(node: Node, parents: list[Any]) -> Any:
         return _FAILED
 
 
+def _placeholder_probe(node: Node) -> Any:
+    make = (node.meta or {}).get("probe")
+    return make(node.value) if make is not None else _SAME
+
+
 def _probe(node: Node) -> Any:
-    found = _probes.get(node, _probes)
-    if found is not _probes:
-        return found
-    stack = [node]
-    while stack:
-        current = stack[-1]
-        if current in _probes:
-            stack.pop()
-            continue
-        if isinstance(current.op, Placeholder):
-            make = (current.meta or {}).get("probe")
-            _probes[current] = make(current.value) if make is not None else _SAME
-            stack.pop()
-            continue
-        missing = [p for p in current.parents if p not in _probes]
-        if missing:
-            stack.extend(missing)
-            continue
-        stack.pop()
-        _probes[current] = _evaluate_probe(current, [_probes[p] for p in current.parents])
-    return _probes[node]
+    return fold_ancestors(node, _probes, _placeholder_probe, _evaluate_probe)
 
 
 def _shape(node: Node) -> tuple[int | None, ...]:
@@ -397,30 +384,18 @@ class ShapeCheck:
     def _shown(self) -> str:
         return str(self.dims)
 
+    # What pickles, in order; the rest is derived by _prepare().
+    _STATE = ("name", "dims", "dtype", "device", "anchor", "anchor_dtype", "anchor_device")
+
     def __getstate__(self) -> tuple[Any, ...]:
-        return (
-            self.name,
-            self.dims,
-            self.dtype,
-            self.device,
-            self.anchor,
-            self.anchor_dtype,
-            self.anchor_device,
-        )
+        return tuple(getattr(self, field) for field in self._STATE)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         if len(state) == 3:  # pickled before dtype and device were checked: (name, shape, free_batch)
             name, shape, free_batch = state
             state = (name, (None, *shape[1:]) if free_batch and shape else shape, None, None, None, None, None)
-        (
-            self.name,
-            self.dims,
-            self.dtype,
-            self.device,
-            self.anchor,
-            self.anchor_dtype,
-            self.anchor_device,
-        ) = state
+        for field, value in zip(self._STATE, state, strict=True):
+            setattr(self, field, value)
         self._prepare()
 
 
@@ -444,7 +419,7 @@ def _anchor(node: Node) -> torch.Tensor | None:
     return None
 
 
-class SymbolicTensor(SymbolicData):
+class SymbolicTensor(TorchRecording, SymbolicData):
     """A symbolic ``torch.Tensor``: what ``Input`` returns and layers produce.
 
     Besides everything :class:`symgraph.SymbolicData` records, it:
@@ -471,12 +446,8 @@ class SymbolicTensor(SymbolicData):
     __slots__ = ()
 
     # -- recording ------------------------------------------------------------------
-    @classmethod
-    def __torch_function__(
-        cls, func: Any, types: Sequence[type], args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None
-    ) -> Any:
-        """Record ``func`` instead of running it: torch calls this for any function given a symbolic tensor."""
-        return record_torch_function(func, args, kwargs)
+    # __torch_function__ comes from TorchRecording: torch functions given a symbolic
+    # tensor are recorded instead of run.
 
     def __getattr__(self, name: str) -> Any:
         method = _METHODS.get(name, _METHODS)

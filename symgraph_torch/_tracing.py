@@ -52,6 +52,7 @@ __all__ = [
     "ModuleCall",
     "NestedModelCall",
     "SymbolicTorchValue",
+    "TorchRecording",
     "bound_call",
     "call_nested",
     "checked_operators",
@@ -472,7 +473,25 @@ def _torch_value_class(value: Any) -> type[SymbolicData] | None:
     return SymbolicTorchValue if backend_for(type(value)) is None else None
 
 
-class SymbolicTorchValue(SymbolicData):
+class TorchRecording:
+    """Mixin of the handles torch dispatches to: torch functions given one are recorded, not run.
+
+    Example:
+        >>> issubclass(SymbolicTorchValue, TorchRecording)
+        True
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def __torch_function__(
+        cls, func: Any, types: Sequence[type], args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        """Record ``func`` instead of running it: torch calls this for any function given such a handle."""
+        return record_torch_function(func, args, kwargs)
+
+
+class SymbolicTorchValue(TorchRecording, SymbolicData):
     """A symbolic value that is not a tensor, recorded from torch: ``x.size(1)``, ``x.unbind(1)``.
 
     It records torch functions and tensor methods it is given, like a symbolic
@@ -491,13 +510,6 @@ class SymbolicTorchValue(SymbolicData):
     """
 
     __slots__ = ()
-
-    @classmethod
-    def __torch_function__(
-        cls, func: Any, types: Sequence[type], args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None
-    ) -> Any:
-        """Record ``func``: torch calls this for a function given this value."""
-        return record_torch_function(func, args, kwargs)
 
     @classmethod
     def symgraph_child_class_for(cls, value: Any) -> type[SymbolicData] | None:
