@@ -424,6 +424,14 @@ def _refuse_in_place(func: Any, kwargs: dict[str, Any]) -> None:
     name = _in_place_name(func, kwargs)
     if name is None:
         return
+    if name == "requires_grad_":
+        # nn.Parameter(data) calls it: a layer was made with a symbolic size.
+        raise TraceError(
+            f"a symbolic tensor cannot become a parameter or require grad, at {_user_line()}. If a layer is "
+            "being made with a size read from a symbolic tensor (nn.Linear(x.size(1), 10)), give it a number: "
+            "x.shape[1] or x.features are plain ints where the size is known, while x.size(1) is symbolic so "
+            "that torch.arange(x.size(1)) follows the input at replay"
+        )
     if name.endswith("_"):
         spelling = f"h = h.{name[:-1]}(...) or torch.{name[:-1]}(h, ...)"
     else:

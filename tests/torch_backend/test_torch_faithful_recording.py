@@ -322,3 +322,13 @@ def test_recording_a_lazy_module_leaves_its_buffers_as_initialised() -> None:
     assert torch.equal(norm.running_mean, torch.zeros(3))
     assert torch.equal(norm.running_var, torch.ones(3))
     assert norm.num_batches_tracked.item() == 0
+
+
+def test_a_layer_made_with_a_symbolic_size_is_refused_with_the_number_to_use() -> None:
+    x = Input((8,))
+    with pytest.raises(symgraph.TraceError, match=r"x\.shape\[1\] or x\.features"):
+        nn.Linear(x.size(1), 3)
+    layer = nn.Linear(x.shape[1], 3)  # the spelling the message gives
+    model = SymbolicModel(x, layer(x))
+    data = torch.rand(2, 8)
+    assert torch.equal(model(data), layer(data))
