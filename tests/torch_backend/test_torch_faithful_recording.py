@@ -332,3 +332,18 @@ def test_a_layer_made_with_a_symbolic_size_is_refused_with_the_number_to_use() -
     model = SymbolicModel(x, layer(x))
     data = torch.rand(2, 8)
     assert torch.equal(model(data), layer(data))
+
+
+def test_augmented_assignment_rebinds_the_name_as_eager_code_does() -> None:
+    torch.manual_seed(0)
+    layer = nn.Linear(4, 4)
+    x = Input((4,))
+    h = layer(x)
+    h += x  # a residual written in place: the name h gets h + x
+    total = torch.ones(1, 4)
+    total += h  # a real tensor with a symbolic value: total is now symbolic too
+    model = SymbolicModel(x, total)
+    data = torch.rand(3, 4)
+    expected = torch.ones(1, 4) + (layer(data) + data)
+    assert torch.equal(model(data), expected)
+    assert isinstance(total, symgraph.SymbolicData)
