@@ -47,20 +47,11 @@ def internal_module(module: object) -> bool:
     return module.partition(".")[0] in _INTERNAL
 
 
-def locate(node: Node) -> None:
-    """Set ``node.where_code`` and ``where_line`` to the innermost caller outside symgraph and its plugins.
+def _user_frame(frame: types.FrameType | None) -> types.FrameType | None:
+    """The first of ``frame`` and its callers that is not the library's, or ``None``.
 
-    Run for every recorded node, so kept cheap: whether a code object is the
-    library's is decided once, and nothing is allocated.
-
-    Example:
-        >>> import symgraph
-        >>> x = symgraph.CustomInput(1)
-        >>> locate(x.node)
-        >>> x.node.where_line > 0
-        True
+    Whether a code object is the library's is decided once per code object.
     """
-    frame: types.FrameType | None = sys._getframe(2)
     known = _internal_code
     while frame is not None:
         code = frame.f_code
@@ -70,10 +61,27 @@ def locate(node: Node) -> None:
                 known.clear()
             internal = known[code] = internal_module(frame.f_globals.get("__name__"))
         if not internal:
-            node.where_code = code
-            node.where_line = frame.f_lineno
-            return
+            return frame
         frame = frame.f_back
+    return None
+
+
+def locate(node: Node) -> None:
+    """Set ``node.where_code`` and ``where_line`` to the innermost caller outside symgraph and its plugins.
+
+    Run for every recorded node, so kept cheap: nothing is allocated.
+
+    Example:
+        >>> import symgraph
+        >>> x = symgraph.CustomInput(1)
+        >>> locate(x.node)
+        >>> x.node.where_line > 0
+        True
+    """
+    frame = _user_frame(sys._getframe(2))
+    if frame is not None:
+        node.where_code = frame.f_code
+        node.where_line = frame.f_lineno
 
 
 def user_location(depth: int = 1) -> str:
@@ -94,11 +102,9 @@ def user_location(depth: int = 1) -> str:
         True
     """
     try:
-        frame = sys._getframe(depth)
+        frame = _user_frame(sys._getframe(depth))
     except ValueError:
         return "<unknown>"
-    while frame is not None and internal_module(frame.f_globals.get("__name__")):
-        frame = frame.f_back  # type: ignore[assignment]
     if frame is None:
         return "<unknown>"
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"

@@ -32,6 +32,7 @@ _IN_PLACE: dict[type, frozenset[str]] = {
     ),
     bytearray: frozenset({"append", "extend", "insert", "remove", "pop", "clear", "reverse"}),
 }
+_IN_PLACE_NAMES = frozenset().union(*_IN_PLACE.values())
 
 
 class SymbolicData(Handle):
@@ -187,13 +188,15 @@ class SymbolicData(Handle):
         # Python looks attributes up by the name's characters; so do we, without
         # running a str subclass's own __hash__ or __eq__.
         name = str.__str__(name)
-        for container, methods in _IN_PLACE.items():
-            if name in methods and isinstance(self._node.value, container):
-                raise TraceError(
-                    f"x.{name}() changes the {container.__name__} in place, which a model cannot replay: nothing "
-                    "would depend on it. Build a new value instead (x + [item], x | {item}, {**x, key: value}, "
-                    "sorted(x)), or record a function that copies and changes it with symgraph.add_to_graph"
-                )
+        if name in _IN_PLACE_NAMES:  # one set lookup for every other attribute
+            for container, methods in _IN_PLACE.items():
+                if name in methods and isinstance(self._node.value, container):
+                    raise TraceError(
+                        f"x.{name}() changes the {container.__name__} in place, which a model cannot replay: "
+                        "nothing would depend on it. Build a new value instead (x + [item], x | {item}, "
+                        "{**x, key: value}, sorted(x)), or record a function that copies and changes it with "
+                        "symgraph.add_to_graph"
+                    )
         return record(GetAttr(name), (self._node,))
 
     def __getitem__(self, index: Any) -> SymbolicData:

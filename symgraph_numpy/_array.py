@@ -222,9 +222,6 @@ class SymbolicArray(SymbolicData):
             "for example np.where(mask, new, x) for x[mask] = new"
         )
 
-    # -- elementwise comparison, as numpy does it (installed from the operator table) -----
-    __hash__ = SymbolicData.__hash__
-
     # -- hooks for symgraph ----------------------------------------------------------------
     @classmethod
     def symgraph_describe_node(cls, node: Node) -> str:

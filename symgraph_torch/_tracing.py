@@ -498,6 +498,16 @@ class TorchRecording:
         """Record ``func`` instead of running it: torch calls this for any function given such a handle."""
         return record_torch_function(func, args, kwargs)
 
+    @classmethod
+    def symgraph_child_class_for(cls, value: Any) -> type[SymbolicData] | None:
+        """The class of a value recorded from a torch handle: this one's if it is not a tensor.
+
+        Sizes (``x.size(1)``, ``x.unbind(1)`` and what is computed from them) so
+        keep torch's dispatch, and ``torch.arange(x.size(1))`` records too;
+        tensors and other backends' values get their registry's class.
+        """
+        return None if isinstance(value, torch.Tensor) else _torch_value_class(value)
+
 
 class SymbolicTorchValue(TorchRecording, SymbolicData):
     """A symbolic value that is not a tensor, recorded from torch: ``x.size(1)``, ``x.unbind(1)``.
@@ -518,12 +528,6 @@ class SymbolicTorchValue(TorchRecording, SymbolicData):
     """
 
     __slots__ = ()
-
-    @classmethod
-    def symgraph_child_class_for(cls, value: Any) -> type[SymbolicData] | None:
-        # Values computed from a size (x.size(1) // 2, x.size()[0]) keep reaching
-        # torch functions, unless they are tensors or a backend's values.
-        return None if isinstance(value, torch.Tensor) else _torch_value_class(value)
 
 
 def _evaluate_at_trace_time(op: Operation, values: list[Any]) -> Any:
@@ -570,13 +574,9 @@ def _record(op: Operation, collector: ArgumentCollector, custom_name: str | None
     except Exception as exc:
         exc.add_note(f"symgraph: recording {op.display_name(values)} failed on the example values; nothing was added")
         raise
-    # A value that is not a tensor (x.size(1), x.unbind(1)) keeps torch's dispatch,
-    # so that torch.arange(x.size(1)) records too; a compatibility handle's own
-    # rule for its children comes first.
-    handle_class = None
-    if not isinstance(value, torch.Tensor) and not (parents and parents[0].handle.symgraph_child_class is not None):
-        handle_class = _torch_value_class(value)
-    return record(op, parents, custom_name=custom_name, value=value, handle_class=handle_class)
+    # The class of the result is the first parent's choice (TorchRecording's for
+    # torch's handles), as for every recorded value.
+    return record(op, parents, custom_name=custom_name, value=value)
 
 
 def record_call(func: Any, args: Sequence[Any], kwargs: dict[str, Any], custom_name: str | None = None) -> SymbolicData:
