@@ -5,9 +5,10 @@ Run: ``.venv/bin/python -m benchmarks.module_call_overhead [--rounds N] [--quick
 
 Requirement: after ``import symgraph_torch``, a plain ``nn.Module`` call costs at
 most 2% more than in a fresh process without it. The import replaces
-``nn.Module.__call__`` with a function that adds one C-level check (does any
-argument define ``__torch_function__``?) in front of what torch's own
-``__call__`` does.
+``nn.Module.__call__`` with a function that checks for symbolic arguments in
+front of what torch's own ``__call__`` does; for the common call, one plain
+tensor, that is three inline tests, and the tensor is passed on without the
+argument tuple torch's ``__call__`` packs and unpacks.
 
 Two worker processes (``benchmarks._call_worker``) are started side by side: one
 runs ``import symgraph_torch``, the other never imports symgraph (checked). Both

@@ -755,20 +755,29 @@ def _may_be_symbolic(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
 
 
 _TENSOR = torch.Tensor
+_NO_ARGUMENT: Any = object()  # stands for "no first argument" in the module-call hook
 
 
-def _call_with_symbolic_check(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+def _call_with_symbolic_check(self: nn.Module, first: Any = _NO_ARGUMENT, /, *args: Any, **kwargs: Any) -> Any:
     # This replaces ``nn.Module.__call__`` for every module, so the common case must
-    # cost next to nothing: one plain tensor as the only argument is recognised by
+    # cost next to nothing. One plain tensor as the only argument is recognised by
     # three tests written out here (a helper's call would cost more than they do),
-    # then exactly what torch's own ``__call__`` does.
-    if (kwargs or len(args) != 1 or type(args[0]) is not _TENSOR) and _may_be_symbolic(args, kwargs):
-        recorded = _record_if_symbolic(self, args, kwargs)
-        if recorded is not _NOT_SYMBOLIC:
-            return recorded
+    # and is passed on as a plain positional argument: that skips the tuple that
+    # torch's own ``__call__`` packs and unpacks, which pays for the tests.
+    # ``first`` is positional-only, so a keyword argument of any name still
+    # reaches ``forward`` as it would without the hook.
+    if args or kwargs or type(first) is not _TENSOR:
+        given = args if first is _NO_ARGUMENT else (first, *args)
+        if _may_be_symbolic(given, kwargs):
+            recorded = _record_if_symbolic(self, given, kwargs)
+            if recorded is not _NOT_SYMBOLIC:
+                return recorded
+        if self._compiled_call_impl is not None:
+            return self._compiled_call_impl(*given, **kwargs)
+        return self._call_impl(*given, **kwargs)
     if self._compiled_call_impl is not None:
-        return self._compiled_call_impl(*args, **kwargs)
-    return self._call_impl(*args, **kwargs)
+        return self._compiled_call_impl(first)
+    return self._call_impl(first)
 
 
 def _delegating_call(self: nn.Module, *args: Any, **kwargs: Any) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -90,6 +92,41 @@ def test_plain_module_calls_are_untouched_by_the_hook():
     assert seen == [torch.Size([2, 3])]
     layer.compile(backend="eager")
     assert torch.allclose(layer(data), hooked)
+
+
+class _Forms(nn.Module):
+    # A forward whose parameter names could clash with the hook's own (``self``, ``first``).
+    def forward(self, first: Any = None, *rest: Any, **named: Any) -> Any:
+        return (first, rest, named)
+
+
+class _Marked(torch.Tensor):
+    pass
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m, t: m(),
+        lambda m, t: m(t),
+        lambda m, t: m(t, t),
+        lambda m, t: m(first=t),
+        lambda m, t: m(t, other=t),
+        lambda m, t: m(None),
+        lambda m, t: m(t.as_subclass(_Marked)),
+        lambda m, t: m(*[t, 2], **{"flag": 3}),
+    ],
+)
+def test_every_argument_form_reaches_forward_as_without_the_hook(call):
+    module, data = _Forms(), torch.rand(2)
+    hooked = call(module, data)
+    uninstall_module_call_hook()
+    try:
+        plain = call(module, data)
+    finally:
+        install_module_call_hook()
+    assert repr(hooked) == repr(plain)
+    assert type(hooked[0]) is type(plain[0])
 
 
 # -- torch functions and methods -------------------------------------------------------------------
