@@ -14,7 +14,6 @@ group, whose executors are loaded the first time a model asks for them.
 from __future__ import annotations
 
 import functools
-import sys
 import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +25,7 @@ from symgraph._compile import compile_generated
 from symgraph._errors import ExecutorError, ExecutorFallbackWarning
 from symgraph._failures import register_replay
 from symgraph._interpreter import interpret
+from symgraph._location import user_stacklevel
 from symgraph._plan import Plan
 
 __all__ = [
@@ -345,16 +345,6 @@ def executor_name(executor: str | Executor) -> str:
     return executor if isinstance(executor, str) else executor.name
 
 
-def _user_stacklevel() -> int:
-    """The ``stacklevel`` that points a warning at the first caller outside symgraph and its plugins."""
-    frame = sys._getframe(1)
-    level = 1
-    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0].startswith("symgraph"):
-        frame = frame.f_back  # type: ignore[assignment]
-        level += 1
-    return level
-
-
 def options_dict(options: Mapping[str, Any] | None) -> dict[str, Any]:
     """A model's ``executor_options`` as a new dict; ``None`` is no options.
 
@@ -402,7 +392,7 @@ def build_runner(
             f"executor {executor_name(executor)!r} cannot run this model, so it runs on "
             f"{executor_name(fallback)!r} as executor_options['fallback'] asks: {exc}",
             ExecutorFallbackWarning,
-            stacklevel=_user_stacklevel(),
+            stacklevel=user_stacklevel(),
         )
         chosen = resolve_executor(fallback)
         return chosen, chosen.build(plan, {}, host)

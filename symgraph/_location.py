@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from symgraph._node import Node
 
-__all__ = ["internal_module", "locate", "register_internal_package", "user_location"]
+__all__ = ["internal_module", "locate", "register_internal_package", "user_location", "user_stacklevel"]
 
 # Top-level packages whose frames are never the user's: symgraph and its plugins.
 # A third-party plugin adds its own with register_internal_package.
@@ -52,18 +52,23 @@ def _user_frame(frame: types.FrameType | None) -> types.FrameType | None:
 
     Whether a code object is the library's is decided once per code object.
     """
-    known = _internal_code
     while frame is not None:
-        code = frame.f_code
-        internal = known.get(code)
-        if internal is None:
-            if len(known) >= _MAX_CODES:
-                known.clear()
-            internal = known[code] = internal_module(frame.f_globals.get("__name__"))
-        if not internal:
+        if not _internal_frame(frame):
             return frame
         frame = frame.f_back
     return None
+
+
+def _internal_frame(frame: types.FrameType) -> bool:
+    """Whether ``frame`` runs the library's code, decided once per code object."""
+    known = _internal_code
+    code = frame.f_code
+    internal = known.get(code)
+    if internal is None:
+        if len(known) >= _MAX_CODES:
+            known.clear()
+        internal = known[code] = internal_module(frame.f_globals.get("__name__"))
+    return internal
 
 
 def locate(node: Node) -> None:
@@ -108,3 +113,27 @@ def user_location(depth: int = 1) -> str:
     if frame is None:
         return "<unknown>"
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes :func:`warnings.warn` point at the innermost caller outside the library.
+
+    Call it from the function that warns; frames of symgraph, its plugins and
+    the packages registered with :func:`register_internal_package` are skipped.
+
+    Example:
+        >>> import warnings
+        >>> def warn_the_user():
+        ...     warnings.warn("careful", UserWarning, stacklevel=user_stacklevel())
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warn_the_user()
+        >>> caught[0].filename.endswith("_location.py")
+        False
+    """
+    frame: types.FrameType | None = sys._getframe(1)
+    level = 1
+    while frame is not None and _internal_frame(frame):
+        frame = frame.f_back
+        level += 1
+    return level

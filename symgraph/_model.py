@@ -220,6 +220,21 @@ class ExecutorChoice:
         """
         self._switch(self._program.plan, executor, options)
 
+    def executor_stats(self) -> dict[str, Any]:
+        """What the executor reports about its work; ``{"executor": name}`` from one that reports nothing.
+
+        The ``cuda_graphs`` executor reports graphs captured and held,
+        replays, eager calls with the reason for each fallback, and its pool's memory.
+
+        Example:
+            >>> import symgraph
+            >>> x = symgraph.CustomInput(1)
+            >>> symgraph.SymbolicModel(x, x + 1).executor_stats()
+            {'executor': 'codegen'}
+        """
+        stats = getattr(self._program.runner, "executor_stats", None)
+        return {"executor": self.executor} if stats is None else dict(stats())
+
 
 class SymbolicModel(ExecutorChoice):
     """A callable that replays the operations recorded between inputs and outputs.

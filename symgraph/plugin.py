@@ -61,7 +61,7 @@ from symgraph._executors import (
 )
 from symgraph._graph import WeakGraph, fold_ancestors
 from symgraph._interpreter import interpret
-from symgraph._location import register_internal_package, user_location
+from symgraph._location import register_internal_package, user_location, user_stacklevel
 from symgraph._model import ExecutorChoice, Program, extend_outputs
 from symgraph._node import Handle, Node
 from symgraph._operators import BINARY, OPERATORS, UNARY, OperatorSpec, operator_spec
@@ -170,4 +170,5 @@ __all__ = [
     "snapshot_registry",
     "symbolic_class_for",
     "user_location",
+    "user_stacklevel",
 ]

@@ -17,10 +17,11 @@ Example:
 """
 
 from symgraph import add_to_graph, register_executor
-from symgraph.plugin import register_backend
-from symgraph_torch import functions_utility, graph_algorithms, model_tools, useful_layers
+from symgraph.plugin import register_backend, register_internal_package
+from symgraph_torch import cuda_graphs, functions_utility, graph_algorithms, model_tools, useful_layers
 from symgraph_torch._backend import BACKEND, TorchBackend
 from symgraph_torch._compat import SymbolicObject
+from symgraph_torch._cuda_graphs import CUDA_GRAPHS
 from symgraph_torch._executors import COMPILE
 from symgraph_torch._input import CustomInput, Input
 from symgraph_torch._model import DetachedSymbolicModel, SymbolicModel, optimize_module_calls
@@ -28,10 +29,15 @@ from symgraph_torch._tensor import SymbolicTensor
 from symgraph_torch._tracing import ModuleCall, install_module_call_hook
 
 register_backend(BACKEND)
+# torch's own Python frames (torch.functional.unique, nn.Sequential.forward,
+# torch.overrides) stand between the user's line and the recording: steps and
+# warnings point past them, at the user's code.
+register_internal_package("torch")
 # Also declared as an entry point; registered here too so that it works from a
 # checkout whose package metadata predates it. Loading the entry point imports
 # this package, which registers the same object: replace=True keeps that quiet.
 register_executor(COMPILE.name, COMPILE, replace=True)
+register_executor(CUDA_GRAPHS.name, CUDA_GRAPHS, replace=True)
 install_module_call_hook()
 
 __all__ = [
@@ -45,6 +51,7 @@ __all__ = [
     "SymbolicTensor",
     "TorchBackend",
     "add_to_graph",
+    "cuda_graphs",
     "functions_utility",
     "graph_algorithms",
     "model_tools",

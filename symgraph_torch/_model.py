@@ -580,11 +580,14 @@ class SymbolicModel(DetachedSymbolicModel):
             ``check_inputs=False``, or later with ``model.check_inputs = False``.
         executor: How ``forward`` runs: ``"codegen"`` (the default), ``"compile"``
             (``torch.compile`` over the generated code; options ``backend``,
-            ``mode``, ``fullgraph``, ``dynamic``, ``options``), ``"interpreter"``,
+            ``mode``, ``fullgraph``, ``dynamic``, ``options``), ``"cuda_graphs"``
+            (CUDA graph replay; see :mod:`symgraph_torch.cuda_graphs`), ``"interpreter"``,
             or any executor from :func:`symgraph.available_executors`.
         executor_options: The executor's options.
         enable_forward_codegen: pytorch-symbolic's switch: ``False`` selects the
             ``interpreter`` executor, ``True`` the ``codegen`` one.
+        enable_cuda_graphs: pytorch-symbolic 1.0's switch: ``True`` selects the
+            ``cuda_graphs`` executor (see :mod:`symgraph_torch.cuda_graphs`).
 
     Raises:
         GraphError: an output depends on a value that is not among the inputs.
@@ -614,6 +617,7 @@ class SymbolicModel(DetachedSymbolicModel):
         executor: str | Executor | None = None,
         executor_options: Mapping[str, Any] | None = None,
         enable_forward_codegen: bool | None = None,
+        enable_cuda_graphs: bool | None = None,
     ) -> None:
         if enable_forward_codegen is not None:
             if type(enable_forward_codegen) is not bool:
@@ -621,6 +625,17 @@ class SymbolicModel(DetachedSymbolicModel):
             if executor is not None:
                 raise TypeError("pass either executor= or enable_forward_codegen=, not both")
             executor = "codegen" if enable_forward_codegen else "interpreter"
+        if enable_cuda_graphs is not None:
+            if type(enable_cuda_graphs) is not bool:
+                raise TypeError(f"enable_cuda_graphs must be a bool, got {type(enable_cuda_graphs).__name__}")
+            if enable_cuda_graphs:
+                if executor is not None and executor != "cuda_graphs":
+                    raise TypeError(
+                        f"enable_cuda_graphs=True asks for the 'cuda_graphs' executor; it cannot be combined "
+                        f"with executor={executor!r}"
+                        + (" (which enable_forward_codegen chose)" if enable_forward_codegen is not None else "")
+                    )
+                executor = "cuda_graphs"
         plan, _ = build_plan(inputs, outputs)
         super().__init__(
             plan,

@@ -249,6 +249,32 @@ class _NestedCall(threading.local):
 NESTED_CALL = _NestedCall()
 
 
+class _EagerOnly(threading.local):
+    """Whether calls on this thread must run the models' code rather than replay graphs of their own.
+
+    Set while a layer runs at trace time (a model called on symbolic inputs
+    runs on their example values, which must not be captured) and while the
+    ``cuda_graphs`` executor warms up or captures (the graph being captured
+    holds the nested model's kernels).
+    """
+
+    active = False
+
+
+EAGER_ONLY = _EagerOnly()
+
+
+@contextlib.contextmanager
+def eager_only() -> Iterator[None]:
+    """Set :data:`EAGER_ONLY` for the block, restoring what it was after (blocks nest)."""
+    before = EAGER_ONLY.active
+    EAGER_ONLY.active = True
+    try:
+        yield
+    finally:
+        EAGER_ONLY.active = before
+
+
 def call_nested(model: Any, *args: Any, **kwargs: Any) -> Any:
     """Call a symbolic model used as a layer of an enclosing one, skipping its input checks.
 
@@ -544,7 +570,7 @@ def _evaluate_at_trace_time(op: Operation, values: list[Any]) -> Any:
             else:
                 saved.extend((b, b.clone()) for b in module._buffers.values() if b is not None)
     try:
-        with _PrivateRandomness():
+        with _PrivateRandomness(), eager_only():
             return op.evaluate(values)
     finally:
         for hook in hooks:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -339,3 +340,16 @@ def test_rng_states_of_initialised_cuda_devices_are_restored_too(monkeypatch):
     with pytest.raises(RuntimeError, match="the layer failed"):
         _tracing.rng_neutral(draw)
     assert restored == [["state-0"]]
+
+
+def test_steps_recorded_through_torch_python_code_point_at_the_users_line():
+    # F.normalize, torch.unique and nn.Sequential run torch Python frames between
+    # this line and the recording; the step must name this file, as errors quote it.
+    x = Input((4,))
+    here = sys._getframe().f_lineno
+    normalized = torch.nn.functional.normalize(x)
+    unique = torch.unique(normalized)
+    sequential = nn.Sequential(nn.Linear(4, 4), nn.ReLU())(normalized)
+    model = SymbolicModel(x, (unique, sequential))
+    where = [step.where for step in model.plan.steps]
+    assert where == [f"{__file__}:{here + k}" for k in (1, 2, 3)]
