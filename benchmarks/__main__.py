@@ -19,6 +19,14 @@ Cases (each also runs on its own as ``python -m benchmarks.<module>``):
   time against size, and building a 16-convolution model against pytorch-symbolic;
 * ``dask_pipeline`` (``benchmarks.dask_pipeline``): 8 independent 20 ms I/O-like
   steps and a combine, run by the ``dask`` executor (threads) against ``codegen``.
+* ``cuda_graphs`` (``benchmarks.cuda_graphs``): on a CUDA GPU, the toy ResNet
+  (inference and training steps) and 1000 ``nn.Linear(4, 4)`` replayed by the
+  ``cuda_graphs`` executor against eager code, codegen and ``torch.compile``, and
+  the executor's own cost per call; skipped, with a line saying so, without a
+  CUDA device;
+* ``cuda_graphs_host`` (``benchmarks.cuda_graphs``): the same executor's host
+  cost per call on the CPU, with replays that do nothing, against a hand-made
+  replay; runs anywhere.
 
 Every case interleaves its variants in rounds and reports medians of paired
 per-round ratios (variant / baseline measured in the same round), with torch
@@ -35,6 +43,7 @@ import sys
 from benchmarks import (
     _harness,
     build_scaling,
+    cuda_graphs,
     dask_pipeline,
     module_call_overhead,
     numpy_replay,
@@ -49,6 +58,7 @@ CASES: _harness.CaseBuilders = {
     **numpy_replay.CASES,
     **build_scaling.CASES,
     **dask_pipeline.CASES,
+    **cuda_graphs.CASES,
 }
 
 if __name__ == "__main__":

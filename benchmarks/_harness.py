@@ -60,6 +60,10 @@ class MismatchError(AssertionError):
     """A variant does not compute what its baseline computes (raised even under ``python -O``)."""
 
 
+class CaseUnavailableError(Exception):
+    """Raised by a case builder when the case cannot run on this machine (no CUDA device, ...); says why."""
+
+
 def check(condition: object, message: str) -> None:
     """Raise :class:`MismatchError` with ``message`` unless ``condition`` holds."""
     if not condition:
@@ -489,13 +493,22 @@ def environment() -> dict[str, Any]:
     torch = sys.modules.get("torch")
     if torch is not None:
         env["torch_threads"] = torch.get_num_threads()
-        env["cuda"] = False
+        env["cuda"] = torch.cuda.is_available()
+        env["gpu"] = torch.cuda.get_device_name() if env["cuda"] else None
     # glibc malloc settings change the speed of large tensor allocations (see docs/benchmarks.md).
     env["malloc_env"] = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
     status = _git("status", "--porcelain", "--untracked-files=no")
     env["git_commit"] = _git("rev-parse", "--short", "HEAD")
     env["git_dirty"] = None if status is None else bool(status)
     return env
+
+
+def _device_label() -> str:
+    """``CPU``, or the GPU's name too where torch finds one (the ``cuda_graphs`` case runs there)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        return f"CPU and GPU {torch.cuda.get_device_name()}"
+    return "CPU"
 
 
 def _rounded(x: float) -> float:
@@ -734,11 +747,17 @@ def main(
     log(header)
     results: list[CaseResult] = []
     suite_notes: list[str] = [header]
+    skipped: list[str] = []
     t_start = time.perf_counter()
     for name in args.cases:
         log(f"{name}: building the variants and checking their outputs")
         t0 = time.perf_counter()
-        case = builders[name](args.quick)
+        try:
+            case = builders[name](args.quick)
+        except CaseUnavailableError as exc:
+            skipped.append(f"{name}: skipped: {exc}")
+            log(f"  {skipped[-1]}")
+            continue
         setup_s = time.perf_counter() - t0
         rounds = args.rounds or (case.quick_rounds if args.quick else case.rounds)
         log(f"  {name}: set up in {setup_s:.0f} s; measuring {rounds} rounds")
@@ -748,7 +767,7 @@ def main(
             if case.close is not None:
                 case.close()
             release(case)
-    print(f"{header}; CPU; Python {sys.version.split()[0]}; {'quick run' if args.quick else 'full run'}")
+    print(f"{header}; {_device_label()}; Python {sys.version.split()[0]}; {'quick run' if args.quick else 'full run'}")
     print()
     for result in results:
         print(format_case(result))
@@ -758,6 +777,9 @@ def main(
         print("Targets:")
         for t in targets:
             print(f"  {t.describe()}")
+    for message in skipped:
+        print(message)
+    suite_notes += skipped
     total_s = time.perf_counter() - t_start
     print(f"\nTotal time {total_s:.0f} s.")
     if not args.no_save:
@@ -770,12 +792,14 @@ def main(
         if args.json:
             write_json(to_json(results, settings, suite_notes), Path(args.json))
             print(f"Wrote {args.json}")
-        if args.plot:
+        if args.plot and not results:
+            print("No plot: no case was measured")
+        elif args.plot:
             env = environment()
             title = (
                 f"symgraph benchmarks, {'quick' if args.quick else 'full'} run {env['date_utc'][:10]}, "
                 f"commit {env['git_commit']}{' (dirty)' if env['git_dirty'] else ''}: median paired ratio to "
-                f"baseline (bars: quartiles; red dashes: targets); CPU, {THREADS} torch thread"
+                f"baseline (bars: quartiles; red dashes: targets); {_device_label()}, {THREADS} torch thread"
             )
             try:
                 plot(results, Path(args.plot), title)

@@ -288,6 +288,13 @@ class FakeDeviceLayer(DeviceLayer):
         self.stream: Any = "default stream"
         self.waits: list[tuple[Any, Any]] = []
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy or a loaded model starts with no graphs: they hold callables of this process.
+        return {"device_type": self.device_type, "unavailable": self.unavailable, "_device_of": self._device_of}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["device_type"], unavailable=state["unavailable"], device_of=state["_device_of"])  # type: ignore[misc]
+
     def unavailable_reason(self) -> str | None:
         return self.unavailable
 

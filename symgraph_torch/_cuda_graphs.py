@@ -87,6 +87,7 @@ from symgraph_torch._cuda_device import CudaDeviceLayer, DeviceLayer
 from symgraph_torch._executors import _free_batch_slots, _public_name
 from symgraph_torch._model import DetachedSymbolicModel
 from symgraph_torch._policy import plan_constants
+from symgraph_torch._tensor import ShapeCheck
 from symgraph_torch._tracing import EAGER_ONLY, eager_only
 
 __all__ = ["CUDA_GRAPHS", "CudaGraphsExecutor", "CudaGraphsFallbackWarning"]
@@ -196,7 +197,9 @@ _SYNCING = frozenset(
     }
 )
 # Operations whose result is boolean: indexing with it is boolean indexing, which syncs.
-_BOOLEAN_SYMBOLS = frozenset({"<", "<=", ">", ">=", "==", "!=", "~", "&", "|", "^"})
+_COMPARISONS = frozenset({"<", "<=", ">", ">=", "==", "!="})
+# Boolean when every operand is (on integers they are bitwise, and their result is an index).
+_LOGICAL = frozenset({"invert", "&", "|", "^"})
 _BOOLEAN_METHODS = frozenset(
     {
         "eq",
@@ -225,7 +228,9 @@ def _where(step: Any) -> str:
 
 def _plan_reason(plan: Plan) -> str | None:
     """Why no call of ``plan`` can be captured, naming the step; ``None`` when calls can be."""
-    boolean: set[int] = set()
+    boolean = {
+        i for i, spec in enumerate(plan.inputs) if isinstance(spec.check, ShapeCheck) and spec.check.dtype == torch.bool
+    }
     first = len(plan.inputs)
     for j, step in enumerate(plan.steps):
         op = step.op
@@ -240,9 +245,11 @@ def _plan_reason(plan: Plan) -> str | None:
             return f"step {step.name!r}{_where(step)} calls {name}, which waits for the device"
         if isinstance(op, Slice) and any(step.args[r] in boolean for r in op.index.refs()):
             return f"step {step.name!r}{_where(step)} indexes with a boolean mask, which waits for the device"
-        if (isinstance(op, Operator) and op.symbol in _BOOLEAN_SYMBOLS) or (
-            isinstance(name, str) and name in _BOOLEAN_METHODS
-        ):
+        if isinstance(op, Operator):
+            operands = [step.args[r] for t in op.operands for r in t.refs()]
+            if op.symbol in _COMPARISONS or (op.symbol in _LOGICAL and all(slot in boolean for slot in operands)):
+                boolean.add(first + j)
+        elif isinstance(name, str) and name in _BOOLEAN_METHODS:
             boolean.add(first + j)
     for _, value in plan_constants(plan):
         if isinstance(value, torch.Tensor) and value.layout != torch.strided:
@@ -252,11 +259,10 @@ def _plan_reason(plan: Plan) -> str | None:
 
 # -- watching models for what drops their graphs ----------------------------------------------
 class _Watch:
-    """Bumps ``generation`` when a layer, parameter or buffer of a watched module is replaced."""
+    """Tells the runners watching a module when one of its attributes, layers, parameters or buffers is set."""
 
     def __init__(self) -> None:
-        self.generation = 0
-        self.modules: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+        self.modules: weakref.WeakKeyDictionary[nn.Module, weakref.WeakSet[_Runner]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._installed = False
 
@@ -264,16 +270,41 @@ class _Watch:
         with self._lock:
             if self._installed:
                 return
-            # Global hooks: a model cannot see `model.Linear_1 = other` or
-            # `layer.weight = nn.Parameter(...)` any other way.
+            # A graph reads what the layers held at capture: `model.Linear_1 = other`,
+            # `layer.weight = nn.Parameter(...)`, `dropout.p = 0.1` or
+            # `register_buffer(...)` must drop it. Nothing but global hooks and
+            # nn.Module.__setattr__ sees all of them; installed by the first
+            # cuda_graphs model, so that other programs are left alone.
             nn.modules.module.register_module_module_registration_hook(self._registered)
             nn.modules.module.register_module_parameter_registration_hook(self._registered)
             nn.modules.module.register_module_buffer_registration_hook(self._registered)
+            setattr_ = nn.Module.__setattr__
+            changed = self.changed
+
+            def watched_setattr(module: nn.Module, name: str, value: Any) -> None:
+                setattr_(module, name, value)
+                if name != "training":  # part of every key, and set by every train() and eval()
+                    changed(module, name)
+
+            watched_setattr.__wrapped__ = setattr_  # type: ignore[attr-defined]
+            watched_setattr.__name__ = watched_setattr.__qualname__ = "__setattr__"
+            nn.Module.__setattr__ = watched_setattr  # type: ignore[method-assign,assignment]
             self._installed = True
 
+    def watch(self, module: nn.Module, runner: _Runner) -> None:
+        runners = self.modules.get(module)
+        if runners is None:
+            runners = self.modules[module] = weakref.WeakSet()
+        runners.add(runner)
+
+    def changed(self, module: nn.Module, name: str) -> None:
+        runners = self.modules.get(module)
+        if runners:
+            for runner in list(runners):
+                runner.touched(module, name)
+
     def _registered(self, module: nn.Module, name: str, value: Any) -> None:
-        if module in self.modules:
-            self.generation += 1
+        self.changed(module, name)
 
 
 _WATCH = _Watch()
@@ -335,8 +366,10 @@ class _Graph:
     graphed: Callable[..., Any] | None = None
     module: _GraphedForward | None = None
     verified: bool = False
-    #: Graphed calls whose backward has not run yet (their autograd graph is alive).
+    #: Graphed calls whose backward has not started yet (and whose autograd graph is alive).
     pending: int = 0
+    #: Graphed forward replays so far.
+    forwards: int = 0
     #: The output is one value, not a tree of them.
     single: bool = False
 
@@ -365,21 +398,39 @@ class _Preserved:
 
 
 class _Pending(torch.autograd.Function):
-    """Passes a graphed call's outputs through, counting the call as pending until its autograd graph is freed."""
+    """Passes a graphed call's outputs through, and keeps its activations from being overwritten too early.
+
+    The graph holds one set of activations: a second forward replay before the
+    first one's backward would make that backward use the second call's. A call
+    counts as pending until its backward starts (or its autograd graph is
+    freed without one); while one is, the executor runs further calls eagerly.
+    A backward that comes after another replay (``retain_graph=True``, then
+    another call) raises rather than return wrong gradients.
+    """
 
     @staticmethod
     def forward(ctx: Any, entry: _Graph, *outputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         entry.pending += 1
-        # Freed with the autograd graph: after backward, or when the outputs are dropped.
-        weakref.finalize(ctx, _Pending._done, entry)
+        entry.forwards += 1
+        ctx.entry, ctx.forward_index = entry, entry.forwards
+        token = ctx.token = [entry]
+        weakref.finalize(ctx, _Pending.release, token)
         return tuple(o.view_as(o) for o in outputs)
 
     @staticmethod
-    def _done(entry: _Graph) -> None:
-        entry.pending -= 1
+    def release(token: list[Any]) -> None:
+        if token:
+            token.pop().pending -= 1
 
     @staticmethod
     def backward(ctx: Any, *grads: torch.Tensor) -> tuple[Any, ...]:
+        if ctx.entry.forwards != ctx.forward_index:
+            raise RuntimeError(
+                "symgraph cuda_graphs: this backward needs the activations of an earlier call, which a later call "
+                "of the same graph has overwritten (a second backward through a retained graph?); run that "
+                "backward before calling the model again, or use executor='codegen' for this pattern"
+            )
+        _Pending.release(ctx.token)
         return (None, *grads)
 
 
@@ -431,6 +482,8 @@ class _Runner:
         self._unpadded: collections.Counter[str] = collections.Counter()
         self._lock = threading.RLock()
         self._last_stream: Any = None
+        self._capturing = False
+        self._side_effect: str | None = None
         self._watch(host)
 
     # -- what the model is made of now --------------------------------------------------
@@ -439,8 +492,8 @@ class _Runner:
         _WATCH.install()
         layers = [m for m in host.modules() if m is not host]
         for module in (host, *layers):
-            _WATCH.modules.add(module)
-        self._generation = _WATCH.generation
+            _WATCH.watch(module, self)
+        self.stale = False
         self._modules = layers
         self._hook_dicts = [getattr(m, name) for m in layers for name in _HOOK_DICTS if hasattr(m, name)]
         self._parameters = list(host.parameters())
@@ -448,17 +501,27 @@ class _Runner:
         self._pointers = self._current_pointers()
 
     def _current_pointers(self) -> list[int]:
-        return [
-            *map(_data_ptr, self._parameters),
-            *(b.data_ptr() for d in self._buffer_dicts for b in d.values() if b is not None),
-        ]
+        pointers = list(map(_data_ptr, self._parameters))
+        if self._buffer_dicts:  # most models have none: skip the generator
+            pointers.extend(b.data_ptr() for d in self._buffer_dicts for b in d.values() if b is not None)
+        return pointers
 
     def _buffers(self) -> list[torch.Tensor]:
         return [b for d in self._buffer_dicts for b in d.values() if b is not None]
 
+    def touched(self, module: nn.Module, name: str) -> None:
+        """Called when ``name`` of ``module`` (one of the model's) is set: the graphs may be stale."""
+        if self._capturing:
+            # Set by the forward itself: a replay would not set it again.
+            self._side_effect = (
+                f"layer {type(module).__name__} sets {name!r} in its forward, which a replay would not do"
+            )
+        else:
+            self.stale = True
+
     def _changed(self) -> str | None:
-        if _WATCH.generation != self._generation:
-            return "a layer, parameter or buffer of the model was replaced"
+        if self.stale:
+            return "an attribute, layer, parameter or buffer of the model was set"
         if self._current_pointers() != self._pointers:
             return "a parameter or buffer of the model moved (.to(), .half(), .data = ...)"
         return None
@@ -671,6 +734,7 @@ class _Runner:
             self._refuse(key, reason)
             return reason
         graph: Any = None
+        self._capturing = True
         try:
             with layer.side_stream(stream), _Preserved(state, generators):
                 if autograd:
@@ -689,9 +753,17 @@ class _Runner:
             if graph is not None:
                 layer.reset(graph)
             layer.synchronize(device)
-            reason = f"capture failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
+            text = str(exc).strip()
+            reason = f"capture failed: {type(exc).__name__}: {text.splitlines()[0] if text else ''}"
             self._refuse(key, reason)
             return reason
+        finally:
+            self._capturing = False
+        if self._side_effect is not None:
+            # Every call of this model would do it: no graph for any of them.
+            self._drop(entry)
+            self._plan_reason = self._side_effect
+            return self._side_effect
         self._stats["captures"] += 1
         self._graphs[key] = entry
         while len(self._graphs) > self._options.max_graphs:
@@ -798,6 +870,7 @@ class _Runner:
             entry.verified = True
             return result
         # Padding changed the answer: the model mixes samples across the batch. Stop padding it.
+        self._stats["eager_calls"] += 1
         self._options = _replace_buckets(self._options)
         for stale in [k for k, e in self._graphs.items() if e.bucket is not None]:
             self._drop(self._graphs.pop(stale))
@@ -945,7 +1018,10 @@ class CudaGraphsExecutor(Executor):
             )
         unavailable = parsed.layer.unavailable_reason()
         if unavailable is not None:
-            raise ExecutorError(f"the {self.name!r} executor needs a {parsed.layer.name} device: {unavailable}")
+            raise ExecutorError(
+                f"the {self.name!r} executor needs a {parsed.layer.name} device: {unavailable}; "
+                "executor_options={'fallback': 'codegen'} runs the model without graphs where there is none"
+            )
         runner = _Runner(plan, parsed, host)
         if parsed.strict and runner._plan_reason is not None:
             raise ExecutorError(

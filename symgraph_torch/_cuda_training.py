@@ -70,19 +70,39 @@ _GRAPHED = "graphed forward and backward"
 _MAX_GRAPHED = 8
 
 
-def _optimizer_reason(optimizer: torch.optim.Optimizer) -> str | None:
+def _optimizer_reason(optimizer: torch.optim.Optimizer, layer: DeviceLayer) -> str | None:
     name = type(optimizer).__name__
     for i, group in enumerate(optimizer.param_groups):
         if "capturable" not in group:
             return f"torch.optim.{name} cannot be captured (it takes no capturable=True)"
         if not group["capturable"]:
             return f"param group {i} of {name} has capturable=False; build it with {name}(..., capturable=True)"
-        if not isinstance(group["lr"], torch.Tensor):
+        lr = group["lr"]
+        if not isinstance(lr, torch.Tensor):
             return (
                 f"param group {i} of {name} has a float learning rate, which a graph would keep fixed "
-                f"when a scheduler changes it; build it with lr=torch.tensor({group['lr']!r})"
+                f"when a scheduler changes it; build it with lr=torch.tensor({lr!r}, device='cuda')"
+            )
+        if not layer.is_device_tensor(lr):
+            # A tensor on the CPU reaches the kernels as a number, fixed at capture.
+            return (
+                f"the learning rate of param group {i} of {name} is a tensor on {lr.device}, which a graph "
+                f"would read once; put it on the device: lr=torch.tensor({lr.item()!r}, device='cuda')"
             )
     return None
+
+
+def _hyperparameters(optimizer: torch.optim.Optimizer) -> list[Any]:
+    """The optimizer's settings that a captured step holds as numbers: a change must drop the graph.
+
+    Tensors (a tensor learning rate) are read by the graph at every replay; every
+    other setting (momentum, betas that a one-cycle scheduler moves, weight decay)
+    was a number in the captured kernels.
+    """
+    return [
+        sorted((k, v) for k, v in group.items() if k != "params" and not isinstance(v, torch.Tensor))
+        for group in optimizer.param_groups
+    ]
 
 
 class _Loss(nn.Module):
@@ -151,9 +171,12 @@ class CapturedTrainingStep:
             raise ExecutorError(f"capture_training_step needs a {layer.name} device: {unavailable}")
         self._loss_fn, self._optimizer, self._model = loss_fn, optimizer, model
         self._warmup, self._strict, self._layer = warmup, strict, layer
-        plan = getattr(model, "plan", None)
+        inner: Any = model
+        while not hasattr(inner, "plan") and isinstance(getattr(inner, "module", None), nn.Module):
+            inner = inner.module  # DistributedDataParallel, DataParallel: the model they wrap
+        plan = getattr(inner, "plan", None)
         self._model_reason = _plan_reason(plan) if plan is not None and hasattr(plan, "steps") else None
-        self._mode_reason = _optimizer_reason(optimizer)
+        self._mode_reason = _optimizer_reason(optimizer, layer)
         self.mode = _GRAPHED if self._mode_reason is not None else _CAPTURED
         self._counts = {"captures": 0, "replays": 0, "eager_steps": 0, "invalidations": 0}
         self._fallbacks: collections.Counter[str] = collections.Counter()
@@ -179,6 +202,7 @@ class CapturedTrainingStep:
         pointers.extend(b.data_ptr() for b in model.buffers())
         if self.mode != _CAPTURED:
             return pointers  # the optimizer steps eagerly: its state is not in any graph
+        pointers.append(_hyperparameters(optimizer))
         for group in optimizer.param_groups:
             pointers.append(len(group["params"]))
             lr = group["lr"]

@@ -788,3 +788,171 @@ def test_a_generator_the_model_uses_is_registered_and_advances_as_in_eager_code(
     assert fake.graphs[0].generators == [generator]
     with pytest.warns(CudaGraphsFallbackWarning, match="draws from its own torch.Generator"):
         model(data.requires_grad_())  # forward and backward: no way to register it
+
+
+def test_a_copied_or_loaded_model_captures_graphs_of_its_own():
+    import io
+
+    layers = mlp()
+    model, _ = build(layers)
+    data = torch.rand(2, 4)
+    with torch.no_grad():
+        expected = model(data)
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    clone = copy.deepcopy(model)
+    with torch.no_grad():
+        for other in (loaded, clone):
+            assert torch.equal(other(data), expected)
+            assert other.executor_stats()["captures"] == 1
+            assert other._program.runner._options.layer is not model._program.runner._options.layer
+
+
+def test_an_ordinary_training_loop_replays_every_call():
+    layers = mlp(dropout=0.2)
+    twin = copy.deepcopy(layers)
+    model, _ = build(layers)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    reference = torch.optim.SGD([p for layer in twin for p in layer.parameters()], lr=0.1)
+    for step, (x, y) in enumerate(batches(5, batch=4)):
+        for opt, run in ((optimizer, model), (reference, lambda v: eager(twin, v))):
+            torch.manual_seed(step)
+            opt.zero_grad()
+            loss = ((run(x) - y) ** 2).mean()  # the previous step's loss is still alive here
+            loss.backward()
+            opt.step()
+    for mine, theirs in zip(layers, twin, strict=True):
+        for p, q in zip(mine.parameters(), theirs.parameters(), strict=True):
+            assert torch.equal(p, q)
+    stats = model.executor_stats()
+    assert (stats["replays"], stats["eager_calls"]) == (5, 0)
+
+
+def test_a_backward_after_its_activations_were_overwritten_raises():
+    layers = mlp()
+    model, _ = build(layers)
+    x = torch.rand(2, 4)
+    first = model(x).sum()
+    first.backward(retain_graph=True)
+    model(x * 2).sum().backward()  # replays the same graph
+    with pytest.raises(RuntimeError, match="activations of an earlier call"):
+        first.backward()
+
+
+def test_setting_a_layer_attribute_drops_the_graphs():
+    layers = mlp(dropout=0.5)
+    model, _ = build(layers)
+    data = torch.rand(16, 4)
+    with torch.no_grad():
+        model(data)
+        layers[1].p = 0.0  # scheduled dropout: the graph captured p=0.5
+        assert torch.equal(model(data), eager(layers, data))
+    assert model.executor_stats()["invalidations"] == 1
+
+
+def test_a_layer_that_sets_attributes_in_its_forward_runs_eagerly():
+    class Remember(nn.Module):
+        """Keeps its last output, as some user layers do for inspection."""
+
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            self.last = x.detach()
+            return x * 2
+
+    torch.manual_seed(0)
+    layer, remember = nn.Linear(4, 4), Remember()
+    x = Input((4,))
+    model = SymbolicModel(
+        x, remember(layer(x)), executor="cuda_graphs", executor_options={"device_layer": FakeDeviceLayer()}
+    )
+    data = torch.rand(2, 4)
+    with torch.no_grad(), pytest.warns(CudaGraphsFallbackWarning, match="Remember sets 'last' in its forward"):
+        assert torch.equal(model(data), layer(data) * 2)
+        assert torch.equal(remember.last, layer(data))
+        other = torch.rand(2, 4)
+        model(other)
+    assert torch.equal(remember.last, layer(other))
+    assert model.executor_stats()["graphs"] == 0
+
+
+def test_changing_one_model_leaves_the_graphs_of_another():
+    first, _ = build(mlp())
+    second, _ = build(mlp())
+    data = torch.rand(2, 4)
+    with torch.no_grad():
+        first(data)
+        second(data)
+        first.Linear_1 = nn.Linear(4, 8)
+        first(data)
+        second(data)
+    assert (first.executor_stats()["invalidations"], second.executor_stats()["invalidations"]) == (1, 0)
+
+
+def test_bitwise_integer_indices_are_captured_and_boolean_masks_of_any_origin_are_not():
+    x = Input((4,), dtype=torch.long)
+    fake = FakeDeviceLayer()
+    bitwise = SymbolicModel(x, x[x & 1], executor="cuda_graphs", executor_options={"device_layer": fake})
+    data = torch.tensor([[0, 1, 3, 2], [1, 2, 3, 0]])
+    with torch.no_grad():
+        assert torch.equal(bitwise(data), data[data & 1])
+    assert bitwise.executor_stats()["replays"] == 1
+    values, mask = Input((4,)), Input((4,), dtype=torch.bool)
+    for masked in (values[mask], values[~(values > 0.5)]):
+        model = SymbolicModel([values, mask], masked, executor="cuda_graphs", executor_options={"device_layer": fake})
+        assert "indexes with a boolean mask" in model._program.runner._plan_reason
+
+
+def test_optimizer_settings_a_captured_step_would_freeze_are_refused_or_watched():
+    model = symbolic_net()
+    cpu_lr = capturable_sgd(model.parameters())
+    step = capture_training_step(
+        lambda x, y: mse(model, x, y), cpu_lr, model=model, device_layer=FakeDeviceLayer("cuda")
+    )
+    assert "is a tensor on cpu, which a graph would read once" in step.stats()["mode_reason"]
+
+    model, twin = symbolic_net(), symbolic_net()
+    optimizer, reference = capturable_sgd(model.parameters()), capturable_sgd(twin.parameters())
+    step = capture_training_step(
+        lambda x, y: mse(model, x, y), optimizer, model=model, warmup=1, device_layer=FakeDeviceLayer()
+    )
+    data = batches(6)
+    for k, (x, y) in enumerate(data):
+        if k == 3:  # a momentum schedule: the captured kernels hold 0.9
+            optimizer.param_groups[0]["momentum"] = reference.param_groups[0]["momentum"] = 0.5
+        step(x, y)
+        train_eagerly(twin, reference, [(x, y)], mse)
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), twin.parameters(), strict=True))
+    assert step.stats()["invalidations"] == 1
+
+
+def test_a_training_step_looks_through_data_parallel_for_syncing_steps():
+    x = Input((4,))
+    model = SymbolicModel(x, nn.Linear(4, 1)(x) * x.sum().item())
+    wrapped = nn.DataParallel(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    step = capture_training_step(
+        lambda a, b: mse(wrapped, a, b), optimizer, model=wrapped, device_layer=FakeDeviceLayer()
+    )
+    with pytest.warns(CudaGraphsFallbackWarning, match="calls item"):
+        step(*batches(1)[0])
+
+
+def test_replays_equal_the_reference_interpreter():
+    torch.manual_seed(0)
+    x, scale = Input((3, 8, 8)), Input((1,))
+    h = nn.Conv2d(3, 4, 3, padding=1)(x)
+    h = nn.BatchNorm2d(4)(h).relu()
+    pooled = h.mean((2, 3))
+    gate = torch.sigmoid(nn.Linear(4, 4)(pooled))
+    out = {"gated": pooled * gate * scale, "norm": pooled.norm(dim=1)}
+    model = SymbolicModel(
+        [x, scale], out, executor="cuda_graphs", executor_options={"device_layer": FakeDeviceLayer()}
+    ).eval()
+    with torch.no_grad():
+        for batch in (2, 5, 2):
+            a, b = torch.rand(batch, 3, 8, 8), torch.rand(batch, 1)
+            got, expected = model(a, b), model.interpret(a, b)
+            assert got.keys() == expected.keys()
+            assert torch.equal(got["gated"], expected["gated"]) and torch.equal(got["norm"], expected["norm"])
+    assert model.executor_stats()["replays"] == 3
