@@ -14,27 +14,33 @@ forward of the ``codegen`` executor, captured once per *key* and replayed after.
   they were, so a captured model advances them exactly as the eager one. All
   the executor's graphs share one memory pool.
 * **Shapes.** Without ``buckets``, one graph per key, at most ``max_graphs``
-  (default 8), least recently used evicted and reset. With ``buckets=[1, 8, 32]``
+  (default 8, or the number of buckets if larger), least recently used evicted
+  and reset. With ``buckets=[1, 8, 32]``
   the batch (dimension 0 of inputs without a fixed batch size) is padded up to
   the next bucket and the outputs sliced back; all buckets are captured at the
   first call, largest first, so that the smaller ones reuse its memory. Padding
   needs every layer in eval mode (or ``batch_independent=True``) and never
-  applies to a BatchNorm in training mode; the first padded replay of each
-  bucket is compared with eager code, and a model whose samples mix across the
-  batch stops being padded.
+  applies to a BatchNorm in training mode (such calls get a graph of their own
+  size, counted in ``executor_stats()["unpadded"]``); the first padded replay
+  of each bucket is compared with eager code, and a model whose samples mix
+  across the batch stops being padded.
 * **Outputs** are fresh tensors; ``outputs="static"`` returns the graph's own
   output tensors, which the next call of the same key overwrites.
 * **Autograd.** Under grad mode, when an input or a parameter requires grad,
   the forward and backward are captured together
-  (``torch.cuda.make_graphed_callables``).
+  (``torch.cuda.make_graphed_callables``). Until a call's backward starts, a
+  further call of its key runs eagerly rather than overwrite the activations
+  that backward reads.
 * **Fallbacks.** Syncing operations in the plan (``.item()``, ``nonzero``,
   ``unique``, boolean indexing, ...), module hooks, CPU or sparse tensors,
   tensors on several devices and captures that fail make the call run eagerly;
   the reason is cached per key, counted in :meth:`executor_stats`, and warned
   once per reason with :class:`CudaGraphsFallbackWarning`; ``strict=True``
   raises :class:`~symgraph.ExecutorError` instead.
-* **Invalidation.** Replacing a layer or a parameter of the model, or moving
-  its tensors (``.to()``, ``.half()``, ``.data = ...``) drops every graph.
+* **Invalidation.** Replacing a layer, parameter or buffer of the model,
+  setting any other attribute of one of its layers (``dropout.p = 0.1``), or
+  moving its tensors (``.to()``, ``.half()``, ``.data = ...``) drops the
+  model's graphs. A forward that sets attributes itself keeps the model eager.
 
 Every device call goes through a :class:`~symgraph_torch.cuda_graphs.DeviceLayer`
 (``device_layer=`` option), so all of this runs on the CPU with
@@ -84,7 +90,7 @@ from symgraph.plugin import (
     user_stacklevel,
 )
 from symgraph_torch._cuda_device import CudaDeviceLayer, DeviceLayer
-from symgraph_torch._executors import _free_batch_slots, _public_name
+from symgraph_torch._executors import _free_batch_slots, require_torch_host
 from symgraph_torch._model import DetachedSymbolicModel
 from symgraph_torch._policy import plan_constants
 from symgraph_torch._tensor import ShapeCheck
@@ -108,6 +114,40 @@ class CudaGraphsFallbackWarning(UserWarning):
         >>> issubclass(CudaGraphsFallbackWarning, UserWarning)
         True
     """
+
+
+class Fallbacks:
+    """What runs eagerly and why: counts each reason, warns once per reason, or raises under ``strict``.
+
+    Args:
+        what: Who falls back, for messages (``the 'cuda_graphs' executor``).
+        strict: Raise :class:`~symgraph.ExecutorError` instead.
+
+    Example:
+        >>> import warnings
+        >>> fallbacks = Fallbacks("my executor", strict=False)
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     fallbacks.note("no device"); fallbacks.note("no device")
+        >>> len(caught), dict(fallbacks.counts)
+        (1, {'no device': 2})
+    """
+
+    def __init__(self, what: str, *, strict: bool) -> None:
+        self.what, self.strict = what, strict
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._warned: set[str] = set()
+
+    def note(self, reason: str) -> None:
+        """Count ``reason`` (warning the first time), or raise under ``strict``."""
+        if self.strict:
+            raise ExecutorError(f"{self.what} cannot replay this call (strict=True): {reason}")
+        self.counts[reason] += 1
+        if reason not in self._warned:
+            self._warned.add(reason)
+            warnings.warn(
+                f"{self.what} runs this call eagerly: {reason}", CudaGraphsFallbackWarning, stacklevel=user_stacklevel()
+            )
 
 
 # -- options -----------------------------------------------------------------------------
@@ -474,11 +514,10 @@ class _Runner:
             )
         self._graphs: collections.OrderedDict[Any, _Graph] = collections.OrderedDict()
         self._refused: collections.OrderedDict[Any, str] = collections.OrderedDict()
-        self._warned: set[str] = set()
         self._pools: dict[torch.device, Any] = {}
         self._streams: dict[torch.device, Any] = {}
         self._stats = {"captures": 0, "replays": 0, "eager_calls": 0, "evictions": 0, "invalidations": 0}
-        self._fallbacks: collections.Counter[str] = collections.Counter()
+        self._fallbacks = Fallbacks(f"the {_NAME!r} executor", strict=options.strict)
         self._unpadded: collections.Counter[str] = collections.Counter()
         self._lock = threading.RLock()
         self._last_stream: Any = None
@@ -884,16 +923,7 @@ class _Runner:
 
     # -- falling back ----------------------------------------------------------------------
     def _fallback(self, reason: str, values: Sequence[Any], *, run: bool = True) -> Any:
-        if self._options.strict:
-            raise ExecutorError(f"the {_NAME!r} executor cannot replay this call (strict=True): {reason}")
-        self._fallbacks[reason] += 1
-        if reason not in self._warned:
-            self._warned.add(reason)
-            warnings.warn(
-                f"the {_NAME!r} executor runs this call eagerly: {reason}",
-                CudaGraphsFallbackWarning,
-                stacklevel=user_stacklevel(),
-            )
+        self._fallbacks.note(reason)
         if not run:
             return None
         self._stats["eager_calls"] += 1
@@ -906,7 +936,7 @@ class _Runner:
             "executor": _NAME,
             "graphs": len(self._graphs),
             **self._stats,
-            "fallbacks": dict(self._fallbacks),
+            "fallbacks": dict(self._fallbacks.counts),
             "unpadded": dict(self._unpadded),
             "pool_bytes": sum(self._layer.pool_bytes(pool) for pool in self._pools.values()),
         }
@@ -1010,12 +1040,7 @@ class CudaGraphsExecutor(Executor):
             symgraph.ExecutorError: the 'cuda_graphs' executor runs symgraph_torch models only, ...
         """
         parsed = _parse_options(options)
-        if not isinstance(host, DetachedSymbolicModel):
-            raise ExecutorError(
-                f"the {self.name!r} executor runs symgraph_torch models only, not "
-                f"{'a core symgraph.SymbolicModel or Program' if host is None else _public_name(type(host))}: "
-                "build the model with symgraph_torch.SymbolicModel, or use executor='codegen'"
-            )
+        host = require_torch_host(self.name, host)
         unavailable = parsed.layer.unavailable_reason()
         if unavailable is not None:
             raise ExecutorError(

@@ -41,7 +41,6 @@ Example:
 from __future__ import annotations
 
 import collections
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -49,13 +48,12 @@ import torch
 from torch import nn
 
 from symgraph import ExecutorError
-from symgraph.plugin import user_stacklevel
 from symgraph_torch._cuda_device import CudaDeviceLayer, DeviceLayer
 from symgraph_torch._cuda_graphs import (
     _GLOBAL_HOOKS,
     _HASHABLE_SCALARS,
     _HOOK_DICTS,
-    CudaGraphsFallbackWarning,
+    Fallbacks,
     _autocast_state,
     _plan_reason,
     _Preserved,
@@ -170,7 +168,7 @@ class CapturedTrainingStep:
         if unavailable is not None:
             raise ExecutorError(f"capture_training_step needs a {layer.name} device: {unavailable}")
         self._loss_fn, self._optimizer, self._model = loss_fn, optimizer, model
-        self._warmup, self._strict, self._layer = warmup, strict, layer
+        self._warmup, self._layer = warmup, layer
         inner: Any = model
         while not hasattr(inner, "plan") and isinstance(getattr(inner, "module", None), nn.Module):
             inner = inner.module  # DistributedDataParallel, DataParallel: the model they wrap
@@ -179,8 +177,7 @@ class CapturedTrainingStep:
         self._mode_reason = _optimizer_reason(optimizer, layer)
         self.mode = _GRAPHED if self._mode_reason is not None else _CAPTURED
         self._counts = {"captures": 0, "replays": 0, "eager_steps": 0, "invalidations": 0}
-        self._fallbacks: collections.Counter[str] = collections.Counter()
-        self._warned: set[str] = set()
+        self._fallbacks = Fallbacks("capture_training_step", strict=strict)
         self._pool: Any = None
         self._stream: Any = None
         self._reset()
@@ -300,16 +297,7 @@ class CapturedTrainingStep:
 
     def _eager(self, batch: tuple[Any, ...], reason: str | None) -> torch.Tensor:
         if reason is not None:
-            if self._strict:
-                raise ExecutorError(f"capture_training_step cannot replay this step (strict=True): {reason}")
-            self._fallbacks[reason] += 1
-            if reason not in self._warned:
-                self._warned.add(reason)
-                warnings.warn(
-                    f"capture_training_step runs this step eagerly: {reason}",
-                    CudaGraphsFallbackWarning,
-                    stacklevel=user_stacklevel(),
-                )
+            self._fallbacks.note(reason)
         self._counts["eager_steps"] += 1
         return self._step(*batch).detach()
 
@@ -397,7 +385,7 @@ class CapturedTrainingStep:
             "mode": self.mode,
             "mode_reason": self._mode_reason,
             **self._counts,
-            "fallbacks": dict(self._fallbacks),
+            "fallbacks": dict(self._fallbacks.counts),
             "pool_bytes": pool,
         }
 

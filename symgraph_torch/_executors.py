@@ -76,6 +76,28 @@ def _public_name(cls: type) -> str:
     return f"{cls.__module__.partition('.')[0]}.{cls.__qualname__}"
 
 
+def require_torch_host(executor: str, host: Any) -> DetachedSymbolicModel:
+    """``host``, which must be a symgraph_torch model for ``executor`` (it needs the model's parameters and layers).
+
+    Raises:
+        ExecutorError: ``host`` is something else (a core model, or no model).
+
+    Example:
+        >>> require_torch_host("compile", None)
+        Traceback (most recent call last):
+        ...
+        symgraph.ExecutorError: the 'compile' executor runs symgraph_torch models only, ...
+    """
+    if not isinstance(host, DetachedSymbolicModel):
+        raise ExecutorError(
+            f"the {executor!r} executor runs symgraph_torch models only, not "
+            f"{'a core symgraph.SymbolicModel or Program' if host is None else _public_name(type(host))}: "
+            "build the model with symgraph_torch.SymbolicModel (it needs the model's parameters and "
+            "layers), or use executor='codegen'"
+        )
+    return host
+
+
 def _free_batch_slots(plan: Plan) -> tuple[int, ...]:
     """The input slots whose dimension 0 is an unknown batch."""
     return tuple(
@@ -162,13 +184,7 @@ class CompileExecutor(Executor):
             symgraph.ExecutorError: the 'compile' executor runs symgraph_torch models only, ...
         """
         check_options(self.name, options, _OPTIONS)
-        if not isinstance(host, DetachedSymbolicModel):
-            raise ExecutorError(
-                f"the {self.name!r} executor runs symgraph_torch models only, not "
-                f"{'a core symgraph.SymbolicModel or Program' if host is None else _public_name(type(host))}: "
-                "build the model with symgraph_torch.SymbolicModel (it needs the model's parameters and "
-                "layers), or use executor='codegen'"
-            )
+        require_torch_host(self.name, host)
         reason = _unsupported_reason()
         if reason is not None:
             raise ExecutorError(f"the {self.name!r} executor needs torch.compile, which cannot run here: {reason}")

@@ -48,6 +48,12 @@ def eager(layers, data):  # type: ignore[no-untyped-def]
     return second(drop(first(data).relu()))
 
 
+def parameter_pairs(layers, twin):  # type: ignore[no-untyped-def]
+    """The parameters of two lists of layers, side by side."""
+    for mine, theirs in zip(layers, twin, strict=True):
+        yield from zip(mine.parameters(), theirs.parameters(), strict=True)
+
+
 def fallbacks(model) -> dict[str, int]:  # type: ignore[no-untyped-def]
     return model.executor_stats()["fallbacks"]  # type: ignore[no-any-return]
 
@@ -336,9 +342,7 @@ def test_gradients_through_a_graph_equal_eager_gradients():
     model(data).square().sum().backward()
     eager(twin, same).square().sum().backward()
     assert torch.allclose(data.grad, same.grad)
-    for mine, theirs in zip(layers, twin, strict=True):
-        for p, q in zip(mine.parameters(), theirs.parameters(), strict=True):
-            assert torch.allclose(p.grad, q.grad)
+    assert all(torch.allclose(p.grad, q.grad) for p, q in parameter_pairs(layers, twin))
     assert fake.captures == 1
 
 
@@ -703,9 +707,7 @@ def test_two_forwards_before_one_backward_do_not_share_the_graphs_activations():
         loss = (model(a) - model(b)).square().sum()
     loss.backward()
     (eager(twin, a) - eager(twin, b)).square().sum().backward()
-    for mine, theirs in zip(layers, twin, strict=True):
-        for p, q in zip(mine.parameters(), theirs.parameters(), strict=True):
-            assert torch.allclose(p.grad, q.grad)
+    assert all(torch.allclose(p.grad, q.grad) for p, q in parameter_pairs(layers, twin))
     stats = model.executor_stats()
     assert (stats["replays"], stats["eager_calls"]) == (2, 1)
     del loss
@@ -823,9 +825,7 @@ def test_an_ordinary_training_loop_replays_every_call():
             loss = ((run(x) - y) ** 2).mean()  # the previous step's loss is still alive here
             loss.backward()
             opt.step()
-    for mine, theirs in zip(layers, twin, strict=True):
-        for p, q in zip(mine.parameters(), theirs.parameters(), strict=True):
-            assert torch.equal(p, q)
+    assert all(torch.equal(p, q) for p, q in parameter_pairs(layers, twin))
     stats = model.executor_stats()
     assert (stats["replays"], stats["eager_calls"]) == (5, 0)
 
