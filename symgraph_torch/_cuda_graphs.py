@@ -773,7 +773,6 @@ class _Runner:
             self._refuse(key, reason)
             return reason
         graph: Any = None
-        self._capturing = True
         try:
             with layer.side_stream(stream), _Preserved(state, generators):
                 if autograd:
@@ -783,8 +782,10 @@ class _Runner:
                     for generator in self._generators:
                         layer.register_generator(graph, generator)
                     with eager_only():
+                        # Warm-up may set attributes once (lazy layers, caches); the capture must not.
                         for _ in range(self._options.warmup):
                             self._eager(*static)
+                        self._capturing = True
                         outputs = layer.capture(graph, lambda: self._eager(*static), pool, stream, state)
                     leaves, spec = pytree.tree_flatten(outputs)
                     entry = _Graph(graph, static, leaves, spec, bucket, device)
@@ -820,6 +821,8 @@ class _Runner:
         # Not train(): that would set every layer of the model to the model's mode.
         module.training = host.training
         with eager_only():
+            module(*(static[i] for i in slots))  # one warm-up of ours: it may set attributes once
+            self._capturing = True
             graphed = self._layer.make_graphed_callables(
                 module, tuple(static[i] for i in slots), pool, self._options.warmup
             )

@@ -956,3 +956,29 @@ def test_replays_equal_the_reference_interpreter():
             assert got.keys() == expected.keys()
             assert torch.equal(got["gated"], expected["gated"]) and torch.equal(got["norm"], expected["norm"])
     assert model.executor_stats()["replays"] == 3
+
+
+def test_a_layer_that_sets_an_attribute_once_is_captured_after_its_first_call():
+    class Cached(nn.Module):
+        """Makes a constant at its first call and keeps it, as lazy layers do."""
+
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            if not hasattr(self, "offset"):
+                self.offset = torch.ones(x.shape[-1])
+            return x + self.offset
+
+    torch.manual_seed(0)
+    layer = nn.Linear(4, 4)
+    x = Input((4,))
+    cached = Cached()
+    model = SymbolicModel(
+        x, cached(layer(x)), executor="cuda_graphs", executor_options={"device_layer": FakeDeviceLayer()}
+    )
+    del cached.offset  # recording ran it on the example: start as a fresh layer would
+    data = torch.rand(2, 4)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            assert torch.equal(model(data), layer(data) + 1)
+    stats = model.executor_stats()
+    assert stats["eager_calls"] == 0 and stats["replays"] == 3
