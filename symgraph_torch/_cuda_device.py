@@ -11,6 +11,7 @@ invalidation) can be tested on the CPU.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -23,11 +24,12 @@ from symgraph_torch._tracing import eager_only
 __all__ = ["CudaDeviceLayer", "DeviceLayer", "FakeDeviceLayer", "FakeGraph"]
 
 
-class DeviceLayer:
+class DeviceLayer(abc.ABC):
     """What the ``cuda_graphs`` executor needs from a device; subclass it for another one.
 
     Every method has the meaning of the ``torch.cuda`` call that
-    :class:`CudaDeviceLayer` makes for it.
+    :class:`CudaDeviceLayer` makes for it; a subclass implements all but
+    :meth:`device_of`.
 
     Example:
         >>> from symgraph_torch.cuda_graphs import CudaDeviceLayer, DeviceLayer
@@ -38,52 +40,51 @@ class DeviceLayer:
     #: The device's name in messages.
     name = "CUDA"
 
+    @abc.abstractmethod
     def unavailable_reason(self) -> str | None:
         """Why graphs cannot be captured in this process, or ``None`` when they can."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def is_device_tensor(self, tensor: torch.Tensor) -> bool:
         """Whether ``tensor`` lives on the device (and can be read by a captured graph)."""
-        raise NotImplementedError
 
     def device_of(self, tensor: torch.Tensor) -> torch.device:
         """The device ``tensor`` lives on."""
         return tensor.device
 
+    @abc.abstractmethod
     def new_stream(self, device: torch.device) -> Any:
         """A side stream on ``device``, for warm-up and capture."""
-        raise NotImplementedError
 
-    @contextlib.contextmanager
-    def side_stream(self, stream: Any) -> Iterator[None]:
+    @abc.abstractmethod
+    def side_stream(self, stream: Any) -> contextlib.AbstractContextManager[None]:
         """Run the block on ``stream``, ordered after the current stream's work and before its next."""
-        raise NotImplementedError
-        yield  # pragma: no cover
 
+    @abc.abstractmethod
     def default_generator(self, device: torch.device) -> torch.Generator:
         """The generator that random operations on ``device`` use when given none."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def current_stream(self, device: torch.device) -> Any:
         """The stream work on ``device`` goes to now (comparable with ``==``)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def wait_stream(self, stream: Any, other: Any) -> None:
         """Make work queued on ``stream`` from now on wait for the work queued on ``other`` so far."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def new_pool(self, device: torch.device) -> Any:
         """A memory pool handle that several graphs can share."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def new_graph(self) -> Any:
         """An empty graph."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def register_generator(self, graph: Any, generator: torch.Generator) -> None:
         """Make replays of ``graph`` advance ``generator`` as eager calls would."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def capture(
         self, graph: Any, function: Callable[[], Any], pool: Any, stream: Any, preserve: Sequence[torch.Tensor] = ()
     ) -> Any:
@@ -94,29 +95,28 @@ class DeviceLayer:
         parameters) keep their values; a layer that runs the function to
         capture it must put them back.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def replay(self, graph: Any) -> None:
         """Run ``graph`` once."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def reset(self, graph: Any) -> None:
         """Free ``graph`` (after a failed capture, or when it is evicted)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def synchronize(self, device: torch.device | None) -> None:
         """Wait for all work on ``device``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def make_graphed_callables(
         self, module: torch.nn.Module, sample_args: tuple[torch.Tensor, ...], pool: Any, warmup: int
     ) -> Callable[..., Any]:
         """``module`` with its forward and backward captured (``torch.cuda.make_graphed_callables``)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def pool_bytes(self, pool: Any) -> int:
         """The bytes the device holds for ``pool``."""
-        raise NotImplementedError
 
 
 class CudaDeviceLayer(DeviceLayer):

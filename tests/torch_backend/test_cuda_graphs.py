@@ -982,3 +982,16 @@ def test_a_layer_that_sets_an_attribute_once_is_captured_after_its_first_call():
             assert torch.equal(model(data), layer(data) + 1)
     stats = model.executor_stats()
     assert stats["eager_calls"] == 0 and stats["replays"] == 3
+
+
+def test_a_device_layer_must_implement_every_device_call():
+    from symgraph_torch.cuda_graphs import DeviceLayer
+
+    class Partial(DeviceLayer):
+        """A layer for some other device, half written."""
+
+        def unavailable_reason(self):  # type: ignore[no-untyped-def]
+            return None
+
+    with pytest.raises(TypeError, match=r"abstract method.*capture"):
+        Partial()  # type: ignore[abstract]
