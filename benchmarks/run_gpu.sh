@@ -3,9 +3,11 @@
 #
 #   OUT=/some/folder bash benchmarks/run_gpu.sh
 #
-# Run from anywhere (it changes to the repository root). It makes a virtual
+# Run from anywhere (it changes to the repository root). Where python3 already
+# has torch with a CUDA device and pytest (a GPU image, often offline), it uses
+# that python3 and this checkout as they are. Otherwise it makes a virtual
 # environment outside the checkout, installs torch from the default index (a
-# CUDA build on Linux) and the project with its `all` and `dev` extras, runs
+# CUDA build on Linux) and the project with its `all` and `dev` extras. It runs
 # the tests marked `cuda`, then the `cuda_graphs` benchmark case. Everything
 # goes to $OUT (default: benchmarks/results/gpu): machine.log, install.log,
 # tests.log, bench.log (tables and progress), cuda_graphs.json, cuda_graphs.png
@@ -44,7 +46,16 @@ log() { echo "[$(elapsed) s] $*" | tee -a "$OUT/summary.txt"; }
 trap 'log "stopped: line $LINENO failed (see the logs in $OUT)"' ERR
 
 PY="$VENV/bin/python"
-if [[ ${SKIP_INSTALL:-0} == 1 ]]; then
+if [[ ${SKIP_INSTALL:-0} != 1 ]] && python3 -c 'import torch, pytest; assert torch.cuda.is_available()' 2>/dev/null; then
+    # A GPU image with torch and pytest already (and, often, no network): use its
+    # python3 and this checkout as it is, with the entry points registered if pip
+    # can do it offline, and PYTHONPATH in any case.
+    PY=$(command -v python3)
+    export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+    "$PY" -m pip install -q --no-deps --no-build-isolation --no-index -e . >>"$OUT/install.log" 2>&1 ||
+        log "pip could not register the package offline; running from PYTHONPATH"
+    log "using the image's $PY (torch with CUDA found): no virtual environment"
+elif [[ ${SKIP_INSTALL:-0} == 1 ]]; then
     log "SKIP_INSTALL=1: using $PY as it is"
 else
     log "making the virtual environment $VENV"
