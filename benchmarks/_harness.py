@@ -480,7 +480,7 @@ def _cpu_model() -> str:
 def environment() -> dict[str, Any]:
     """Versions, machine and repository state, for the JSON file."""
     env: dict[str, Any] = {
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu": _cpu_model(),

@@ -14,6 +14,17 @@ Example:
     array([1., 1.])
 """
 
+try:
+    import numpy  # noqa: F401 - imported first, to say what is missing when it is
+except ModuleNotFoundError as _missing:
+    if _missing.name != "numpy":
+        raise
+    raise ImportError(
+        "symgraph_numpy needs numpy, which is not installed here; install the extra: pip install 'symgraph[numpy]'",
+        name="numpy",
+    ) from _missing
+
+
 from symgraph import SymbolicModel, add_to_graph
 from symgraph.plugin import register_backend
 from symgraph_numpy._array import SymbolicArray

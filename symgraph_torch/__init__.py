@@ -16,6 +16,17 @@ Example:
     torch.Size([2, 10])
 """
 
+try:
+    import torch  # noqa: F401 - imported first, to say what is missing when it is
+except ModuleNotFoundError as _missing:
+    if _missing.name != "torch":
+        raise
+    raise ImportError(
+        "symgraph_torch needs PyTorch, which is not installed here; install the extra: pip install 'symgraph[torch]'",
+        name="torch",
+    ) from _missing
+
+
 from symgraph import add_to_graph, register_executor
 from symgraph.plugin import register_backend, register_internal_package
 from symgraph_torch import cuda_graphs, functions_utility, graph_algorithms, model_tools, useful_layers
