@@ -32,7 +32,9 @@ Every case interleaves its variants in rounds and reports medians of paired
 per-round ratios (variant / baseline measured in the same round), with torch
 fixed to one thread. The tables go to stdout, progress to stderr; the raw
 samples, medians and environment go to a JSON file and the ratios to a PNG plot
-(by default ``benchmarks/results/latest.json`` and ``latest.png``). The exit
+(by default ``benchmarks/results/last-run.json`` and ``last-run.png``, which git
+ignores; ``--publish`` writes the tracked ``latest.json`` and ``latest.png`` that
+``docs/benchmarks.md`` shows instead). The exit
 status is 0 unless ``--strict`` is given and a target is missed.
 """
 

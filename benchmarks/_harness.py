@@ -47,8 +47,12 @@ from typing import Any
 THREADS = 1
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT_JSON = RESULTS / "latest.json"
-DEFAULT_PLOT = RESULTS / "latest.png"
+# A default run writes files git ignores; `--publish` replaces the tracked ones
+# that docs/benchmarks.md shows, which only a run meant for the page should do.
+DEFAULT_JSON = RESULTS / "last-run.json"
+DEFAULT_PLOT = RESULTS / "last-run.png"
+PUBLISHED_JSON = RESULTS / "latest.json"
+PUBLISHED_PLOT = RESULTS / "latest.png"
 
 #: Times one variant once; returns seconds per call.
 Sample = Callable[[], float]
@@ -718,6 +722,12 @@ def parser(prog: str, description: str | None, names: Sequence[str], save_by_def
     p.add_argument("--json", default=default_json, help=f"write the results here (default: {shown_json})")
     p.add_argument("--plot", default=default_plot, help=f"draw the ratios here, PNG (default: {shown_plot})")
     p.add_argument("--no-save", action="store_true", help="write neither the JSON file nor the plot")
+    p.add_argument(
+        "--publish",
+        action="store_true",
+        help="write benchmarks/results/latest.json and latest.png, the tracked files docs/benchmarks.md "
+        "shows, instead of the defaults",
+    )
     return p
 
 
@@ -730,6 +740,8 @@ def main(
 ) -> int:
     """Run the selected cases, print their tables and targets, save JSON and plot; the exit status."""
     args = parser(prog, description, list(builders), save_by_default).parse_args(argv)
+    if args.publish:
+        args.json, args.plot = str(PUBLISHED_JSON), str(PUBLISHED_PLOT)
     if args.list:
         for name in builders:
             print(name)

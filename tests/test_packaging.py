@@ -86,3 +86,29 @@ def test_the_metadata_says_what_is_true():
     assert any(c.startswith("Programming Language :: Python :: 3.11") for c in PYPROJECT["classifiers"])
     # Without numpy, importing torch warns that NumPy failed to initialise.
     assert any(requirement.startswith("numpy") for requirement in PYPROJECT["optional-dependencies"]["torch"])
+
+
+def test_a_default_benchmark_run_leaves_tracked_files_alone(tmp_path, monkeypatch):
+    from benchmarks import _harness
+
+    def unavailable(quick: bool) -> _harness.Case:
+        raise _harness.CaseUnavailableError("nothing to measure in this test")
+
+    tracked = subprocess.run(
+        ["git", "ls-files", "benchmarks/results"], capture_output=True, text=True, cwd=ROOT, check=True
+    ).stdout.split()
+    if not tracked:
+        pytest.skip("not a git checkout")
+    defaults = [str(p.relative_to(ROOT)) for p in (_harness.DEFAULT_JSON, _harness.DEFAULT_PLOT)]
+    published = [str(p.relative_to(ROOT)) for p in (_harness.PUBLISHED_JSON, _harness.PUBLISHED_PLOT)]
+    assert set(published) <= set(tracked) and not set(defaults) & set(tracked)
+    ignored = subprocess.run(["git", "check-ignore", *defaults], capture_output=True, text=True, cwd=ROOT).stdout
+    assert ignored.split() == defaults
+
+    args = _harness.parser("bench", None, ["nothing"], save_by_default=True).parse_args([])
+    assert (args.json, args.plot) == tuple(str(p) for p in (_harness.DEFAULT_JSON, _harness.DEFAULT_PLOT))
+    # --publish writes the tracked files (moved to tmp_path here, to leave the real ones alone).
+    monkeypatch.setattr(_harness, "PUBLISHED_JSON", tmp_path / "latest.json")
+    monkeypatch.setattr(_harness, "PUBLISHED_PLOT", tmp_path / "latest.png")
+    assert _harness.main({"nothing": unavailable}, "bench", None, ["--publish"], save_by_default=True) == 0
+    assert (tmp_path / "latest.json").exists()
