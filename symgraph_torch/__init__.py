@@ -29,7 +29,8 @@ except ModuleNotFoundError as _missing:
 
 from symgraph import add_to_graph, register_executor
 from symgraph.plugin import register_backend, register_internal_package
-from symgraph_torch import cuda_graphs, functions_utility, graph_algorithms, model_tools, useful_layers
+from symgraph_torch import config, cuda_graphs, functions_utility, graph_algorithms, model_tools, useful_layers
+from symgraph_torch._api2 import SymbolicAPI2ContextManager
 from symgraph_torch._backend import BACKEND, TorchBackend
 from symgraph_torch._compat import SymbolicObject
 from symgraph_torch._cuda_graphs import CUDA_GRAPHS
@@ -49,7 +50,8 @@ register_internal_package("torch")
 # this package, which registers the same object: replace=True keeps that quiet.
 register_executor(COMPILE.name, COMPILE, replace=True)
 register_executor(CUDA_GRAPHS.name, CUDA_GRAPHS, replace=True)
-install_module_call_hook()
+if config.API_2_ENABLED_BY_DEFAULT:
+    install_module_call_hook()
 
 __all__ = [
     "BACKEND",
@@ -57,11 +59,13 @@ __all__ = [
     "DetachedSymbolicModel",
     "Input",
     "ModuleCall",
+    "SymbolicAPI2ContextManager",
     "SymbolicModel",
     "SymbolicObject",
     "SymbolicTensor",
     "TorchBackend",
     "add_to_graph",
+    "config",
     "cuda_graphs",
     "functions_utility",
     "graph_algorithms",

@@ -30,6 +30,7 @@ from symgraph.plugin import (
     format_summary,
     generate,
 )
+from symgraph_torch import config
 from symgraph_torch._policy import (
     ModelSources,
     TorchCodegenPolicy,
@@ -585,7 +586,9 @@ class SymbolicModel(DetachedSymbolicModel):
             or any executor from :func:`symgraph.available_executors`.
         executor_options: The executor's options.
         enable_forward_codegen: pytorch-symbolic's switch: ``False`` selects the
-            ``interpreter`` executor, ``True`` the ``codegen`` one.
+            ``interpreter`` executor, ``True`` the ``codegen`` one. Without it
+            (and without ``executor=``), ``symgraph_torch.config.CODEGEN_BY_DEFAULT``
+            chooses, as in pytorch-symbolic.
         enable_cuda_graphs: pytorch-symbolic 1.0's switch: ``True`` selects the
             ``cuda_graphs`` executor (see :mod:`symgraph_torch.cuda_graphs`).
 
@@ -641,7 +644,9 @@ class SymbolicModel(DetachedSymbolicModel):
             plan,
             check_inputs=check_inputs,
             shapes=(_shape_structure(inputs), _shape_structure(outputs)),
-            executor=DEFAULT_EXECUTOR if executor is None else executor,
+            executor=(DEFAULT_EXECUTOR if config.CODEGEN_BY_DEFAULT else "interpreter")
+            if executor is None
+            else executor,
             executor_options=executor_options,
         )
         self._graph: WeakGraph | None = WeakGraph(inputs, outputs)
