@@ -27,20 +27,24 @@ from symgraph.plugin import Const, Operation, Operator, Slice, Unpack
 __all__ = [
     "AddOpLayer",
     "AggregateLayer",
+    "CallbackLayer",
     "ConcatLayer",
     "ConcatOpLayer",
     "GetAttr",
     "LambdaOpLayer",
     "MatmulOpLayer",
+    "MethodCall",
     "ModOpLayer",
     "MulOpLayer",
     "NamedLambdaOpLayer",
     "ReshapeLayer",
     "SliceLayer",
+    "SliceLayerSymbolicIdx",
     "StackLayer",
     "StackOpLayer",
     "SubOpLayer",
     "UnpackLayer",
+    "ViewCopyLayer",
     "layer_for",
 ]
 
@@ -205,25 +209,80 @@ ConcatOpLayer = ConcatLayer
 StackOpLayer = StackLayer
 
 
+def _with_batch(shape: tuple[int, ...], batch_size_included: bool) -> tuple[int, ...]:
+    # pytorch-symbolic's rule: the batch dimension is -1 unless the shape includes it.
+    return tuple(shape) if batch_size_included else (-1, *shape)
+
+
 class ReshapeLayer(nn.Module):
-    """Reshapes each example to ``shape``, keeping the batch dimension.
+    """``torch.reshape`` to ``shape``, with the batch dimension in front as ``-1`` unless ``shape`` includes it.
 
     Args:
-        shape: The new shape of one example.
+        shape: The new shape of one example, or of the whole tensor with
+            ``batch_size_included=True``.
+        batch_size_included: ``shape`` includes the batch dimension.
 
     Example:
         >>> import torch
-        >>> ReshapeLayer((2, 3))(torch.ones(4, 6)).shape
-        torch.Size([4, 2, 3])
+        >>> ReshapeLayer((2, 3))(torch.ones(4, 6)).shape, ReshapeLayer((3, 8), True)(torch.ones(4, 6)).shape
+        (torch.Size([4, 2, 3]), torch.Size([3, 8]))
     """
 
-    def __init__(self, shape: tuple[int, ...]) -> None:
+    def __init__(self, shape: tuple[int, ...], batch_size_included: bool = False) -> None:
         super().__init__()
-        self.shape = tuple(shape)
+        self.shape = _with_batch(shape, batch_size_included)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return ``x`` reshaped to ``(batch, *shape)``."""
-        return x.reshape(x.shape[0], *self.shape)
+        """Return ``x`` reshaped."""
+        return torch.reshape(x, self.shape)
+
+
+class ViewCopyLayer(nn.Module):
+    """``torch.view_copy`` to ``shape``: :class:`ReshapeLayer`'s view, as a new tensor.
+
+    Args:
+        shape: The new shape of one example, or of the whole tensor with
+            ``batch_size_included=True``.
+        batch_size_included: ``shape`` includes the batch dimension.
+
+    Example:
+        >>> import torch
+        >>> x = torch.ones(4, 6)
+        >>> y = ViewCopyLayer((2, 3))(x)
+        >>> y.shape, y.data_ptr() != x.data_ptr()
+        (torch.Size([4, 2, 3]), True)
+    """
+
+    def __init__(self, shape: tuple[int, ...], batch_size_included: bool = False) -> None:
+        super().__init__()
+        self.shape = _with_batch(shape, batch_size_included)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return a copy of ``x`` in the new shape."""
+        return torch.view_copy(x, self.shape)
+
+
+class CallbackLayer(nn.Module):
+    """Returns its input unchanged, after calling ``op`` on it: for logging or debugging.
+
+    Args:
+        op: Called with the input at every call; what it returns is ignored.
+
+    Example:
+        >>> import torch
+        >>> seen = []
+        >>> CallbackLayer(lambda t: seen.append(t.shape))(torch.ones(2, 3)).shape, seen
+        (torch.Size([2, 3]), [torch.Size([2, 3])])
+    """
+
+    def __init__(self, op: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.callback = op
+
+    def forward(self, arg: Any) -> Any:
+        """Call the callback on ``arg`` and return ``arg``."""
+        self.callback(arg)
+        return arg
 
 
 class AggregateLayer(nn.Module):
@@ -267,6 +326,47 @@ class SliceLayer(nn.Module):
     def forward(self, x: Any) -> Any:
         """Return ``x[index]``."""
         return x[self.index]
+
+
+class SliceLayerSymbolicIdx(nn.Module):
+    """``arg[idx]`` where the index is an input too (a symbolic value in a graph).
+
+    Example:
+        >>> import torch
+        >>> SliceLayerSymbolicIdx()(torch.arange(5), torch.tensor([4, 0]))
+        tensor([4, 0])
+    """
+
+    def forward(self, arg: Any, idx: Any) -> Any:
+        """Return ``arg[idx]``."""
+        return arg[idx]
+
+
+class MethodCall(nn.Module):
+    """Calls the method ``method_name`` of its input with fixed arguments: ``x.<method_name>(*args, **kwds)``.
+
+    Args:
+        method_name: The method's name.
+        *args: Its positional arguments.
+        **kwds: Its keyword arguments.
+
+    Example:
+        >>> import torch
+        >>> MethodCall("transpose", 0, 1)(torch.ones(2, 3)).shape
+        torch.Size([3, 2])
+    """
+
+    def __init__(self, method_name: str, *args: Any, **kwds: Any) -> None:
+        super().__init__()
+        if type(method_name) is not str or not method_name.isidentifier():
+            raise TypeError(f"MethodCall needs a method name, got {method_name!r}")
+        self.method_name = method_name
+        self.args = args
+        self.kwds = kwds
+
+    def forward(self, tensor: Any) -> Any:
+        """Return ``tensor.<method_name>(*args, **kwds)``."""
+        return getattr(tensor, self.method_name)(*self.args, **self.kwds)
 
 
 class UnpackLayer(SliceLayer):

@@ -104,3 +104,41 @@ def test_the_context_manager_leaves_layer_calls_on_when_they_were_on():
     assert torch.nn.Module.__call__ is not _original_call
     data = torch.rand(2, 3)
     assert torch.equal(SymbolicModel(x, y)(data), layer(data))
+
+
+def test_pytorch_symbolics_remaining_useful_layers_work_in_models():
+    from symgraph_torch.useful_layers import (
+        CallbackLayer,
+        MethodCall,
+        ReshapeLayer,
+        SliceLayerSymbolicIdx,
+        ViewCopyLayer,
+    )
+
+    seen: list[torch.Size] = []
+    x = Input((6,))
+    index = Input((2,), dtype=torch.long, batch_size=2)
+    logged = CallbackLayer(lambda t: seen.append(t.shape))(x)
+    outputs = (
+        ReshapeLayer((2, 3))(logged),
+        ReshapeLayer((3, 4), batch_size_included=True)(x),
+        ViewCopyLayer((3, 2))(x),
+        MethodCall("transpose", 0, 1)(x),
+        SliceLayerSymbolicIdx()(x, index),
+    )
+    model = SymbolicModel((x, index), outputs)
+    seen.clear()  # recording ran the callback on the example
+    data, picks = torch.rand(2, 6), torch.tensor([[1, 0], [0, 0]])
+    got = model(data, picks)
+    expected = (
+        torch.reshape(data, (-1, 2, 3)),
+        torch.reshape(data, (3, 4)),
+        torch.view_copy(data, (-1, 3, 2)),
+        data.transpose(0, 1),
+        data[picks],
+    )
+    assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
+    assert seen == [torch.Size([2, 6])]
+    assert got[2].data_ptr() != data.data_ptr()
+    with pytest.raises(TypeError, match="MethodCall needs a method name"):
+        MethodCall("not a name")
