@@ -204,7 +204,7 @@ def _example_sizes(given: tuple[int | None, ...], example_shape: Sequence[int] |
     return example  # type: ignore[return-value]
 
 
-def CustomInput(value: Any, *, custom_name: str | None = None) -> SymbolicData:  # noqa: N802
+def CustomInput(data: Any, *, custom_name: str | None = None) -> SymbolicData:  # noqa: N802
     """A placeholder around any example value, as in pytorch-symbolic.
 
     A tensor gives a :class:`SymbolicTensor` whose shape is exactly the example's
@@ -212,7 +212,7 @@ def CustomInput(value: Any, *, custom_name: str | None = None) -> SymbolicData: 
     records operators as method calls, like pytorch-symbolic does.
 
     Args:
-        value: The example value.
+        data: The example value (``data=``, as pytorch-symbolic names it).
         custom_name: Name of the input in summaries.
 
     Example:
@@ -223,8 +223,8 @@ def CustomInput(value: Any, *, custom_name: str | None = None) -> SymbolicData: 
         >>> type(CustomInput({"a": 1})).__name__
         'SymbolicObject'
     """
-    if isinstance(value, SymbolicData):
+    if isinstance(data, SymbolicData):
         raise TypeError("CustomInput() got a value that is already symbolic; use it directly")
-    if isinstance(value, torch.Tensor):
-        return symgraph.CustomInput(value, custom_name=custom_name)
-    return record(Placeholder(), (), value=value, custom_name=custom_name, handle_class=SymbolicObject)
+    if isinstance(data, torch.Tensor):
+        return symgraph.CustomInput(data, custom_name=custom_name)
+    return record(Placeholder(), (), value=data, custom_name=custom_name, handle_class=SymbolicObject)

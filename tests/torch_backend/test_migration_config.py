@@ -142,3 +142,14 @@ def test_pytorch_symbolics_remaining_useful_layers_work_in_models():
     assert got[2].data_ptr() != data.data_ptr()
     with pytest.raises(TypeError, match="MethodCall needs a method name"):
         MethodCall("not a name")
+
+
+def test_custom_input_takes_its_example_as_data_like_pytorch_symbolic():
+    from symgraph_torch import CustomInput
+
+    example = torch.rand(2, 5)
+    x = CustomInput(data=example)
+    y = CustomInput(data={"scale": 3.0})
+    model = SymbolicModel((x, y), x * y["scale"])
+    data = torch.rand(2, 5)
+    assert x.shape == (2, 5) and torch.equal(model(data, {"scale": 2.0}), data * 2.0)
