@@ -67,7 +67,7 @@ import operator
 import threading
 import warnings
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -366,6 +366,50 @@ _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_back
 _any_autocast: Callable[[], bool] = getattr(torch._C, "_is_any_autocast_enabled", lambda: True)
 
 
+def hooks_reason(modules: Iterable[nn.Module]) -> str:
+    """Why a replay cannot stand for a call while module hooks are registered (global or on ``modules``).
+
+    Example:
+        >>> from torch import nn
+        >>> layer = nn.ReLU()
+        >>> _ = layer.register_forward_hook(lambda *args: None)
+        >>> hooks_reason([layer])
+        'layer ReLU has forward_hooks, which a replay would not run'
+    """
+    if any(_GLOBAL_HOOKS):
+        return "global module hooks are registered (register_module_forward_hook, ...), which a replay would not run"
+    for module in modules:
+        for name in _HOOK_DICTS:
+            if getattr(module, name, None):
+                return f"layer {type(module).__name__} has {name[1:]}, which a replay would not run"
+    return "a layer has module hooks, which a replay would not run"
+
+
+def placement_reason(layer: DeviceLayer, named: Iterable[tuple[str, Any]]) -> tuple[str | None, torch.device | None]:
+    """``(None, device)`` when the tensors among ``named`` are dense and on one device of ``layer``; else why not.
+
+    Example:
+        >>> import torch
+        >>> from symgraph_torch.cuda_graphs import FakeDeviceLayer
+        >>> placement_reason(FakeDeviceLayer("cuda"), [("input 'x'", torch.zeros(1)), ("scale", 2.0)])
+        ("input 'x' is on cpu, not on a CUDA (fake) device", None)
+    """
+    devices: set[torch.device] = set()
+    for what, tensor in named:
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        if tensor.layout != torch.strided:
+            return f"{what} is a {tensor.layout} tensor; graphs capture dense tensors only", None
+        if not layer.is_device_tensor(tensor):
+            return f"{what} is on {tensor.device}, not on a {layer.name} device", None
+        devices.add(layer.device_of(tensor))
+    if not devices:
+        return f"no input, parameter or buffer is a tensor on a {layer.name} device", None
+    if len(devices) > 1:
+        return f"the tensors are on several devices ({', '.join(sorted(map(str, devices)))})", None
+    return None, devices.pop()
+
+
 def _autocast_state() -> tuple[Any, ...]:
     """Autocast per device type, and inference mode (whose tensors cannot be written outside it)."""
     if not _any_autocast():  # the common case, in one call rather than seven
@@ -534,6 +578,7 @@ class _Runner:
             _WATCH.watch(module, self)
         self.stale = False
         self._modules = layers
+        self._padding_reasons: dict[tuple[bool, ...], str | None] = {}  # they depend on the layers
         self._hook_dicts = [getattr(m, name) for m in layers for name in _HOOK_DICTS if hasattr(m, name)]
         self._parameters = list(host.parameters())
         self._buffer_dicts = [m._buffers for m in (host, *layers) if m._buffers]
@@ -592,7 +637,7 @@ class _Runner:
         if changed is not None:
             self.invalidate(changed)
         if any(_GLOBAL_HOOKS) or any(self._hook_dicts):
-            return self._fallback(self._hooks_reason(), values)
+            return self._fallback(hooks_reason(self._modules), values)
         key, batch, bucket = self._key(values)
         if type(key) is str:
             return self._fallback(key, values)
@@ -616,15 +661,6 @@ class _Runner:
         if bucket is not None and batch != bucket and not entry.verified:
             return self._verify(key, entry, values, batch)
         return self._replay(entry, values, batch)
-
-    def _hooks_reason(self) -> str:
-        if any(_GLOBAL_HOOKS):
-            return "global module hooks are registered (torch.nn.modules.module.register_module_forward_hook, ...)"
-        for module in self._modules:
-            for name in _HOOK_DICTS:
-                if getattr(module, name, None):
-                    return f"layer {type(module).__name__} has {name[1:]}, which a replay would not run"
-        return "a layer has module hooks, which a replay would not run"  # pragma: no cover - found above
 
     def _key(self, values: Sequence[Any]) -> tuple[Any, int | None, int | None]:
         """``(key, batch, bucket)`` of a call; ``key`` is a reason when the call cannot have one."""
@@ -675,31 +711,25 @@ class _Runner:
 
     # -- capturing ---------------------------------------------------------------------
     def _device_reason(self, values: Sequence[Any]) -> tuple[str | None, torch.device | None]:
-        layer = self._layer
-        devices: set[torch.device] = set()
-        named: list[tuple[str, torch.Tensor]] = [
-            (f"input {name!r}", v) for name, v in zip(self._names, values, strict=True) if isinstance(v, torch.Tensor)
-        ]
+        named: list[tuple[str, Any]] = [(f"input {name!r}", v) for name, v in zip(self._names, values, strict=True)]
         host = self._host()
         if host is not None:
             named.extend((f"parameter {n!r}", p) for n, p in host.named_parameters())
             named.extend((f"buffer {n!r}", b) for n, b in host.named_buffers())
-        for what, tensor in named:
-            if tensor.layout != torch.strided:
-                return f"{what} is a {tensor.layout} tensor; graphs capture dense tensors only", None
-            if not layer.is_device_tensor(tensor):
-                return f"{what} is on {tensor.device}, not on a {layer.name} device", None
-            devices.add(layer.device_of(tensor))
-        if not devices:
-            return f"no input, parameter or buffer is a tensor on a {layer.name} device", None
-        if len(devices) > 1:
-            return f"the tensors are on several devices ({', '.join(sorted(map(str, devices)))})", None
-        return None, devices.pop()
+        return placement_reason(self._layer, named)
 
     def _padding_reason(self, key: Any) -> str | None:
+        # It depends on the layers' modes alone: worked out once per mode, not at every padded call.
+        training = key[1]
+        try:
+            return self._padding_reasons[training]
+        except KeyError:
+            reason = self._padding_reasons[training] = self._padding_reason_for(training)
+            return reason
+
+    def _padding_reason_for(self, training: tuple[bool, ...]) -> str | None:
         if self._unpaddable is not None:
             return self._unpaddable
-        training = key[1]
         for module, flag in zip(self._modules, training, strict=True):
             if flag and isinstance(module, nn.modules.batchnorm._BatchNorm):
                 return (

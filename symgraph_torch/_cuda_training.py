@@ -57,6 +57,8 @@ from symgraph_torch._cuda_graphs import (
     _autocast_state,
     _plan_reason,
     _Preserved,
+    hooks_reason,
+    placement_reason,
 )
 from symgraph_torch._tracing import eager_only
 
@@ -192,10 +194,12 @@ class CapturedTrainingStep:
         self._graphed: collections.OrderedDict[Any, Callable[..., Any]] = collections.OrderedDict()
         self._pointers = self._current_pointers()
 
-    def _current_pointers(self) -> list[Any]:
+    def _current_pointers(self, parameters: list[nn.Parameter] | None = None) -> list[Any]:
         model, optimizer = self._model, self._optimizer
-        pointers: list[Any] = [id(p) for p in model.parameters()]
-        pointers.extend(p.data_ptr() for p in model.parameters())
+        if parameters is None:
+            parameters = list(model.parameters())
+        pointers: list[Any] = [id(p) for p in parameters]
+        pointers.extend(p.data_ptr() for p in parameters)
         pointers.extend(b.data_ptr() for b in model.buffers())
         if self.mode != _CAPTURED:
             return pointers  # the optimizer steps eagerly: its state is not in any graph
@@ -214,30 +218,15 @@ class CapturedTrainingStep:
             tensors.extend(v for v in state.values() if isinstance(v, torch.Tensor))
         return tensors
 
-    def _reason(self, batch: tuple[Any, ...]) -> str | None:
+    def _reason(self, batch: tuple[Any, ...], parameters: list[tuple[str, nn.Parameter]]) -> str | None:
         if self._model_reason is not None:
             return self._model_reason
-        if any(_GLOBAL_HOOKS):
-            return "global module hooks are registered, which a replay would not run"
-        for module in self._model.modules():
-            for name in _HOOK_DICTS:
-                if getattr(module, name, None):
-                    return f"layer {type(module).__name__} has {name[1:]}, which a replay would not run"
-        devices = set()
-        layer = self._layer
-        named = [(f"batch[{i}]", v) for i, v in enumerate(batch) if isinstance(v, torch.Tensor)]
-        named.extend((f"parameter {n!r}", p) for n, p in self._model.named_parameters())
-        for what, tensor in named:
-            if tensor.layout != torch.strided:
-                return f"{what} is a {tensor.layout} tensor; graphs capture dense tensors only"
-            if not layer.is_device_tensor(tensor):
-                return f"{what} is on {tensor.device}, not on a {layer.name} device"
-            devices.add(layer.device_of(tensor))
-        if len(devices) > 1:
-            return f"the tensors are on several devices ({', '.join(sorted(map(str, devices)))})"
-        if not devices:
-            return f"no batch tensor or parameter is on a {layer.name} device"
-        return None
+        modules = list(self._model.modules())
+        if any(_GLOBAL_HOOKS) or any(getattr(m, name, None) for m in modules for name in _HOOK_DICTS):
+            return hooks_reason(modules)
+        named: list[tuple[str, Any]] = [(f"batch[{i}]", v) for i, v in enumerate(batch)]
+        named.extend((f"parameter {name!r}", p) for name, p in parameters)
+        return placement_reason(self._layer, named)[0]
 
     def _key_of(self, batch: tuple[Any, ...]) -> Any:
         parts: list[Any] = []
@@ -256,13 +245,15 @@ class CapturedTrainingStep:
         """One training step on ``batch``; returns the loss, detached."""
         if not torch.is_grad_enabled():
             raise RuntimeError("a training step needs grad mode; it was called under torch.no_grad()")
-        if (self._graph is not None or self._graphed) and self._current_pointers() != self._pointers:
+        parameters = list(self._model.named_parameters())  # one walk of the model for every check below
+        captured = self._graph is not None or bool(self._graphed)
+        if captured and self._current_pointers([p for _, p in parameters]) != self._pointers:
             self._counts["invalidations"] += 1
             if self._graph is not None:
                 self._layer.reset(self._graph)
             self._reset()
         key = self._key_of(batch)
-        reason = key if type(key) is str else self._reason(batch)
+        reason = key if type(key) is str else self._reason(batch, parameters)
         if reason is not None:
             return self._eager(batch, reason)
         if self.mode == _GRAPHED:

@@ -237,7 +237,7 @@ class ReshapeLayer(nn.Module):
         return torch.reshape(x, self.shape)
 
 
-class ViewCopyLayer(nn.Module):
+class ViewCopyLayer(ReshapeLayer):
     """``torch.view_copy`` to ``shape``: :class:`ReshapeLayer`'s view, as a new tensor.
 
     Args:
@@ -252,10 +252,6 @@ class ViewCopyLayer(nn.Module):
         >>> y.shape, y.data_ptr() != x.data_ptr()
         (torch.Size([4, 2, 3]), True)
     """
-
-    def __init__(self, shape: tuple[int, ...], batch_size_included: bool = False) -> None:
-        super().__init__()
-        self.shape = _with_batch(shape, batch_size_included)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return a copy of ``x`` in the new shape."""
