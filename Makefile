@@ -9,11 +9,11 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 
 .PHONY: demo test lint typecheck env
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt requirements-dev.txt
 	@echo "Setting up $(VENV): installing symgraph with its torch, numpy, dask and drawing extras and the"
-	@echo "development tools (pip install -e '.[all,dev]'); this takes a few minutes the first time."
+	@echo "development tools (pip install -e '.[all]' -r requirements-dev.txt); this takes a few minutes the first time."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet $(FIND_LINKS) -c constraints.txt -e '.[all,dev]'
+	$(PY) -m pip install --quiet $(FIND_LINKS) -c constraints.txt -e '.[all]' -r requirements-dev.txt
 	touch $(STAMP)
 	@echo "$(VENV) is ready."
 

@@ -66,10 +66,10 @@ else
             python3 -m pip install --user --break-system-packages virtualenv >>"$OUT/install.log" 2>&1
         python3 -m virtualenv "$VENV" >>"$OUT/install.log" 2>&1
     fi
-    log "installing torch (default index) and the project with [all,dev]"
+    log "installing torch (default index), the project with [all], and requirements-dev.txt"
     "$PY" -m pip install -q --upgrade pip >>"$OUT/install.log" 2>&1 || log "pip could not upgrade itself; going on"
     "$PY" -m pip install -q torch >>"$OUT/install.log" 2>&1
-    "$PY" -m pip install -q -e '.[all,dev]' >>"$OUT/install.log" 2>&1
+    "$PY" -m pip install -q -e '.[all]' -r requirements-dev.txt >>"$OUT/install.log" 2>&1
     "$PY" -m pip freeze >>"$OUT/install.log" 2>&1
 fi
 "$PY" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda,

@@ -239,7 +239,7 @@ def numpy_demo() -> None:
     try:
         import dask.array as da
     except ModuleNotFoundError:
-        print("\ndask is not installed; skipping the dask part (pip install 'symgraph[dask]')")
+        print("\ndask is not installed; skipping the dask part (pip install 'symgraph-py[dask]')")
         return
 
     section("numpy: replay on a dask array")
@@ -382,13 +382,13 @@ def main() -> None:
     try:
         import numpy  # noqa: F401
     except ModuleNotFoundError:
-        print("\nnumpy is not installed; skipping the symgraph_numpy part (pip install 'symgraph[numpy]')")
+        print("\nnumpy is not installed; skipping the symgraph_numpy part (pip install 'symgraph-py[numpy]')")
     else:
         numpy_demo()
     try:
         import torch  # noqa: F401
     except ModuleNotFoundError:
-        print("\nPyTorch is not installed; skipping the symgraph_torch part (pip install 'symgraph[torch]')")
+        print("\nPyTorch is not installed; skipping the symgraph_torch part (pip install 'symgraph-py[torch]')")
     else:
         torch_demo()
 

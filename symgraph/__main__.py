@@ -5,7 +5,9 @@ installed packages declare through the ``symgraph.backends`` and
 ``symgraph.executors`` entry-point groups, with what each one's entry point
 names and whether loading it works (and, when it does not, the error). A plugin
 author runs it to see whether the plugin is found at all, and why it fails to
-load if it is. The exit status is 1 when an entry point fails to load.
+load if it is. The exit status is 1 when an entry point fails to load; a plugin
+whose library is not installed (the torch backend without the ``torch`` extra)
+is listed as unavailable and is not a failure.
 
 Example:
     >>> from symgraph.__main__ import report
@@ -45,14 +47,25 @@ def _distribution(ep: metadata.EntryPoint) -> str:
     return f"{dist.metadata['Name']} {dist.version}"
 
 
-def _load(ep: metadata.EntryPoint) -> str | None:
-    """``None`` when ``ep`` loads; otherwise the error, on one line."""
+def _load(ep: metadata.EntryPoint) -> tuple[str, bool]:
+    """How loading ``ep`` went, on one line, and whether that is a failure.
+
+    A plugin whose library is not installed (an ``ImportError`` naming another
+    top-level package than the plugin's own) is not broken: the distribution
+    declares its entry points whichever extras were installed, so a numpy-only
+    installation still lists the torch backend. It is reported as unavailable,
+    with the plugin's own message (which names the extra to install).
+    """
     try:
         ep.load()
     except Exception as exc:  # any failure is what the user came to see
         text = str(exc).strip().splitlines()
-        return f"{type(exc).__name__}: {text[0] if text else ''}"
-    return None
+        message = f"{type(exc).__name__}: {text[0] if text else ''}"
+        missing = exc.name if isinstance(exc, ImportError) else None
+        if missing and missing.partition(".")[0] != ep.module.partition(".")[0]:
+            return f"unavailable, {missing} is not installed: {message}", False
+        return f"FAILS to load: {message}", True
+    return "loads", False
 
 
 def report() -> tuple[list[str], int]:
@@ -73,9 +86,8 @@ def report() -> tuple[list[str], int]:
         points = sorted(metadata.entry_points(group=group), key=lambda ep: ep.name)
         lines.append(f"{title} (entry-point group {group!r}): {len(points) or 'none'}")
         for ep in points:
-            error = _load(ep)
-            failures += error is not None
-            state = "loads" if error is None else f"FAILS to load: {error}"
+            state, failed = _load(ep)
+            failures += failed
             lines.append(f"  {ep.name:<14} {ep.value}  [{_distribution(ep)}]  {state}")
     builtin = [name for name in ("codegen", "interpreter", "dask") if name in symgraph.available_executors()]
     lines.append(f"built-in executors: {', '.join(builtin)}")

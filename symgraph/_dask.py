@@ -276,7 +276,7 @@ def dask_runner(plan: Plan, options: Mapping[str, Any]) -> Runner:
         import dask.base
         import dask.threaded
     except ImportError as exc:
-        raise ExecutorError("the 'dask' executor needs dask: pip install 'symgraph[dask]'") from exc
+        raise ExecutorError("the 'dask' executor needs dask: pip install 'symgraph-py[dask]'") from exc
     scheduler = options.get("scheduler")
     if scheduler is not None:
         try:

@@ -27,7 +27,7 @@ def to_networkx(model: SymbolicModel) -> Any:
         A new ``networkx.DiGraph``.
 
     Raises:
-        ImportError: networkx is not installed (``pip install symgraph[draw]``).
+        ImportError: networkx is not installed (``pip install symgraph-py[draw]``).
 
     Example:
         >>> import symgraph
@@ -43,7 +43,7 @@ def to_networkx(model: SymbolicModel) -> Any:
     try:
         import networkx as nx
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("to_networkx() needs networkx: pip install 'symgraph[draw]'", name="networkx") from exc
+        raise ImportError("to_networkx() needs networkx: pip install 'symgraph-py[draw]'", name="networkx") from exc
 
     plan = model.plan
     if not isinstance(plan, Plan):

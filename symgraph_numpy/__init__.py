@@ -20,7 +20,7 @@ except ModuleNotFoundError as _missing:
     if _missing.name != "numpy":
         raise
     raise ImportError(
-        "symgraph_numpy needs numpy, which is not installed here; install the extra: pip install 'symgraph[numpy]'",
+        "symgraph_numpy needs numpy, which is not installed here; install the extra: pip install 'symgraph-py[numpy]'",
         name="numpy",
     ) from _missing
 

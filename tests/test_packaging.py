@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -40,7 +41,7 @@ def test_a_plugin_without_its_library_names_the_extra_to_install(plugin, library
     kind, name, message = (part.strip() for part in out.split("|"))
     assert (kind, name) == ("ImportError", library)
     assert message == (
-        f"{plugin} needs {named}, which is not installed here; install the extra: pip install 'symgraph[{extra}]'"
+        f"{plugin} needs {named}, which is not installed here; install the extra: pip install 'symgraph-py[{extra}]'"
     )
 
 
@@ -86,6 +87,30 @@ def test_the_metadata_says_what_is_true():
     assert any(c.startswith("Programming Language :: Python :: 3.11") for c in PYPROJECT["classifiers"])
     # Without numpy, importing torch warns that NumPy failed to initialise.
     assert any(requirement.startswith("numpy") for requirement in PYPROJECT["optional-dependencies"]["torch"])
+    # The name `symgraph` on the package index is an unrelated project's.
+    assert PYPROJECT["name"] == "symgraph-py"
+    assert set(PYPROJECT["optional-dependencies"]) == {"torch", "numpy", "dask", "draw", "all"}
+    assert {"Homepage", "Documentation", "Source", "Issues"} <= set(PYPROJECT["urls"])
+
+
+_PIP_INSTALL = re.compile(r"pip install (\S+)")
+
+
+def test_every_install_line_in_the_docs_names_this_distribution_and_its_extras():
+    extras = set(PYPROJECT["optional-dependencies"])
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    seen = []
+    for page in pages:
+        for target in _PIP_INSTALL.findall(page.read_text()):
+            target = target.strip("\"'`,.):;")
+            name, _, rest = target.partition("[")
+            if name and not name.startswith("symgraph"):  # another package: torch, a peer, a plugin
+                continue
+            # From a clone (`.`) or, once released, by the distribution's own name.
+            assert name in ("", "symgraph-py"), f"{page.name}: pip install {target}"
+            assert set(filter(None, rest.rstrip("]").split(","))) <= extras, f"{page.name}: pip install {target}"
+            seen.append(target)
+    assert "[torch]" in seen and "symgraph-py[torch]" in seen and "[numpy]" in seen
 
 
 def test_a_default_benchmark_run_leaves_tracked_files_alone(tmp_path, monkeypatch):

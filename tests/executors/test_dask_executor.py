@@ -328,7 +328,7 @@ def test_without_dask_in_a_fresh_process():
         "    print(exc)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
-    assert "pip install 'symgraph[dask]'" in out.stdout
+    assert "pip install 'symgraph-py[dask]'" in out.stdout
 
 
 # ----------------------------------------------------------------------------- values dask must not interpret
