@@ -22,14 +22,25 @@ except ModuleNotFoundError as _missing:
     if _missing.name != "torch":
         raise
     raise ImportError(
-        "symgraph_torch needs PyTorch, which is not installed here; install the extra: pip install 'symgraph[torch]'",
+        "symgraph_torch needs PyTorch, which is not installed here; "
+        "install the extra: pip install 'symgraph-py[torch]'",
         name="torch",
     ) from _missing
 
 
 from symgraph import add_to_graph, register_executor
 from symgraph.plugin import register_backend, register_internal_package
-from symgraph_torch import config, cuda_graphs, functions_utility, graph_algorithms, model_tools, useful_layers
+from symgraph_torch import (
+    config,
+    cuda_graphs,
+    functions_utility,
+    graph_algorithms,
+    model_tools,
+    symbolic_api_2,
+    symbolic_data,
+    symbolic_model,
+    useful_layers,
+)
 from symgraph_torch._api2 import SymbolicAPI2ContextManager
 from symgraph_torch._backend import BACKEND, TorchBackend
 from symgraph_torch._compat import SymbolicObject
@@ -71,5 +82,8 @@ __all__ = [
     "graph_algorithms",
     "model_tools",
     "optimize_module_calls",
+    "symbolic_api_2",
+    "symbolic_data",
+    "symbolic_model",
     "useful_layers",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Sequence
 from typing import Any
@@ -10,7 +11,7 @@ import torch
 
 import symgraph
 from symgraph.plugin import Placeholder, SymbolicData, record
-from symgraph_torch._compat import SymbolicObject
+from symgraph_torch._compat import SymbolicFactory
 from symgraph_torch._tensor import EXAMPLE_BATCH, SymbolicTensor, probe_size
 
 __all__ = ["CustomInput", "Input"]
@@ -60,8 +61,16 @@ def _example(
     elif dtype.is_floating_point or dtype.is_complex:
         value = torch.rand(shape, generator=generator, dtype=dtype) * (high - low) + low
     else:
-        value = torch.randint(int(low), int(high) + 1, shape, generator=generator, dtype=dtype)
+        # From low up to high, not included, as torch.randint's high and as
+        # pytorch-symbolic (which truncates): max_value=V fits nn.Embedding(V, d).
+        first, stop = _integer_range(low, high)
+        value = torch.randint(first, stop, shape, generator=generator, dtype=dtype)
     return value.to(device)
+
+
+def _integer_range(low: float, high: float) -> tuple[int, int]:
+    """``(first, stop)``: the integers ``k`` with ``low <= k < high`` are ``range(first, stop)``."""
+    return math.ceil(low), math.ceil(high)
 
 
 #: Example size of a free dimension other than the batch, unless ``example_shape`` gives one.
@@ -119,9 +128,13 @@ def Input(  # noqa: N802 - the name users know from Keras and pytorch-symbolic
             default. Every other entry must match.
         dtype: Element type; ``torch.get_default_dtype()`` by default. A model
             built on the input expects this dtype (see :class:`ShapeCheck`).
-        min_value: Lower bound of the random example values.
-        max_value: Upper bound of the random example values (inclusive for
-            integer types).
+        min_value: Lower bound of the random example values (included).
+        max_value: Upper bound of the random example values, not included:
+            integer examples go from ``min_value`` to ``max_value - 1``, as
+            ``torch.randint``'s ``high`` (so ``max_value=V`` fits
+            ``nn.Embedding(V, d)``, and the defaults give all zeros, as in
+            pytorch-symbolic). Boolean examples are random ``True`` and
+            ``False`` whatever the bounds.
         batched: ``False`` when ``shape`` has no batch dimension at all; then every
             dimension is checked when the model is called, except ``None`` ones.
         custom_name: Name of the input in summaries.
@@ -134,7 +147,7 @@ def Input(  # noqa: N802 - the name users know from Keras and pytorch-symbolic
         TypeError: ``shape`` or ``batch_shape`` is not a tuple of ints and ``None``.
         ValueError: both or neither of ``shape`` and ``batch_shape`` are given,
             ``batch_dim`` is out of range, ``example_shape`` does not fit, or the
-            bounds are empty.
+            bounds are empty (for an integer dtype: hold no integer).
 
     Example:
         >>> import torch
@@ -143,8 +156,11 @@ def Input(  # noqa: N802 - the name users know from Keras and pytorch-symbolic
         (None, 3, 32, 32)
         >>> Input((3, None, None)).shape, Input((None, 8), batch_dim=1).shape
         ((None, 3, None, None), (None, None, 8))
-        >>> Input(batch_shape=(8, 10), dtype=torch.int64, max_value=9).v.max() <= 9
-        tensor(True)
+        >>> tokens = Input(batch_shape=(8, 10), dtype=torch.int64, max_value=9)
+        >>> 0 <= int(tokens.v.min()) and int(tokens.v.max()) <= 8
+        True
+        >>> int(Input((10,), dtype=torch.int64).v.abs().sum())  # the defaults: all zeros
+        0
     """
     if (shape is None) == (batch_shape is None):
         raise ValueError("Input: give exactly one of shape= (without the batch) and batch_shape= (with it)")
@@ -157,6 +173,23 @@ def Input(  # noqa: N802 - the name users know from Keras and pytorch-symbolic
     dtype = dtype if dtype is not None else torch.get_default_dtype()
     if not isinstance(dtype, torch.dtype):
         raise TypeError(f"Input: dtype must be a torch.dtype, got {type(dtype).__name__}")
+    if not (dtype.is_floating_point or dtype.is_complex or dtype is torch.bool):
+        if not (math.isfinite(min_value) and math.isfinite(max_value)):
+            raise ValueError(
+                f"Input: min_value ({min_value}) and max_value ({max_value}) must be finite for dtype {dtype}"
+            )
+        first, stop = _integer_range(min_value, max_value)
+        if first >= stop:
+            raise ValueError(
+                f"Input: for dtype {dtype}, example values are the integers from min_value ({min_value}) up "
+                f"to, not including, max_value ({max_value}), and there are none; raise max_value"
+            )
+        limits = torch.iinfo(dtype)
+        if first < limits.min or stop - 1 > limits.max:
+            raise ValueError(
+                f"Input: example values from min_value ({min_value}) up to, not including, max_value "
+                f"({max_value}) do not fit dtype {dtype} ({limits.min} to {limits.max})"
+            )
     if isinstance(batch_dim, bool) or not isinstance(batch_dim, int):
         raise TypeError(f"Input: batch_dim must be an int, got {type(batch_dim).__name__}")
     if batch_dim != 0 and (batch_shape is not None or not batched):
@@ -208,8 +241,12 @@ def CustomInput(data: Any, *, custom_name: str | None = None) -> SymbolicData:  
     """A placeholder around any example value, as in pytorch-symbolic.
 
     A tensor gives a :class:`SymbolicTensor` whose shape is exactly the example's
-    (no unknown batch). Any other value gives a :class:`SymbolicObject`, which
-    records operators as method calls, like pytorch-symbolic does.
+    (no unknown batch). Any other value gives a
+    :class:`~symgraph_torch.SymbolicObject` of the class
+    :func:`~symgraph_torch.symbolic_data.SymbolicFactory` makes for its type
+    (:class:`~symgraph_torch.symbolic_data.SymbolicCallable` for a callable),
+    which records operators as method calls, like pytorch-symbolic does. Its
+    batch size counts as known (``batch_size_known``), as in pytorch-symbolic.
 
     Args:
         data: The example value (``data=``, as pytorch-symbolic names it).
@@ -221,10 +258,10 @@ def CustomInput(data: Any, *, custom_name: str | None = None) -> SymbolicData:  
         >>> CustomInput(torch.zeros(2, 5)).shape
         (2, 5)
         >>> type(CustomInput({"a": 1})).__name__
-        'SymbolicObject'
+        'SymbolicObject[dict]'
     """
     if isinstance(data, SymbolicData):
         raise TypeError("CustomInput() got a value that is already symbolic; use it directly")
     if isinstance(data, torch.Tensor):
         return symgraph.CustomInput(data, custom_name=custom_name)
-    return record(Placeholder(), (), value=data, custom_name=custom_name, handle_class=SymbolicObject)
+    return record(Placeholder(), (), value=data, custom_name=custom_name, handle_class=SymbolicFactory(type(data)))

@@ -22,6 +22,7 @@ from symgraph.plugin import (
     ExecutorChoice,
     Plan,
     Program,
+    Step,
     SymbolicData,
     WeakGraph,
     build_plan,
@@ -63,6 +64,7 @@ _RESERVED = frozenset(
         "_input_shape",
         "_output_shape",
         "_direct_calls",
+        "_custom_names",
         "check_inputs",
     }
 )
@@ -81,6 +83,60 @@ class _Registration:
     tensor_names: list[str]
     layers: list[tuple[str, nn.Module]] = dataclasses.field(default_factory=list)
     tensors: list[tuple[str, torch.Tensor]] = dataclasses.field(default_factory=list)
+
+
+def _where(step: Step) -> str:
+    return f"recorded at {step.where}" if step.where else "where it was recorded is not known"
+
+
+def _layer_owners(
+    plan: Plan, custom_names: Sequence[str | None] | None, registered: Mapping[int, str]
+) -> dict[int, str]:
+    """The name each layer called in ``plan`` is registered under, by ``id`` of the layer.
+
+    A layer called several times is one submodule, so it gets one name: the
+    custom name of whichever call has one, else the name of its first call. A
+    model shows every custom name it was given, or refuses to build.
+
+    Args:
+        plan: The plan.
+        custom_names: The user's ``custom_name`` of each step, or ``None`` when not known.
+        registered: The names of the layers the model holds already, by ``id``.
+
+    Raises:
+        ValueError: a layer's calls have two different custom names, or a new
+            call gives a layer the model holds already a custom name it is not
+            registered under.
+    """
+    owners: dict[int, str] = {}
+    named: dict[int, tuple[str, Step]] = {}
+    for j, step in enumerate(plan.steps):
+        op = step.op
+        if not isinstance(op, ModuleCall):
+            continue
+        key = id(op.layer)
+        owners.setdefault(key, step.name)
+        custom = custom_names[j] if custom_names is not None else None
+        if custom is None:
+            continue
+        first, first_step = named.setdefault(key, (custom, step))
+        if first != custom:
+            raise ValueError(
+                f"the {type(op.layer).__name__} layer is called with two different custom names: "
+                f"{escape(first)!r} ({_where(first_step)}) and {escape(custom)!r} ({_where(step)}). A layer "
+                "called several times is one submodule of the model, registered under one name; give "
+                "custom_name on one of its calls only, or the same name on each"
+            )
+    for key, (custom, step) in named.items():
+        existing = registered.get(key)
+        if existing is not None and existing != custom:
+            raise ValueError(
+                f"the {type(step.op.layer).__name__} layer is registered in this model as {escape(existing)!r}, "  # type: ignore[attr-defined]
+                f"but a new call gives it the custom name {escape(custom)!r} ({_where(step)}); a layer has one "
+                f"name in a model. Record the new call without custom_name, or with custom_name={escape(existing)!r}"
+            )
+        owners[key] = custom
+    return owners
 
 
 def _shape_structure(structure: Any) -> Any:
@@ -218,6 +274,11 @@ class DetachedSymbolicModel(ExecutorChoice, nn.Module):
         executor_options: The executor's options.
         direct_calls: Call layers' ``forward`` directly (see
             :func:`optimize_module_calls`); by default as that function set it.
+        custom_names: For each step of ``plan``, the ``custom_name`` the user
+            gave it, or ``None``. A shared layer is then registered under the
+            custom name of whichever call has one, and two different custom
+            names for one layer are refused. Without it, a shared layer is
+            named after its first call.
 
     Example:
         >>> import torch
@@ -243,7 +304,15 @@ class DetachedSymbolicModel(ExecutorChoice, nn.Module):
         executor: str | Executor = DEFAULT_EXECUTOR,
         executor_options: Mapping[str, Any] | None = None,
         direct_calls: bool | None = None,
+        custom_names: Sequence[str | None] | None = None,
     ) -> None:
+        if custom_names is not None:
+            custom_names = tuple(custom_names)
+            if len(custom_names) != len(plan.steps) or not all(n is None or type(n) is str for n in custom_names):
+                raise ValueError(
+                    f"custom_names must give a str or None for each of the plan's {len(plan.steps)} steps, "
+                    f"got {len(custom_names)} entries"
+                )
         super().__init__()
         self.check_inputs = check_inputs
         self._input_shape, self._output_shape = shapes
@@ -251,25 +320,30 @@ class DetachedSymbolicModel(ExecutorChoice, nn.Module):
         self._plan = plan
         self._tensor_names: list[str] = []
         self._layer_names: list[str] = []
-        self._commit(self._prepare(plan))
+        self._custom_names = custom_names
+        self._commit(self._prepare(plan, custom_names))
         self._switch(plan, executor, executor_options)
         self._take_signature()
 
     # -- building --------------------------------------------------------------------
-    def _prepare(self, plan: Plan) -> _Registration:
+    def _prepare(self, plan: Plan, custom_names: Sequence[str | None] | None = None) -> _Registration:
         """Names for the plan's new layers and tensor constants, checked, without changing the model.
 
+        Args:
+            plan: The plan to register.
+            custom_names: The user's ``custom_name`` of each step, or ``None`` (see
+                :class:`DetachedSymbolicModel`).
+
         Raises:
-            ValueError: a layer name is invalid, taken, or clashes with an attribute.
+            ValueError: a layer name is invalid, taken, or clashes with an attribute;
+                or a shared layer was given two different custom names.
         """
         registration = _Registration(list(self._layer_names), list(self._tensor_names))
         # Layers and tensors are matched to their names by walk order (see _policy);
         # a plan grown by add_output walks the old steps first, so only the tail is new.
-        layers = distinct_modules(plan)[len(self._layer_names) :]
-        owners: dict[int, str] = {}
-        for step in plan.steps:
-            if isinstance(step.op, ModuleCall):
-                owners.setdefault(id(step.op.layer), step.name)  # a shared layer is named by its first call
+        modules = distinct_modules(plan)
+        layers = modules[len(self._layer_names) :]
+        owners = _layer_owners(plan, custom_names, dict(zip(map(id, modules), self._layer_names, strict=False)))
         for layer in layers:
             owner = owners.get(id(layer))
             if owner is None:  # a module passed as an argument: named after the step using it
@@ -401,6 +475,60 @@ class DetachedSymbolicModel(ExecutorChoice, nn.Module):
         # surgery may have replaced in the model since.
         modules = distinct_modules(plan)
         return {id(m): tuple(name.split(".")) for m, name in zip(modules, self._layer_names, strict=True)}
+
+    def _call_aliases(self) -> dict[str, str]:
+        """The names of a shared layer's later calls, each with the name the layer is registered under.
+
+        pytorch-symbolic registered a layer once per call (``Linear_1`` and
+        ``Linear_2`` for a Siamese encoder), so its state dicts hold the shared
+        weights under each call's name.
+        """
+        paths = self._layer_paths_of(self._plan)
+        aliases: dict[str, str] = {}
+        for step in self._plan.steps:
+            if isinstance(step.op, ModuleCall):
+                registered = ".".join(paths[id(step.op.layer)])
+                if step.name != registered:
+                    aliases[step.name] = registered
+        return aliases
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # Before the keys are matched: a state dict saved by pytorch-symbolic holds
+        # a shared layer's weights once per call. Each alias key is folded into the
+        # registered one, which it must equal when both are there (``load_state_dict``
+        # hands each module its own copy of the dict, so the caller's is untouched).
+        # This runs before the layers load theirs, so a refusal changes no weight.
+        for alias, registered in self._call_aliases().items():
+            start = f"{prefix}{alias}."
+            for key in [k for k in state_dict if k.startswith(start)]:
+                value = state_dict.pop(key)
+                target = f"{prefix}{registered}.{key[len(start) :]}"
+                if target not in state_dict:
+                    state_dict[target] = value
+                elif not (
+                    isinstance(value, torch.Tensor)
+                    and isinstance(state_dict[target], torch.Tensor)
+                    and value.shape == state_dict[target].shape
+                    and torch.equal(value, state_dict[target])
+                ):
+                    raise RuntimeError(
+                        f"Error(s) in loading state_dict for {type(self).__name__}: {key!r} and {target!r} hold "
+                        f"different values, but both name the weights of one layer, shared by the calls "
+                        f"{alias!r} and {registered!r} (a layer called several times is one submodule); nothing "
+                        "was loaded"
+                    )
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def _tensor_names_of(self, plan: Plan) -> dict[int, tuple[bool, str]]:
         # Match the plan's tensor constants to their names by walk order, which
@@ -548,7 +676,8 @@ class SymbolicModel(DetachedSymbolicModel):
     """A model made of the layers recorded between symbolic inputs and outputs.
 
     It is a real ``nn.Module``: layers are registered as submodules, named by
-    their class with a counter (``Linear_1``) or by their ``custom_name``;
+    their class with a counter (``Linear_1``) or by their ``custom_name`` (a
+    layer called several times is named by the call that has one);
     ``parameters()``, ``state_dict()``, ``.to()``, ``train()``/``eval()``,
     pickling, ``torch.save`` and ``torch.compile`` work as for any module.
     ``forward`` runs straight-line Python generated once from the graph, or
@@ -594,8 +723,10 @@ class SymbolicModel(DetachedSymbolicModel):
 
     Raises:
         GraphError: an output depends on a value that is not among the inputs.
-        ValueError: two different layers share a name, or a name clashes with
-            an attribute of the model (``forward``, ``inputs``, ``training``...).
+        ValueError: two different layers share a name, a layer called several
+            times was given two different custom names (a layer is one
+            submodule, with one name), or a name clashes with an attribute of
+            the model (``forward``, ``inputs``, ``training``...).
         ExecutorError: the executor cannot run this model.
 
     Example:
@@ -639,7 +770,7 @@ class SymbolicModel(DetachedSymbolicModel):
                         + (" (which enable_forward_codegen chose)" if enable_forward_codegen is not None else "")
                     )
                 executor = "cuda_graphs"
-        plan, _ = build_plan(inputs, outputs)
+        plan, nodes = build_plan(inputs, outputs)
         super().__init__(
             plan,
             check_inputs=check_inputs,
@@ -648,6 +779,7 @@ class SymbolicModel(DetachedSymbolicModel):
             if executor is None
             else executor,
             executor_options=executor_options,
+            custom_names=_custom_names_of(plan, nodes),
         )
         self._graph: WeakGraph | None = WeakGraph(inputs, outputs)
 
@@ -702,10 +834,11 @@ class SymbolicModel(DetachedSymbolicModel):
         inputs = graph.inputs("add_output")
         outputs = graph.outputs("add_output")
         new = extend_outputs(outputs, output, key)
-        plan, _ = build_plan(inputs, new)
+        plan, nodes = build_plan(inputs, new)
+        custom_names = _custom_names_of(plan, nodes)
         # Everything is built before anything is assigned: a failure leaves the
         # model as it was, its summary, forward and submodules agreeing.
-        registration = self._prepare(plan)
+        registration = self._prepare(plan, custom_names)
         saved = self._layer_names, self._tensor_names
         # The program is made with the new names, which it reads at call time only.
         self._layer_names, self._tensor_names = registration.layer_names, registration.tensor_names
@@ -717,6 +850,7 @@ class SymbolicModel(DetachedSymbolicModel):
         shape = _shape_structure(new)
         self._commit(registration)
         self._plan, self._program, self._graph, self._output_shape = plan, program, graph, shape
+        self._custom_names = custom_names
 
     def detach_from_graph(self) -> DetachedSymbolicModel:
         """A standalone module with the same layers (shared, not copied) and the same ``forward``.
@@ -742,12 +876,19 @@ class SymbolicModel(DetachedSymbolicModel):
             executor=executor,
             executor_options=options,
             direct_calls=self._direct_calls,
+            # Absent from models pickled before it was kept.
+            custom_names=getattr(self, "_custom_names", None),
         )
         # The layers the model holds now, which module surgery may have changed.
         for name in detached._modules:
             detached._modules[name] = self._modules.get(name)
         detached.train(self.training)
         return detached
+
+
+def _custom_names_of(plan: Plan, nodes: Sequence[Any]) -> tuple[str | None, ...]:
+    """The ``custom_name`` of each step of ``plan``, from the nodes :func:`build_plan` returned with it."""
+    return tuple(node.custom_name for node in nodes[len(plan.inputs) :])
 
 
 def optimize_module_calls(*models: DetachedSymbolicModel) -> None:

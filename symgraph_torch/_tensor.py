@@ -22,7 +22,6 @@ from symgraph.plugin import (
     MethodCall,
     Node,
     Operator,
-    Placeholder,
     Slice,
     SymbolicData,
     Unpack,
@@ -47,6 +46,7 @@ __all__ = [
     "SymbolicTensor",
     "batch_is_unknown",
     "free_batch_dimension",
+    "node_depth",
     "probe_size",
 ]
 
@@ -95,6 +95,31 @@ def batch_is_unknown(node: Node) -> bool:
     return _inherited(node, "batch_unknown")
 
 
+_depths: weakref.WeakKeyDictionary[Node, int] = weakref.WeakKeyDictionary()
+
+
+def node_depth(node: Node) -> int:
+    """Steps on the longest path from an input to ``node``: ``0`` for an input.
+
+    pytorch-symbolic's ``depth``. Cached on each node; the walk is iterative.
+
+    Example:
+        >>> import symgraph_torch
+        >>> x = symgraph_torch.Input((3,))
+        >>> node_depth(x.node), node_depth(((x * 2) + x).node)
+        (0, 2)
+    """
+    return fold_ancestors(node, _depths, _zero, _one_more)
+
+
+def _zero(node: Node) -> int:
+    return 0
+
+
+def _one_more(node: Node, parents: list[int]) -> int:
+    return 1 + max(parents)
+
+
 def free_batch_dimension(node: Node) -> bool:
     """Whether dimension 0 of ``node``'s value may have any size at call time.
 
@@ -119,9 +144,12 @@ def free_batch_dimension(node: Node) -> bool:
 # (``2 * size + 1``: a floor division by any stride up to the example's size tells
 # the two apart). A size is shown as known only where the example and the probe
 # agree; where a step fails on the probe, every size of it and of what is computed
-# from it is shown as ``None``. Below inputs with only an unknown batch, a value
-# that keeps the example batch's size first is taken as batch-first without a
-# probe, so that common graphs are not run twice; the others are probed.
+# from it is shown as ``None``. Below inputs with only an unknown batch, every
+# value is probed too, with one exception: a value that a user's layer or
+# function computed (not run on the probe, see ``_probe_safe``) and that keeps
+# the example batch's size first is taken as batch-first. Its stand-in in the
+# probe then has the probe's batch first and its other sizes unchanged, so that
+# torch's steps after it still show their sizes.
 
 _SAME = object()  # the probe equals the example value (nothing upstream has a free size)
 _FAILED = object()  # the step raised on the probe
@@ -169,12 +197,18 @@ def _evaluate_probe(node: Node, parents: list[Any]) -> Any:
     if all(p is _SAME for p in parents):
         return _SAME
     if not _probe_safe(node.op):
-        # Not run again; a stand-in whose every size differs from the example's
-        # lets torch's own steps downstream still tell which of their sizes follow.
+        # Not run again: a stand-in lets torch's own steps downstream still tell
+        # which of their sizes follow. Its sizes differ from the example's where
+        # _shape shows None: only the batch, for a batch-first value below inputs
+        # whose only free size is the batch; every size otherwise.
         value = node.value
-        if isinstance(value, torch.Tensor):
-            return torch.zeros([probe_size(n) for n in value.shape], dtype=value.dtype, device=value.device)
-        return _FAILED
+        if not isinstance(value, torch.Tensor):
+            return _FAILED
+        if _batch_first_guess(node):
+            sizes = [probe_size(EXAMPLE_BATCH), *value.shape[1:]]
+        else:
+            sizes = [probe_size(n) for n in value.shape]
+        return torch.zeros(sizes, dtype=value.dtype, device=value.device)
     args = [node_.value if p is _SAME else p for node_, p in zip(node.parents, parents, strict=True)]
     try:
         with torch.no_grad(), warnings.catch_warnings():
@@ -194,24 +228,50 @@ def _probe(node: Node) -> Any:
     return fold_ancestors(node, _probes, _placeholder_probe, _evaluate_probe)
 
 
+def _batch_first_guess(node: Node) -> bool:
+    """Whether ``node``'s value is a tensor taken as batch-first without asking the probe.
+
+    So are values below inputs whose only free size is an unknown batch, with the
+    example batch's size first, that the probe cannot tell about: a placeholder's,
+    and what a user's layer or function computed (it is not run on the probe).
+    """
+    value = node.value
+    return (
+        isinstance(value, torch.Tensor)
+        and value.ndim > 0
+        and value.shape[0] == EXAMPLE_BATCH
+        and not _probe_safe(node.op)
+        and not _inherited(node, "free_sizes")
+        and batch_is_unknown(node)
+    )
+
+
 def _shape(node: Node) -> tuple[int | None, ...]:
     shape: tuple[int | None, ...] = tuple(node.value.shape)
     if not shape:
         return shape
+    batch_first: tuple[int | None, ...] | None = None
     if not _inherited(node, "free_sizes"):
         if not batch_is_unknown(node):
             return shape
-        # An unknown batch is traced with EXAMPLE_BATCH examples; a value that
-        # keeps that size first is taken to keep the batch there, untouched.
+        # An unknown batch is traced with EXAMPLE_BATCH examples. A value with that
+        # size first most often keeps the batch there, but not always (an LSTM's
+        # state (layers, batch, hidden) with 2 layers, torch.stack([a, b])): the
+        # probe tells, where it can run the step.
         if shape[0] == EXAMPLE_BATCH:
-            return (None, *shape[1:])
+            batch_first = (None, *shape[1:])
+            if _batch_first_guess(node):
+                return batch_first
         # Anything else moved the batch (x[0], x.sum(0)) or folded it into another
         # size (x.view(-1, 4)): the probe tells which sizes still follow from it.
     probe = _probe(node)
     if probe is _SAME:
         return shape
     if not isinstance(probe, torch.Tensor) or probe.ndim != len(shape):
-        return (None,) * len(shape)
+        # The step failed on the probe (or gave something else): nothing is known,
+        # except that a value keeping the example batch's size first is taken to
+        # keep the batch there, as before probes were asked.
+        return batch_first if batch_first is not None else (None,) * len(shape)
     return tuple(None if a != b else a for a, b in zip(shape, probe.shape, strict=True))
 
 
@@ -483,12 +543,15 @@ class SymbolicTensor(TorchRecording, SymbolicData):
         value = node.value
         if value.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
-        if batch_is_unknown(node) or _shape(node)[0] is None:
+        # Refused only where dimension 0 is the unknown batch: an LSTM's state
+        # (layers, batch, hidden) below it iterates over its layers.
+        if _shape(node)[0] is None:
             raise TraceError(
-                f"cannot iterate over a tensor of shape {_shape(node)}: its first dimension is the batch, whose "
-                "size is unknown while recording, so the loop would run once per example of the trace batch "
-                "instead of once per real example. Iterate over another dimension with x.unbind(dim), index "
-                "single examples with x[i], or give Input a batch_size"
+                f"cannot iterate over a tensor of shape {_shape(node)}: its first dimension is the batch (or "
+                "another size that may differ at every call), whose size is unknown while recording, so the "
+                "loop would run once per example of the trace batch instead of once per real example. Iterate "
+                "over another dimension with x.unbind(dim), index single examples with x[i], or give Input a "
+                "batch_size"
             )
         for i in range(value.shape[0]):
             yield record(Unpack(i), (node,), value=value[i], pending=True)
@@ -526,8 +589,35 @@ class SymbolicTensor(TorchRecording, SymbolicData):
 
     @property
     def features(self) -> int:
-        """``shape[1]`` of 2-D ``(batch, features)`` data."""
-        return self._dims("features", (2,), "2-D (batch, features)")[1]  # type: ignore[return-value]
+        """The size of the last dimension: features of ``(batch, features)`` or ``(batch, ..., features)`` data.
+
+        As in pytorch-symbolic, ``nn.Linear(x.features, ...)`` and
+        ``nn.LSTM(x.features, ...)`` work on sequences too.
+
+        Raises:
+            TraceError: the tensor has fewer than 2 dimensions (a batch alone, or
+                a scalar), or the last size is not known (``None``).
+
+        Example:
+            >>> import symgraph_torch
+            >>> symgraph_torch.Input((16,)).features, symgraph_torch.Input((7, 5)).features
+            (16, 5)
+        """
+        shape = self.shape
+        if len(shape) < 2:
+            raise TraceError(
+                f".features needs (batch, features) or (batch, ..., features) data; this tensor has shape "
+                f"{shape} ({len(shape)} dimension{'' if len(shape) == 1 else 's'}), with no features "
+                "dimension besides the batch. Use .shape"
+            )
+        size = shape[-1]
+        if size is None:
+            raise TraceError(
+                f".features: the last dimension of this tensor (shape {shape}) may have any size, so it "
+                "has no fixed number of features; declare that size in Input, or use a layer that does "
+                "not need it (nn.LazyLinear)"
+            )
+        return size
 
     @property
     def C(self) -> int:  # noqa: N802 - the name users know
@@ -594,6 +684,51 @@ class SymbolicTensor(TorchRecording, SymbolicData):
         return self._node.value.device  # type: ignore[no-any-return]
 
     @property
+    def batch_size_known(self) -> bool:
+        """Whether the batch size is fixed: no ``Input`` this value is computed from has an unknown one.
+
+        For an ``Input``, whether ``batch_size=`` or ``batch_shape=`` (with a size
+        first) fixed it; for any other value, whether that holds for every input
+        it is computed from. Tensors given to ``CustomInput`` have a fixed size.
+
+        Example:
+            >>> import symgraph_torch
+            >>> free, fixed = symgraph_torch.Input((3,)), symgraph_torch.Input((3,), batch_size=4)
+            >>> weight = symgraph_torch.Input(batch_shape=(3, 5))
+            >>> free.batch_size_known, fixed.batch_size_known, weight.batch_size_known
+            (False, True, True)
+            >>> (fixed @ weight).batch_size_known, (free @ weight).batch_size_known
+            (True, False)
+        """
+        return not batch_is_unknown(self._node)
+
+    @property
+    def depth(self) -> int:
+        """Steps on the longest path from an input to this value: ``0`` for an input.
+
+        Example:
+            >>> import symgraph_torch
+            >>> x = symgraph_torch.Input((3,))
+            >>> x.depth, (x + 1).relu().depth
+            (0, 2)
+        """
+        return node_depth(self._node)
+
+    def apply_module(self, layer: Callable[..., Any], *others: Any, custom_name: str | None = None) -> Any:
+        """pytorch-symbolic's name for ``x(layer, *others)``: record ``layer(x, *others)``.
+
+        Example:
+            >>> from torch import nn
+            >>> import symgraph_torch
+            >>> x = symgraph_torch.Input((4,))
+            >>> x.apply_module(nn.Linear(4, 2)).shape
+            (None, 2)
+        """
+        if not callable(layer):
+            raise TypeError(f"apply_module: layer must be an nn.Module or another callable, got {type(layer).__name__}")
+        return record_call(layer, (self, *others), {}, custom_name)
+
+    @property
     def layer(self) -> nn.Module | None:
         """The ``nn.Module`` that produced this value; ``None`` for an input.
 
@@ -606,14 +741,9 @@ class SymbolicTensor(TorchRecording, SymbolicData):
             >>> print((x + 2).layer)
             LambdaOpLayer()
         """
-        op = self._node.op
-        if isinstance(op, ModuleCall):
-            return op.layer
-        if isinstance(op, Placeholder):
-            return None
-        from symgraph_torch.useful_layers import layer_for
+        from symgraph_torch.useful_layers import layer_of
 
-        return layer_for(op)
+        return layer_of(self._node)
 
 
 # Operators refuse a tensor operand computed from parameters outside the graph

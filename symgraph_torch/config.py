@@ -31,7 +31,14 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["API_2_ENABLED_BY_DEFAULT", "CODEGEN_BY_DEFAULT", "CODEGEN_MIN_LOOP_LENGTH", "read_flag", "read_count"]
+__all__ = [
+    "API_2_ENABLED_BY_DEFAULT",
+    "CODEGEN_BY_DEFAULT",
+    "CODEGEN_MIN_LOOP_LENGTH",
+    "read_count",
+    "read_flag",
+    "read_from_env",
+]
 
 _PREFIX = "PYTORCH_SYMBOLIC_"
 _TRUE = frozenset({"true", "1", "yes", "on"})
@@ -48,7 +55,11 @@ def read_flag(name: str, default: bool) -> bool:
         >>> read_flag("NOT_SET_ANYWHERE", True)
         True
     """
-    text = os.environ.get(_PREFIX + name)
+    return _flag(_PREFIX + name, default)
+
+
+def _flag(variable: str, default: bool) -> bool:
+    text = os.environ.get(variable)
     if text is None:
         return default
     word = text.strip().lower()
@@ -57,7 +68,7 @@ def read_flag(name: str, default: bool) -> bool:
     if word in _FALSE:
         return False
     raise ValueError(
-        f"environment variable {_PREFIX}{name}={text!r} is not a flag: use true or false (or 1/0, yes/no, on/off)"
+        f"environment variable {variable}={text!r} is not a flag: use true or false (or 1/0, yes/no, on/off)"
     )
 
 
@@ -71,13 +82,41 @@ def read_count(name: str, default: int) -> int:
         >>> read_count("NOT_SET_ANYWHERE", 50)
         50
     """
-    text = os.environ.get(_PREFIX + name)
+    return _count(_PREFIX + name, default)
+
+
+def _count(variable: str, default: int) -> int:
+    text = os.environ.get(variable)
     if text is None:
         return default
     digits = text.strip()
     if not digits.isascii() or not digits.isdigit() or int(digits) < 1:
-        raise ValueError(f"environment variable {_PREFIX}{name}={text!r} is not a positive whole number")
+        raise ValueError(f"environment variable {variable}={text!r} is not a positive whole number")
     return int(digits)
+
+
+def read_from_env(name: str, default: bool | int | str) -> bool | int | str:
+    """pytorch-symbolic's reader: the variable ``name`` read as the kind of ``default``.
+
+    pytorch-symbolic evaluated the text as a Python literal; here it is never
+    evaluated. A ``bool`` default reads a flag, an ``int`` a positive whole number,
+    and a ``str`` the text as it is.
+
+    Raises:
+        ValueError: the variable's text is not of the kind ``default`` is.
+        TypeError: ``default`` is not a bool, an int or a str.
+
+    Example:
+        >>> read_from_env("PYTORCH_SYMBOLIC_NOT_SET_ANYWHERE", 50)
+        50
+    """
+    if isinstance(default, bool):
+        return _flag(name, default)
+    if isinstance(default, int):
+        return _count(name, default)
+    if isinstance(default, str):
+        return os.environ.get(name, default)
+    raise TypeError(f"read_from_env() reads flags (bool), counts (int) and text (str), not {type(default).__name__}")
 
 
 CODEGEN_BY_DEFAULT: bool = read_flag("CODEGEN_BY_DEFAULT", True)

@@ -1,4 +1,4 @@
-"""Drawing symbolic graphs with networkx and matplotlib (``pip install symgraph[draw]``).
+"""Drawing symbolic graphs with networkx and matplotlib (``pip install symgraph-py[draw]``).
 
 Example:
     >>> import matplotlib
@@ -14,12 +14,25 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import collections
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from symgraph.plugin import Node, SymbolicData, escape
+from torch import nn
 
-__all__ = ["draw_graph", "nodes_between"]
+from symgraph.plugin import Node, SymbolicData, escape
+from symgraph_torch.useful_layers import GetAttr, layer_of
+
+__all__ = [
+    "check_for_missing_inputs",
+    "default_edge_text",
+    "default_node_text",
+    "draw_graph",
+    "figure_out_nodes_between",
+    "nodes_between",
+    "sort_graph_and_check_DAG",
+    "variable_name_resolver",
+]
 
 
 def _nodes(values: Any, what: str) -> list[Node]:
@@ -28,12 +41,39 @@ def _nodes(values: Any, what: str) -> list[Node]:
     if isinstance(values, SymbolicData):
         return [values.node]
     items = values.values() if isinstance(values, Mapping) else values
+    if not isinstance(items, Iterable):
+        raise TypeError(
+            f"{what} must be symbolic values (one, or a list, tuple, set or dict), got {type(values).__name__}"
+        )
     out = []
     for v in items:
         if not isinstance(v, SymbolicData):
-            raise TypeError(f"draw_graph: {what} must be symbolic values, got {type(v).__name__}")
+            raise TypeError(f"{what} must be symbolic values, got {type(v).__name__}")
         out.append(v.node)
     return out
+
+
+def _reach(starts: list[Node], forward: bool, within: dict[int, Node] | None = None) -> dict[int, Node]:
+    """The nodes reachable from ``starts`` (themselves included) by children or by parents; iterative."""
+    found: dict[int, Node] = {}
+    stack = [n for n in starts if within is None or id(n) in within]
+    while stack:
+        node = stack.pop()
+        if id(node) not in found:
+            found[id(node)] = node
+            for nxt in node.children if forward else node.parents:
+                if within is None or id(nxt) in within:
+                    stack.append(nxt)
+    return found
+
+
+def _between(inputs: list[Node] | None, outputs: list[Node] | None) -> dict[int, Node]:
+    # Descendants of the inputs that are ancestors of the outputs; one side alone
+    # when the other is not given.
+    if inputs is None:
+        return _reach(outputs or [], forward=False)
+    down = _reach(inputs, forward=True)
+    return down if outputs is None else _reach(outputs, forward=False, within=down)
 
 
 def nodes_between(inputs: Any, outputs: Any = None) -> list[Node]:
@@ -52,24 +92,213 @@ def nodes_between(inputs: Any, outputs: Any = None) -> list[Node]:
     starts = _nodes(inputs, "inputs")
     if not starts:
         raise ValueError("draw_graph: give inputs= (symbolic values) or model=")
-    down: dict[int, Node] = {}
-    stack = list(starts)
-    while stack:
-        node = stack.pop()
-        if id(node) not in down:
-            down[id(node)] = node
-            stack.extend(node.children)
     ends = _nodes(outputs, "outputs")
-    if ends:
-        up: set[int] = set()
-        stack = [n for n in ends if id(n) in down]
-        while stack:
-            node = stack.pop()
-            if id(node) not in up:
-                up.add(id(node))
-                stack.extend(p for p in node.parents if id(p) in down)
-        down = {k: v for k, v in down.items() if k in up}
-    return sorted(down.values(), key=lambda n: n.id)
+    return sorted(_between(starts, ends or None).values(), key=lambda n: n.id)
+
+
+def _site(node: Node) -> str:
+    return f"recorded at {node.where}" if node.where else "where it was recorded is not known"
+
+
+def _describe(node: Node) -> str:
+    name = node.custom_name or node.op.display_name([p.value for p in node.parents])
+    return f"{escape(name)} ({_site(node)})"
+
+
+def check_for_missing_inputs(used_nodes: Iterable[SymbolicData], inputs: Any) -> None:
+    """Raise if a value among ``used_nodes`` is computed from one outside them that is not an input.
+
+    A model made of ``used_nodes`` could not compute such a value without the
+    foreign one: ``x3 = x1 + x2`` needs ``x2`` as well as ``x1``.
+
+    Args:
+        used_nodes: Symbolic values (a set, or any iterable of them).
+        inputs: The inputs: a symbolic value, or a list, tuple or dict of them.
+
+    Raises:
+        ValueError: a value needs one that is neither among ``used_nodes`` nor an
+            input; the message names both and where they were recorded.
+
+    Example:
+        >>> from symgraph_torch import Input
+        >>> x1, x2 = Input((3,)), Input((3,))
+        >>> x3 = x1 + x2
+        >>> check_for_missing_inputs({x1, x3}, [x1])
+        Traceback (most recent call last):
+        ...
+        ValueError: AddOpLayer (recorded at ...) is computed from ... which is neither among the nodes nor an input; ...
+    """
+    used = {id(n): n for n in _nodes(used_nodes, "used_nodes")}
+    starts = {id(n) for n in _nodes(inputs, "inputs")}
+    for node in used.values():
+        if id(node) in starts:
+            continue
+        for parent in node.parents:
+            if id(parent) not in used:
+                raise ValueError(
+                    f"{_describe(node)} is computed from {_describe(parent)}, which is neither among the "
+                    "nodes nor an input; add it to the inputs"
+                )
+
+
+def figure_out_nodes_between(inputs: Any = None, outputs: Any = None) -> set[SymbolicData]:
+    """The symbolic values computed from ``inputs`` on the way to ``outputs``, both ends included.
+
+    With both, the values that are descendants of an input and ancestors of an
+    output; with one of them only, all the descendants of the inputs, or all the
+    ancestors of the outputs. Iterative.
+
+    Args:
+        inputs: A symbolic value, or a list, tuple, set or dict of them.
+        outputs: The same forms.
+
+    Returns:
+        A set of the symbolic values (hashed by identity).
+
+    Raises:
+        ValueError: neither is given, or (with ``inputs``) a value needs a
+            foreign one that is not an input (see :func:`check_for_missing_inputs`).
+
+    Example:
+        >>> from symgraph_torch import Input
+        >>> x = Input((2,))
+        >>> y = x + 1
+        >>> z = y * 2
+        >>> _ = x - 1
+        >>> figure_out_nodes_between(x, z) == {x, y, z}
+        True
+        >>> len(figure_out_nodes_between(inputs=x)), len(figure_out_nodes_between(outputs=y))
+        (4, 2)
+    """
+    if inputs is None and outputs is None:
+        raise ValueError("figure_out_nodes_between: give inputs=, outputs= or both")
+    starts = None if inputs is None else _nodes(inputs, "inputs")
+    ends = None if outputs is None else _nodes(outputs, "outputs")
+    between = _between(starts, ends)
+    used = {node.handle for node in between.values()}
+    if inputs is not None:
+        check_for_missing_inputs(used, inputs)
+    return used
+
+
+def sort_graph_and_check_DAG(nodes: Iterable[Any]) -> list[Any]:  # noqa: N802 - pytorch-symbolic's name
+    """The values of ``nodes`` in an order where each comes after its parents among them.
+
+    Kahn's algorithm, iterative. Only edges between members of ``nodes`` count.
+    Values whose order is free keep the order they were recorded in (or given
+    in, for values that are not symbolic).
+
+    Args:
+        nodes: Symbolic values; anything with ``parents`` and ``children``
+            sequences of the same kind of objects will do.
+
+    Returns:
+        A list of the values, parents first.
+
+    Raises:
+        ValueError: the values form a cycle; the message names some of them.
+
+    Example:
+        >>> from symgraph_torch import Input
+        >>> x = Input((2,))
+        >>> a = x + 1
+        >>> b = a * x
+        >>> sort_graph_and_check_DAG({b, a, x}) == [x, a, b]
+        True
+    """
+    items = list(nodes)
+    if any(not hasattr(n, "parents") or not hasattr(n, "children") for n in items):
+        raise TypeError("sort_graph_and_check_DAG: nodes must be symbolic values (with parents and children)")
+    order = {id(n): k for k, n in enumerate(items)}
+
+    def rank(n: Any) -> tuple[int, int]:
+        node = n.node if isinstance(n, SymbolicData) else None
+        return (node.id if node is not None else -1, order[id(n)])
+
+    items.sort(key=rank)
+    members = {id(n): n for n in items}
+    waiting = {id(n): len({id(p) for p in n.parents if id(p) in members}) for n in items}
+    ready = collections.deque(n for n in items if waiting[id(n)] == 0)
+    ordered: list[Any] = []
+    while ready:
+        current = ready.popleft()
+        ordered.append(current)
+        seen: set[int] = set()
+        for child in sorted((c for c in current.children if id(c) in members), key=rank):
+            if id(child) in seen:
+                continue
+            seen.add(id(child))
+            waiting[id(child)] -= 1
+            if waiting[id(child)] == 0:
+                ready.append(child)
+    if len(ordered) != len(items):
+        stuck = [n for n in items if waiting[id(n)] > 0]
+        shown = ", ".join(repr(n) for n in stuck[:5]) + (", ..." if len(stuck) > 5 else "")
+        raise ValueError(
+            f"the graph is not a DAG (directed acyclic graph): {len(stuck)} of its values lie on a cycle or "
+            f"after one, so no order puts every value after its parents: {shown}"
+        )
+    return ordered
+
+
+def default_node_text(sym: SymbolicData) -> str:
+    """pytorch-symbolic's label of a node: a tensor's shape, else its value's type (and length).
+
+    Example:
+        >>> from symgraph_torch import CustomInput, Input
+        >>> default_node_text(Input((3,))), default_node_text(CustomInput([1, 2])), default_node_text(CustomInput(len))
+        ('(None, 3)', 'list(2)', 'callable')
+    """
+    if not isinstance(sym, SymbolicData):
+        raise TypeError(f"default_node_text needs a symbolic value, got {type(sym).__name__}")
+    if isinstance(getattr(type(sym), "shape", None), property):
+        return str(sym.shape)
+    value = sym.v
+    if callable(value):
+        return "callable"
+    try:
+        return f"{type(value).__name__}({len(value)})"
+    except TypeError:  # no length
+        return type(value).__name__
+
+
+def default_edge_text(layer: nn.Module) -> str:
+    """pytorch-symbolic's label of an edge, given the layer of the value it leads to.
+
+    Example:
+        >>> from torch import nn
+        >>> from symgraph_torch import useful_layers
+        >>> default_edge_text(nn.Linear(2, 3)), default_edge_text(useful_layers.GetAttr("T"))
+        ('Linear', '.T')
+    """
+    if isinstance(layer, GetAttr):
+        return "." + layer.name
+    if not isinstance(layer, nn.Module):
+        raise TypeError(f"default_edge_text needs an nn.Module, got {type(layer).__name__}")
+    return str(layer._get_name())
+
+
+def variable_name_resolver(namespace: Mapping[str, Any]) -> Callable[[Any], str]:
+    """A label function: the first name in ``namespace`` bound to the value itself, or ``"?"``.
+
+    Example:
+        >>> from symgraph_torch import Input
+        >>> x = Input((2,))
+        >>> y = x + 1
+        >>> resolve = variable_name_resolver({"x": x, "y": y})
+        >>> resolve(y), resolve(y + 1)
+        ('y', '?')
+    """
+    if not isinstance(namespace, Mapping):
+        raise TypeError(f"variable_name_resolver needs a mapping of names (globals()), got {type(namespace).__name__}")
+
+    def resolver(value: Any) -> str:
+        for name, bound in namespace.items():
+            if bound is value:
+                return str(name)
+        return "?"
+
+    return resolver
 
 
 def _label(text: str) -> str:
@@ -79,10 +308,7 @@ def _label(text: str) -> str:
 
 
 def _default_node_text(value: SymbolicData) -> str:
-    shape = getattr(type(value), "shape", None)
-    if isinstance(shape, property):
-        return _label(str(value.shape))
-    return _label(type(value.v).__name__)
+    return _label(default_node_text(value))
 
 
 def _namespace_text(namespace: Mapping[str, Any]) -> Callable[[SymbolicData], str]:
@@ -99,13 +325,16 @@ def _namespace_text(namespace: Mapping[str, Any]) -> Callable[[SymbolicData], st
 
 def draw_graph(
     *,
+    model: Any = None,
     inputs: Any = None,
     outputs: Any = None,
-    model: Any = None,
     node_text_func: Callable[[SymbolicData], str] | None = None,
-    edge_text_func: Callable[[SymbolicData], str] | None = None,
+    edge_text_func: Callable[[nn.Module], str] | None = None,
     node_text_namespace: Mapping[str, Any] | None = None,
-    figsize: tuple[float, float] = (10, 10),
+    rotate_graph: bool = False,
+    rotate_labels: bool = False,
+    show: bool = False,
+    figsize: tuple[float, float] | None = None,
     **draw_kwargs: Any,
 ) -> Any:
     """Draw the graph between ``inputs`` and ``outputs``, or a model's graph.
@@ -114,18 +343,23 @@ def draw_graph(
     labelled with the layer that produced its target node.
 
     Args:
-        inputs: Symbolic values to start from (one, a list, tuple or dict).
-        outputs: Symbolic values to end at; without them every value computed
-            from the inputs is drawn.
         model: A :class:`~symgraph_torch.SymbolicModel` whose graph still exists;
             instead of ``inputs`` and ``outputs``.
+        inputs: Symbolic values to start from (one, a list, tuple or dict).
+        outputs: Symbolic values to end at; without them every value computed
+            from the inputs is drawn, and without inputs every value they are
+            computed from.
         node_text_func: Label of a node, given its symbolic value; by default its
             shape.
-        edge_text_func: Label of an edge, given the symbolic value it leads to;
-            by default the layer's name.
+        edge_text_func: Label of an edge, given the layer of the value it leads to
+            (an ``nn.Module``: see :func:`default_edge_text`); by default the
+            step's name (its ``custom_name``, or the layer's class).
         node_text_namespace: Label nodes with the variable names they have in this
             mapping (``globals()``, say); ``?`` marks values with no name there.
-        figsize: Size of a new figure, in inches.
+        rotate_graph: Put consecutive layers to the right instead of downwards.
+        rotate_labels: Turn edge labels along their edges.
+        show: Call ``matplotlib.pyplot.show()`` once drawn.
+        figsize: Size of a new figure, in inches; 10 by 10 by default.
         **draw_kwargs: Passed to ``networkx.draw_networkx``.
 
     Returns:
@@ -139,21 +373,25 @@ def draw_graph(
         import networkx as nx
     except ImportError as exc:
         raise ImportError(
-            "draw_graph needs networkx and matplotlib: pip install 'symgraph[draw]'",
+            "draw_graph needs networkx and matplotlib: pip install 'symgraph-py[draw]'",
         ) from exc
     if model is not None:
         if inputs is not None or outputs is not None:
             raise ValueError("draw_graph: give either model= or inputs=/outputs=, not both")
         inputs, outputs = model.inputs, model.outputs
-    nodes = nodes_between(inputs, outputs)
+    if inputs is None and outputs is None:
+        raise ValueError("draw_graph: give inputs= (symbolic values), outputs=, or model=")
+    starts = None if inputs is None else _nodes(inputs, "inputs")
+    ends = None if outputs is None else _nodes(outputs, "outputs")
+    nodes = sorted(_between(starts, ends).values(), key=lambda n: n.id)
     members = {id(n) for n in nodes}
     if node_text_func is None:
         node_text_func = _namespace_text(node_text_namespace) if node_text_namespace is not None else _default_node_text
-    if edge_text_func is None:
 
-        def edge_text_func(value: SymbolicData) -> str:
-            node = value.node
-            return _label(node.custom_name or node.op.display_name([p.value for p in node.parents]))
+    def edge_text(node: Node) -> str:
+        if edge_text_func is not None:
+            return edge_text_func(layer_of(node))  # type: ignore[arg-type] # a node with parents has a layer
+        return _label(node.custom_name or node.op.display_name([p.value for p in node.parents]))
 
     graph = nx.DiGraph()
     depth: dict[int, int] = {}
@@ -165,15 +403,28 @@ def draw_graph(
         for parent in node.parents:
             if id(parent) in members:
                 graph.add_edge(parent.id, node.id)
-                edge_labels[(parent.id, node.id)] = edge_text_func(node.handle)
-    positions = nx.multipartite_layout(graph, subset_key="layer", align="horizontal", scale=-1)
-    figure = plt.gcf() if plt.get_fignums() else plt.figure(figsize=figsize)
+                edge_labels[(parent.id, node.id)] = edge_text(node)
+    if rotate_graph:
+        positions = nx.multipartite_layout(graph, subset_key="layer", align="vertical", scale=1)
+    else:
+        positions = nx.multipartite_layout(graph, subset_key="layer", align="horizontal", scale=-1)
+    figure = plt.gcf() if plt.get_fignums() else plt.figure(figsize=figsize if figsize is not None else (10, 10))
     axes = figure.gca()
     # Curved edges keep a skip connection from hiding behind the chain it parallels.
     curve = draw_kwargs.pop("connectionstyle", "arc3,rad=0.2")
     options: dict[str, Any] = {"node_color": "#cfe2f3", "node_size": 1200, "font_size": 8, **draw_kwargs}
     labels = nx.get_node_attributes(graph, "label")
     nx.draw_networkx(graph, positions, ax=axes, labels=labels, arrows=True, connectionstyle=curve, **options)
-    nx.draw_networkx_edge_labels(graph, positions, edge_labels=edge_labels, ax=axes, font_size=7, connectionstyle=curve)
+    nx.draw_networkx_edge_labels(
+        graph,
+        positions,
+        edge_labels=edge_labels,
+        ax=axes,
+        font_size=7,
+        connectionstyle=curve,
+        rotate=rotate_labels,
+    )
     axes.set_axis_off()
+    if show:
+        plt.show()
     return figure

@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import hashlib
 
 import torch
@@ -50,24 +51,23 @@ def get_parameter_shapes(model: nn.Module) -> list[tuple[int, ...]]:
 
 
 def model_similar(a: nn.Module, b: nn.Module) -> bool:
-    """Whether two models have parameters of the same shapes, in the same order.
+    """Whether two models have as many parameter elements, in parameters of the same shapes, in any order.
 
     Example:
         >>> from torch import nn
         >>> model_similar(nn.Linear(3, 2), nn.Linear(3, 2)), model_similar(nn.Linear(3, 2), nn.Linear(2, 3))
         (True, False)
-    """
-    return get_parameter_shapes(a) == get_parameter_shapes(b)
-
-
-def hash_torch_tensor(tensor: torch.Tensor) -> str:
-    """A hex digest of a tensor's dtype, shape and values.
-
-    Example:
-        >>> import torch
-        >>> hash_torch_tensor(torch.ones(2)) == hash_torch_tensor(torch.ones(2))
+        >>> linear, conv = nn.Linear(3, 3), nn.Conv1d(3, 3, 1)
+        >>> model_similar(nn.Sequential(linear, conv), nn.Sequential(conv, linear))  # in any order
         True
     """
+    if get_parameter_count(a) != get_parameter_count(b):
+        return False
+    return sorted(get_parameter_shapes(a)) == sorted(get_parameter_shapes(b))
+
+
+def _digest(tensor: torch.Tensor) -> bytes:
+    """SHA-256 of a tensor's dtype, shape and raw bytes."""
     data = tensor.detach().cpu().contiguous()
     digest = hashlib.sha256(f"{data.dtype}{tuple(data.shape)}".encode())
     raw = data.reshape(-1).view(torch.uint8)
@@ -75,11 +75,29 @@ def hash_torch_tensor(tensor: torch.Tensor) -> str:
         digest.update(raw.numpy().tobytes())
     except RuntimeError:  # torch was built without numpy support
         digest.update(bytes(raw.tolist()))
-    return digest.hexdigest()
+    return digest.digest()
+
+
+def hash_torch_tensor(tensor: torch.Tensor) -> int:
+    """A hash of a tensor's dtype, shape and values (its raw bytes), as an int.
+
+    Unlike Python's ``hash`` of bytes, it is the same in every process, for
+    every dtype (``bfloat16`` included).
+
+    Example:
+        >>> import torch
+        >>> hash_torch_tensor(torch.ones(2)) == hash_torch_tensor(torch.ones(2))
+        True
+        >>> hash_torch_tensor(torch.ones(2)) == hash_torch_tensor(torch.ones(2, dtype=torch.float64))
+        False
+    """
+    return int.from_bytes(_digest(tensor)[:8], "big", signed=True)
 
 
 def models_have_corresponding_parameters(a: nn.Module, b: nn.Module) -> bool:
-    """Whether two models hold equal parameter values, in the same order.
+    """Whether two models hold the same parameter values, in any order: equal dtypes, shapes and bytes.
+
+    Each value must occur as many times in both models.
 
     Example:
         >>> import copy
@@ -87,6 +105,7 @@ def models_have_corresponding_parameters(a: nn.Module, b: nn.Module) -> bool:
         >>> layer = nn.Linear(3, 2)
         >>> models_have_corresponding_parameters(layer, copy.deepcopy(layer))
         True
+        >>> models_have_corresponding_parameters(layer, nn.Linear(3, 2))
+        False
     """
-    pa, pb = list(a.parameters()), list(b.parameters())
-    return len(pa) == len(pb) and all(x.shape == y.shape and torch.equal(x, y) for x, y in zip(pa, pb, strict=True))
+    return collections.Counter(map(_digest, a.parameters())) == collections.Counter(map(_digest, b.parameters()))

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from symgraph import plugin
-from symgraph.plugin import Const, Operation, Operator, Slice, Unpack
+from symgraph.plugin import Const, Node, Operation, Operator, Placeholder, Slice, Unpack
+from symgraph_torch._tracing import ModuleCall
 
 __all__ = [
     "AddOpLayer",
@@ -46,6 +47,7 @@ __all__ = [
     "UnpackLayer",
     "ViewCopyLayer",
     "layer_for",
+    "layer_of",
 ]
 
 
@@ -71,11 +73,15 @@ class LambdaOpLayer(nn.Module):
 
 
 class NamedLambdaOpLayer(LambdaOpLayer):
-    """A :class:`LambdaOpLayer` that prints as ``name``.
+    """A :class:`LambdaOpLayer` that prints as ``name``, and is named so in summaries.
 
     Example:
-        >>> print(NamedLambdaOpLayer(abs, "AbsLayer"))
-        AbsLayer()
+        >>> import torch
+        >>> layer = NamedLambdaOpLayer(torch.abs, "AbsLayer")
+        >>> layer
+        AbsLayer
+        >>> layer(torch.tensor([-2]))
+        tensor([2])
     """
 
     def __init__(self, op: Callable[..., Any], name: str) -> None:
@@ -83,6 +89,9 @@ class NamedLambdaOpLayer(LambdaOpLayer):
         self.name = name
 
     def _get_name(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
         return self.name
 
 
@@ -282,32 +291,38 @@ class CallbackLayer(nn.Module):
 
 
 class AggregateLayer(nn.Module):
-    """Reduces along ``dim`` with a torch reduction such as ``torch.mean``.
+    """Reduces along ``dim`` with a torch reduction such as ``torch.mean``, or over everything.
 
     Args:
-        op: The reduction; called as ``op(x, dim=dim, keepdim=keepdim)``.
-        dim: The dimension(s).
+        op: The reduction; called as ``op(x, dim=dim, keepdim=keepdim)``, or as
+            ``op(x)`` when ``dim`` is ``None`` (``keepdim`` is not passed then).
+        dim: The dimension(s); ``None`` reduces over all elements.
         keepdim: Keep the reduced dimensions with size 1.
 
     Example:
         >>> import torch
-        >>> AggregateLayer(torch.sum, dim=1)(torch.ones(2, 3))
-        tensor([3., 3.])
+        >>> AggregateLayer(torch.sum, dim=1)(torch.ones(2, 3)), AggregateLayer(torch.sum)(torch.ones(2, 3))
+        (tensor([3., 3.]), tensor(6.))
     """
 
-    def __init__(self, op: Callable[..., Any], dim: int | tuple[int, ...], keepdim: bool = False) -> None:
+    def __init__(self, op: Callable[..., Any], dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> None:
         super().__init__()
         self.op = op
         self.dim = dim
         self.keepdim = keepdim
 
     def forward(self, x: torch.Tensor) -> Any:
-        """Return ``op(x, dim=dim, keepdim=keepdim)``."""
+        """Return ``op(x, dim=dim, keepdim=keepdim)``, or ``op(x)`` without a ``dim``."""
+        if self.dim is None:
+            return self.op(x)
         return self.op(x, dim=self.dim, keepdim=self.keepdim)
 
 
 class SliceLayer(nn.Module):
-    """``x[index]`` for a fixed index.
+    """``x[idx]`` for a fixed index.
+
+    Args:
+        idx: The index: an int, a slice, a tuple of them, a tensor...
 
     Example:
         >>> import torch
@@ -315,13 +330,13 @@ class SliceLayer(nn.Module):
         tensor([0, 3])
     """
 
-    def __init__(self, index: Any) -> None:
+    def __init__(self, idx: Any) -> None:
         super().__init__()
-        self.index = index
+        self.idx = idx
 
     def forward(self, x: Any) -> Any:
-        """Return ``x[index]``."""
-        return x[self.index]
+        """Return ``x[idx]``."""
+        return x[self.idx]
 
 
 class SliceLayerSymbolicIdx(nn.Module):
@@ -365,13 +380,20 @@ class MethodCall(nn.Module):
         return getattr(tensor, self.method_name)(*self.args, **self.kwds)
 
 
-class UnpackLayer(SliceLayer):
-    """Element ``index`` of its input, as unpacking ``a, b = x`` records it.
+class UnpackLayer(nn.Module):
+    """Returns its arguments as a tuple: ``UnpackLayer()(*x)`` is the elements of ``x``.
+
+    pytorch-symbolic records ``a, b = x`` with it. Here unpacking records one
+    step per element (named ``UnpackLayer`` in summaries).
 
     Example:
-        >>> UnpackLayer(1)((10, 20, 30))
-        20
+        >>> UnpackLayer()(*[10, 20, 30])
+        (10, 20, 30)
     """
+
+    def forward(self, *args: Any) -> tuple[Any, ...]:
+        """Return ``args``."""
+        return args
 
 
 class GetAttr(nn.Module):
@@ -401,8 +423,14 @@ _BY_SYMBOL: dict[str, type[nn.Module]] = {
 }
 
 
-def layer_for(op: Operation) -> nn.Module:
+def layer_for(op: Operation, name: str | None = None) -> nn.Module:
     """A module that performs ``op`` on its parents' values; what ``x.layer`` shows.
+
+    Args:
+        op: The operation.
+        name: The name of a module made for a step that none of the layers
+            here performs (``wrap(f)`` for a call); the operation's class name
+            by default.
 
     Example:
         >>> from symgraph_torch import Input
@@ -417,10 +445,32 @@ def layer_for(op: Operation) -> nn.Module:
         if cls is not None:
             return cls()
         return NamedLambdaOpLayer(lambda *args: op.evaluate(args), op.display_name(()))
-    if isinstance(op, Unpack) and op.by_index:
-        return UnpackLayer(op.index)
+    if isinstance(op, Unpack):
+        return NamedLambdaOpLayer(lambda *args: op.evaluate(args), op.display_name(()))
     if isinstance(op, plugin.GetAttr):
         return GetAttr(op.name)
     if isinstance(op, Slice) and isinstance(op.index, Const):
         return SliceLayer(op.index.value)
-    return NamedLambdaOpLayer(lambda *args: op.evaluate(args), type(op).__name__)
+    return NamedLambdaOpLayer(lambda *args: op.evaluate(args), name if name is not None else type(op).__name__)
+
+
+def layer_of(node: Node) -> nn.Module | None:
+    """The layer of the step that made ``node``: what ``x.layer`` shows; ``None`` for an input.
+
+    A recorded layer call gives the layer itself; any other step a module from
+    :func:`layer_for`.
+
+    Example:
+        >>> from torch import nn
+        >>> from symgraph_torch import Input
+        >>> x = Input((2,))
+        >>> linear = nn.Linear(2, 2)
+        >>> layer_of(x.node), layer_of(linear(x).node) is linear
+        (None, True)
+    """
+    op = node.op
+    if isinstance(op, ModuleCall):
+        return op.layer
+    if isinstance(op, Placeholder):
+        return None
+    return layer_for(op, op.display_name([p.value for p in node.parents]))

@@ -182,10 +182,10 @@ def test_symbolic_object_has_every_table_dunder_but_equality() -> None:
 
 def method_call_of(y: Any, dunder: str) -> None:
     """``y`` is a call of the ``dunder`` attribute of the input, as pytorch-symbolic records it."""
-    assert type(y) is SymbolicObject
-    assert type(y.op) is Call and type(y.op.func) is Ref
+    assert isinstance(y, SymbolicObject)
+    assert isinstance(y.op, Call) and type(y.op.func) is Ref
     (method,) = y.parents
-    assert type(method) is SymbolicObject
+    assert isinstance(method, SymbolicObject)
     assert type(method.op) is GetAttr and method.op.name == dunder
 
 
@@ -203,6 +203,21 @@ def test_symbolic_object_records_operators_as_method_calls(spec: Any) -> None:
     dunder = spec.reflected or OPERATORS[MIRRORED[spec.symbol]].dunder
     method_call_of(y, dunder)
     assert symgraph.SymbolicModel(x, y)(new) == eager(b, new)
+
+
+@pytest.mark.parametrize("spec", [s for s in BINARY if not s.equality and s.symbol != "@"], ids=lambda s: s.symbol)
+@pytest.mark.parametrize("executor", ["codegen", "interpreter"])
+def test_a_method_that_declines_the_new_value_gives_the_operators_answer(spec: Any, executor: str) -> None:
+    # Recorded on a float, replayed on an int: int.__add__(2.5) is NotImplemented,
+    # and Python's operator then asks float.__radd__; so must the model.
+    eager = EAGER_BINARY[spec.symbol]
+    other = 2.5 if spec.symbol not in ("&", "|", "^", "<<", ">>") else True
+    example = 1.5 if isinstance(other, float) else 6
+    x = symgraph_torch.CustomInput(example)
+    forward, reflected = eager(x, other), eager(other, x)
+    model = symgraph.SymbolicModel(x, (forward, reflected), executor=executor)
+    new = 3 if isinstance(other, float) else False
+    assert model(new) == (eager(new, other), eager(other, new))
 
 
 @pytest.mark.parametrize("spec", UNARY, ids=lambda s: s.symbol)

@@ -32,9 +32,8 @@ def test_both_notations_with_several_inputs_and_custom_names():
             return x * scale + y
 
     a, b = Input((3,)), Input((3,))
-    layer = Affine()
-    keras = layer(a, b, scale=2.0, custom_name="affine")
-    ours = a(layer, b, scale=2.0, custom_name="affine2")
+    keras = Affine()(a, b, scale=2.0, custom_name="affine")
+    ours = a(Affine(), b, scale=2.0, custom_name="affine2")
     assert [p is q for p, q in zip(keras.parents, (a, b), strict=True)] == [True, True]
     model = SymbolicModel((a, b), (keras, ours))
     assert [step.name for step in model.plan.steps] == ["affine", "affine2"]
