@@ -130,8 +130,8 @@ def Input(  # noqa: N802 - the name users know from Keras and pytorch-symbolic
             built on the input expects this dtype (see :class:`ShapeCheck`).
         min_value: Lower bound of the random example values (included).
         max_value: Upper bound of the random example values, not included:
-            integer examples go from ``min_value`` to ``max_value - 1``, as
-            ``torch.randint``'s ``high`` (so ``max_value=V`` fits
+            integer examples are the integers from ``min_value`` up to ``max_value``,
+            as ``torch.randint``'s ``high`` (so ``max_value=V`` fits
             ``nn.Embedding(V, d)``, and the defaults give all zeros, as in
             pytorch-symbolic). Boolean examples are random ``True`` and
             ``False`` whatever the bounds.

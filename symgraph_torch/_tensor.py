@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional
 
 from symgraph import InputError, TraceError
 from symgraph.plugin import (
@@ -144,16 +145,24 @@ def free_batch_dimension(node: Node) -> bool:
 # (``2 * size + 1``: a floor division by any stride up to the example's size tells
 # the two apart). A size is shown as known only where the example and the probe
 # agree; where a step fails on the probe, every size of it and of what is computed
-# from it is shown as ``None``. Below inputs with only an unknown batch, every
-# value is probed too, with one exception: a value that a user's layer or
-# function computed (not run on the probe, see ``_probe_safe``) and that keeps
-# the example batch's size first is taken as batch-first. Its stand-in in the
-# probe then has the probe's batch first and its other sizes unchanged, so that
-# torch's steps after it still show their sizes.
+# from it is shown as ``None``.
+#
+# Below inputs whose only free size is an unknown batch, a value whose first size
+# is the example batch's (2) is "batch-led" (batch first, every other size fixed)
+# without a probe when it comes from such values through a step known to keep the
+# batch first (``_keeps_batch``: convolutions, Linear, activations, elementwise
+# operators, ...), or from a user's layer or function (not run on the probe, see
+# ``_probe_safe``; taken as batch-first). So common graphs are not run twice. Any
+# other step with that size first (an LSTM's state (layers, batch, hidden),
+# torch.stack, x.transpose(0, 1)) asks the probe; where it fails there, the value
+# is taken as batch-first too. In the probe, a batch-led value stands in as zeros
+# with the probe's batch first and its other sizes unchanged: the steps after it
+# run on that, and nothing before it is run again.
 
 _SAME = object()  # the probe equals the example value (nothing upstream has a free size)
 _FAILED = object()  # the step raised on the probe
 _probes: weakref.WeakKeyDictionary[Node, Any] = weakref.WeakKeyDictionary()
+_led: weakref.WeakKeyDictionary[Node, bool] = weakref.WeakKeyDictionary()
 
 
 def probe_size(size: int) -> int:
@@ -191,24 +200,174 @@ def _probe_safe(op: Any) -> bool:
     return isinstance(op, (Operator, GetAttr, Slice, Unpack, Elements, MethodCall))
 
 
+# Steps that give a tensor of their input's shape, whatever that shape.
+_SAME_SHAPE_LAYERS: frozenset[type] = frozenset(
+    {
+        nn.Identity,
+        *(nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish),
+        *(nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus, nn.Softsign),
+        *(nn.Tanhshrink, nn.LogSigmoid, nn.Softmax, nn.LogSoftmax),
+        *(nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout),
+        *(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm),
+    }
+)
+# By id: a recorded callable need not be hashable.
+_SAME_SHAPE_FUNCTIONS = frozenset(
+    map(
+        id,
+        (
+            *(functional.relu, functional.relu6, functional.leaky_relu, functional.elu, functional.selu),
+            *(functional.celu, functional.gelu, functional.silu, functional.mish, functional.hardswish),
+            *(functional.hardsigmoid, functional.hardtanh, functional.softplus, functional.softmax),
+            *(functional.log_softmax, functional.dropout, functional.layer_norm, functional.group_norm),
+            *(functional.batch_norm, functional.normalize, functional.sigmoid, functional.tanh),
+            *(torch.relu, torch.sigmoid, torch.tanh, torch.softmax, torch.log_softmax, torch.exp, torch.log),
+            *(torch.abs, torch.sqrt, torch.rsqrt, torch.square, torch.sin, torch.cos, torch.erf),
+        ),
+    )
+)
+_SAME_SHAPE_METHODS = frozenset(
+    {"relu", "sigmoid", "tanh", "softmax", "log_softmax", "exp", "log", "abs", "sqrt", "rsqrt", "square"}
+    | {"neg", "float", "double", "half", "bfloat16", "long", "int", "bool", "to", "type", "contiguous", "clone"}
+    | {"detach"}
+)
+# Layers that keep dimension 0 of a batched input first, with this many spatial
+# dimensions after (batch, channels): a 3-D input to Conv2d is one unbatched image.
+_SPATIAL_LAYERS: dict[type, int] = {
+    **dict.fromkeys((nn.Conv1d, nn.ConvTranspose1d, nn.MaxPool1d, nn.AvgPool1d, nn.LPPool1d), 1),
+    **dict.fromkeys((nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d), 1),
+    **dict.fromkeys((nn.Conv2d, nn.ConvTranspose2d, nn.MaxPool2d, nn.AvgPool2d, nn.LPPool2d), 2),
+    **dict.fromkeys((nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.UpsamplingNearest2d), 2),
+    **dict.fromkeys((nn.UpsamplingBilinear2d,), 2),
+    **dict.fromkeys((nn.Conv3d, nn.ConvTranspose3d, nn.MaxPool3d, nn.AvgPool3d), 3),
+    **dict.fromkeys((nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool3d), 3),
+}
+_CONCATENATE = frozenset(map(id, (torch.cat, torch.concat, torch.concatenate)))
+_UNSET = object()
+
+
+def _constant_argument(op: Call | MethodCall, index: int, name: str, default: Any) -> Any:
+    """Argument ``name`` (or positional ``index``) of ``op`` when it is a constant; ``_UNSET`` if symbolic."""
+    kwargs = op.kwargs.value if isinstance(op.kwargs, Const) else None
+    if kwargs is None:
+        return _UNSET
+    if name in kwargs:
+        return kwargs[name]
+    if index < len(op.args):
+        template = op.args[index]
+        return template.value if isinstance(template, Const) else _UNSET
+    return default
+
+
+def _from_dimension_one(dim: Any, ndim: int) -> bool:
+    """Whether ``dim`` is an int naming a dimension after the first, of ``ndim`` dimensions."""
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        return False
+    return 1 <= (dim + ndim if dim < 0 else dim) < ndim
+
+
+def _keeps_batch(node: Node) -> bool:
+    """Whether ``node``'s step keeps dimension 0 of its tensor inputs first, with fixed other sizes.
+
+    Asked only where every tensor parent is batch-led; each rule answers as the
+    probe would (a step that fits the example batch only fails on the probe,
+    whose answer is then batch-first too).
+    """
+    op, value = node.op, node.value
+    tensors = [p.value for p in node.parents if isinstance(p.value, torch.Tensor)]
+    if not tensors:
+        return False
+    if isinstance(op, Operator):
+        # Elementwise, or a batched matmul of equal shapes: nothing broadcast into the batch.
+        return all(t.shape == value.shape for t in tensors)
+    if isinstance(op, ModuleCall):
+        if len(node.parents) != 1 or len(tensors) != 1:
+            return False
+        kind, (given,) = type(op.layer), tensors
+        if kind in _SAME_SHAPE_LAYERS:
+            return bool(given.shape == value.shape)
+        spatial = _SPATIAL_LAYERS.get(kind)
+        if spatial is not None:
+            return given.ndim == spatial + 2 and given.shape[0] == value.shape[0]
+        if kind is nn.Linear:
+            return given.ndim >= 2 and given.shape[:-1] == value.shape[:-1]
+        if kind is nn.Embedding:
+            return bool(value.shape[:-1] == given.shape)
+        if kind is nn.Flatten:
+            return _from_dimension_one(op.layer.start_dim, given.ndim)
+        return False
+    if isinstance(op, MethodCall):
+        if len(tensors) != 1:
+            return False
+        (given,) = tensors
+        if op.name in _SAME_SHAPE_METHODS:
+            return bool(given.shape == value.shape)
+        if op.name == "flatten":
+            return _from_dimension_one(_constant_argument(op, 0, "start_dim", 0), given.ndim)
+        return False
+    if isinstance(op, Call) and isinstance(op.func, Const):
+        fn = op.func.value
+        if id(fn) in _CONCATENATE:
+            dim = _constant_argument(op, 1, "dim", 0)
+            return _from_dimension_one(dim, value.ndim) and all(t.ndim == value.ndim for t in tensors)
+        if len(tensors) != 1:
+            return False
+        (given,) = tensors
+        if fn is torch.flatten:
+            return _from_dimension_one(_constant_argument(op, 1, "start_dim", 0), given.ndim)
+        return id(fn) in _SAME_SHAPE_FUNCTIONS and given.shape == value.shape
+    return False
+
+
+def _batch_led_root(node: Node) -> bool:
+    return _may_lead(node)
+
+
+def _batch_led_step(node: Node, parents: list[bool]) -> bool:
+    if not _may_lead(node):
+        return False
+    if not _probe_safe(node.op):
+        return True  # a user's step, not run on the probe: taken as batch-first
+    tensor_parents = [led for p, led in zip(node.parents, parents, strict=True) if isinstance(p.value, torch.Tensor)]
+    return all(tensor_parents) and _keeps_batch(node)
+
+
+def _may_lead(node: Node) -> bool:
+    value = node.value
+    return (
+        isinstance(value, torch.Tensor)
+        and value.ndim > 0
+        and value.shape[0] == EXAMPLE_BATCH
+        and not _inherited(node, "free_sizes")
+        and batch_is_unknown(node)
+    )
+
+
+def _batch_led(node: Node) -> bool:
+    """Whether ``node``'s value is batch-led: the unknown batch first, every other size fixed, known without a probe."""
+    return fold_ancestors(node, _led, _batch_led_root, _batch_led_step)
+
+
+def _stand_in(value: torch.Tensor, sizes: Sequence[int]) -> Any:
+    """Zeros of ``value``'s dtype and device in ``sizes``; ``_FAILED`` where torch makes none (quantized dtypes)."""
+    try:
+        return torch.zeros(list(sizes), dtype=value.dtype, device=value.device)
+    except Exception:
+        return _FAILED
+
+
 def _evaluate_probe(node: Node, parents: list[Any]) -> Any:
     if any(p is _FAILED for p in parents):
         return _FAILED
     if all(p is _SAME for p in parents):
         return _SAME
     if not _probe_safe(node.op):
-        # Not run again: a stand-in lets torch's own steps downstream still tell
-        # which of their sizes follow. Its sizes differ from the example's where
-        # _shape shows None: only the batch, for a batch-first value below inputs
-        # whose only free size is the batch; every size otherwise.
+        # Not run again: a stand-in whose every size differs from the example's
+        # lets torch's own steps downstream still tell which of their sizes follow.
         value = node.value
-        if not isinstance(value, torch.Tensor):
-            return _FAILED
-        if _batch_first_guess(node):
-            sizes = [probe_size(EXAMPLE_BATCH), *value.shape[1:]]
-        else:
-            sizes = [probe_size(n) for n in value.shape]
-        return torch.zeros(sizes, dtype=value.dtype, device=value.device)
+        if isinstance(value, torch.Tensor):
+            return _stand_in(value, [probe_size(n) for n in value.shape])
+        return _FAILED
     args = [node_.value if p is _SAME else p for node_, p in zip(node.parents, parents, strict=True)]
     try:
         with torch.no_grad(), warnings.catch_warnings():
@@ -225,25 +384,32 @@ def _placeholder_probe(node: Node) -> Any:
 
 
 def _probe(node: Node) -> Any:
-    return fold_ancestors(node, _probes, _placeholder_probe, _evaluate_probe)
-
-
-def _batch_first_guess(node: Node) -> bool:
-    """Whether ``node``'s value is a tensor taken as batch-first without asking the probe.
-
-    So are values below inputs whose only free size is an unknown batch, with the
-    example batch's size first, that the probe cannot tell about: a placeholder's,
-    and what a user's layer or function computed (it is not run on the probe).
-    """
-    value = node.value
-    return (
-        isinstance(value, torch.Tensor)
-        and value.ndim > 0
-        and value.shape[0] == EXAMPLE_BATCH
-        and not _probe_safe(node.op)
-        and not _inherited(node, "free_sizes")
-        and batch_is_unknown(node)
-    )
+    """``node``'s value in the probe; batch-led values stand in, and nothing before them is run."""
+    if node in _probes:
+        return _probes[node]
+    stack = [node]
+    while stack:  # iterative post-order, as fold_ancestors, stopping at batch-led values
+        current = stack[-1]
+        if current in _probes:
+            stack.pop()
+            continue
+        parents = current.parents
+        if not parents:
+            _probes[current] = _placeholder_probe(current)
+            stack.pop()
+            continue
+        if _batch_led(current):
+            value = current.value
+            _probes[current] = _stand_in(value, [probe_size(EXAMPLE_BATCH), *value.shape[1:]])
+            stack.pop()
+            continue
+        missing = [p for p in parents if p not in _probes]
+        if missing:
+            stack.extend(missing)
+            continue
+        stack.pop()
+        _probes[current] = _evaluate_probe(current, [_probes[p] for p in parents])
+    return _probes[node]
 
 
 def _shape(node: Node) -> tuple[int | None, ...]:
@@ -256,11 +422,10 @@ def _shape(node: Node) -> tuple[int | None, ...]:
             return shape
         # An unknown batch is traced with EXAMPLE_BATCH examples. A value with that
         # size first most often keeps the batch there, but not always (an LSTM's
-        # state (layers, batch, hidden) with 2 layers, torch.stack([a, b])): the
-        # probe tells, where it can run the step.
+        # state (layers, batch, hidden) with 2 layers, torch.stack([a, b])).
         if shape[0] == EXAMPLE_BATCH:
             batch_first = (None, *shape[1:])
-            if _batch_first_guess(node):
+            if _batch_led(node):
                 return batch_first
         # Anything else moved the batch (x[0], x.sum(0)) or folded it into another
         # size (x.view(-1, 4)): the probe tells which sizes still follow from it.
@@ -269,8 +434,7 @@ def _shape(node: Node) -> tuple[int | None, ...]:
         return shape
     if not isinstance(probe, torch.Tensor) or probe.ndim != len(shape):
         # The step failed on the probe (or gave something else): nothing is known,
-        # except that a value keeping the example batch's size first is taken to
-        # keep the batch there, as before probes were asked.
+        # except that the example batch's size first is taken for the batch.
         return batch_first if batch_first is not None else (None,) * len(shape)
     return tuple(None if a != b else a for a, b in zip(shape, probe.shape, strict=True))
 
@@ -547,11 +711,11 @@ class SymbolicTensor(TorchRecording, SymbolicData):
         # (layers, batch, hidden) below it iterates over its layers.
         if _shape(node)[0] is None:
             raise TraceError(
-                f"cannot iterate over a tensor of shape {_shape(node)}: its first dimension is the batch (or "
-                "another size that may differ at every call), whose size is unknown while recording, so the "
-                "loop would run once per example of the trace batch instead of once per real example. Iterate "
-                "over another dimension with x.unbind(dim), index single examples with x[i], or give Input a "
-                "batch_size"
+                f"cannot iterate over a tensor of shape {_shape(node)}: its first dimension is the batch, whose "
+                "size is unknown while recording (or a size declared None, which may differ at every call), so "
+                "the loop would run once per example of the trace batch instead of once per real example. "
+                "Iterate over another dimension with x.unbind(dim), index single examples with x[i], or give "
+                "Input a batch_size"
             )
         for i in range(value.shape[0]):
             yield record(Unpack(i), (node,), value=value[i], pending=True)
@@ -613,9 +777,10 @@ class SymbolicTensor(TorchRecording, SymbolicData):
         size = shape[-1]
         if size is None:
             raise TraceError(
-                f".features: the last dimension of this tensor (shape {shape}) may have any size, so it "
-                "has no fixed number of features; declare that size in Input, or use a layer that does "
-                "not need it (nn.LazyLinear)"
+                f".features: the last size of this tensor (shape {shape}) is not known while recording (it "
+                "may differ at every call, or comes from a step that is not run on the probe), so there is no "
+                "fixed number of features; declare that size in Input, or use a layer that infers it "
+                "(nn.LazyLinear)"
             )
         return size
 

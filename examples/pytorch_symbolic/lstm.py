@@ -12,8 +12,8 @@ from symgraph_torch import Input, SymbolicModel, useful_layers
 
 
 def build(vocab_size=50, seq_len=12, embedding_dim=16, hidden=32, num_layers=2, num_classes=4) -> SymbolicModel:
-    # Token ids: the example data is drawn from 0 to max_value, both included here.
-    tokens = Input(shape=(seq_len,), dtype=torch.long, min_value=0, max_value=vocab_size - 1)
+    # Token ids: the example data is drawn from min_value up to, not including, max_value.
+    tokens = Input(shape=(seq_len,), dtype=torch.long, min_value=0, max_value=vocab_size)
     embedded = nn.Embedding(vocab_size, embedding_dim)(tokens)
     lstm = nn.LSTM(embedding_dim, hidden, num_layers=num_layers, batch_first=True, dropout=0.1)
     out, (h, _) = lstm(embedded)

@@ -306,10 +306,10 @@ def test_the_distributed_scheduler_without_a_client_is_an_executor_error():
 
 def test_without_dask_the_executor_error_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask", None)  # `import dask` now raises ImportError
-    with pytest.raises(symgraph.ExecutorError, match=r"pip install 'symgraph\[dask\]'") as info:
+    with pytest.raises(symgraph.ExecutorError, match=r"pip install 'symgraph-py\[dask\]'") as info:
         shop_model(executor="dask")
     assert isinstance(info.value.__cause__, ImportError)
-    with pytest.warns(symgraph.ExecutorFallbackWarning, match=r"symgraph\[dask\]"):
+    with pytest.warns(symgraph.ExecutorFallbackWarning, match=r"symgraph-py\[dask\]"):
         model = shop_model(executor="dask", executor_options={"fallback": "codegen"})
     assert model.executor == "codegen"
     assert_same(model(**SHOP_DATA[1]), shop(direct, **SHOP_DATA[1]))

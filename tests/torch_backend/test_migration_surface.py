@@ -358,38 +358,26 @@ def test_depth_is_the_longest_path_from_an_input() -> None:
 
 
 def test_symbolic_tensor_methods_pytorch_symbolic_defines_replay_like_torch() -> None:
+    # Applied once to the symbolic input and once to real data: the eager oracle.
+    methods = {
+        "reshape": lambda t: t.reshape(-1, 12),
+        "view": lambda t: t.view(-1, 2, 6),
+        "t": lambda t: t[0].t(),
+        "T": lambda t: t[0].T,
+        "mean": lambda t: t.mean(),
+        "mean_dim": lambda t: t.mean(dim=1, keepdim=True),
+        "sum": lambda t: t.sum(dim=2),
+        "median": lambda t: t.median(),
+        "argmax": lambda t: t.argmax(dim=1),
+        "argmin": lambda t: t.argmin(),
+        "flatten": lambda t: t.flatten(1),
+    }
     x = Input((3, 4))
-    outputs = {
-        "reshape": x.reshape(-1, 12),
-        "view": x.view(-1, 2, 6),
-        "t": x[0].t(),
-        "T": x[0].T,
-        "mean": x.mean(),
-        "mean_dim": x.mean(dim=1, keepdim=True),
-        "sum": x.sum(dim=2),
-        "median": x.median(),
-        "argmax": x.argmax(dim=1),
-        "argmin": x.argmin(),
-        "flatten": x.flatten(1),
-    }
-    model = SymbolicModel(x, outputs)
+    model = SymbolicModel(x, {name: method(x) for name, method in methods.items()})
     data = torch.rand(5, 3, 4)
-    eager = {
-        "reshape": data.reshape(-1, 12),
-        "view": data.view(-1, 2, 6),
-        "t": data[0].t(),
-        "T": data[0].T,
-        "mean": data.mean(),
-        "mean_dim": data.mean(dim=1, keepdim=True),
-        "sum": data.sum(dim=2),
-        "median": data.median(),
-        "argmax": data.argmax(dim=1),
-        "argmin": data.argmin(),
-        "flatten": data.flatten(1),
-    }
     got = model(data)
-    assert got.keys() == eager.keys()
-    assert all(torch.equal(got[k], eager[k]) for k in eager)
+    assert got.keys() == methods.keys()
+    assert all(torch.equal(got[name], method(data)) for name, method in methods.items())
 
 
 def test_shape_properties_and_layer_and_apply_module() -> None:

@@ -206,7 +206,7 @@ def test_shape_properties():
 
 @pytest.mark.parametrize(
     ("prop", "shape"),
-    [("H", (5,)), ("W", (5,)), ("HW", (3, 7)), ("features", (3, 4, 4)), ("C", (5,)), ("CHW", (1, 2, 3, 4))],
+    [("H", (5,)), ("W", (5,)), ("HW", (3, 7)), ("features", ()), ("C", (5,)), ("CHW", (1, 2, 3, 4))],
 )
 def test_properties_that_do_not_fit_raise_clearly(prop, shape):
     x = Input(shape)
