@@ -76,13 +76,16 @@ def fold_ancestors(
     cache: MutableMapping[Node, T],
     root: Callable[[Node], T],
     step: Callable[[Node, list[T]], T],
+    stop: Callable[[Node], T | None] | None = None,
 ) -> T:
     """A value for ``node`` computed from its parents' values, back to the roots; each cached.
 
     Roots (nodes without parents) get ``root(node)``; every other node gets
     ``step(node, [value of each parent])``, once its parents have theirs.
-    ``cache`` keeps the values, so a later call does only the nodes that are new.
-    Iterative: a chain of a million nodes needs no deep recursion.
+    ``stop``, when given, may end the walk early at a node: where it returns a
+    value other than ``None``, that is the node's value and its ancestors are not
+    visited. ``cache`` keeps the values, so a later call does only the nodes that
+    are new. Iterative: a chain of a million nodes needs no deep recursion.
 
     Example:
         >>> import symgraph
@@ -103,6 +106,11 @@ def fold_ancestors(
         parents = current.parents
         if not parents:
             cache[current] = root(current)
+            stack.pop()
+            continue
+        early = stop(current) if stop is not None else None
+        if early is not None:
+            cache[current] = early
             stack.pop()
             continue
         missing = [p for p in parents if p not in cache]

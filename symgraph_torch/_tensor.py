@@ -383,33 +383,16 @@ def _placeholder_probe(node: Node) -> Any:
     return make(node.value) if make is not None else _SAME
 
 
+def _batch_led_stand_in(node: Node) -> Any:
+    if not _batch_led(node):
+        return None
+    value = node.value
+    return _stand_in(value, [probe_size(EXAMPLE_BATCH), *value.shape[1:]])
+
+
 def _probe(node: Node) -> Any:
     """``node``'s value in the probe; batch-led values stand in, and nothing before them is run."""
-    if node in _probes:
-        return _probes[node]
-    stack = [node]
-    while stack:  # iterative post-order, as fold_ancestors, stopping at batch-led values
-        current = stack[-1]
-        if current in _probes:
-            stack.pop()
-            continue
-        parents = current.parents
-        if not parents:
-            _probes[current] = _placeholder_probe(current)
-            stack.pop()
-            continue
-        if _batch_led(current):
-            value = current.value
-            _probes[current] = _stand_in(value, [probe_size(EXAMPLE_BATCH), *value.shape[1:]])
-            stack.pop()
-            continue
-        missing = [p for p in parents if p not in _probes]
-        if missing:
-            stack.extend(missing)
-            continue
-        stack.pop()
-        _probes[current] = _evaluate_probe(current, [_probes[p] for p in parents])
-    return _probes[node]
+    return fold_ancestors(node, _probes, _placeholder_probe, _evaluate_probe, stop=_batch_led_stand_in)
 
 
 def _shape(node: Node) -> tuple[int | None, ...]:
