@@ -156,11 +156,20 @@ class Row:
 
 @dataclass(frozen=True)
 class Target:
-    """A limit on the median paired ratio ``variant / baseline`` of one row."""
+    """A limit on one row: the median paired ratio ``variant / baseline``, or the time it adds.
+
+    ``baseline`` is the variant compared against (the row's baseline by default).
+    With ``added_ns``, the limit is on the median paired difference
+    ``variant - baseline`` in nanoseconds, for cases whose samples are seconds per
+    call: where a ratio of two noisy processes cannot resolve a cost of tens of
+    nanoseconds, a difference measured in one process can.
+    """
 
     row: str
     variant: str
     limit: float
+    baseline: str | None = None
+    added_ns: bool = False
 
 
 @dataclass
@@ -238,8 +247,12 @@ class CaseResult:
     def median_time(self, row: str, variant: str) -> float:
         return statistics.median(self.times(row, variant))
 
-    def median_ratio(self, row: str, variant: str) -> float:
-        return statistics.median(self.ratios(row, variant))
+    def median_ratio(self, row: str, variant: str, baseline: str | None = None) -> float:
+        return statistics.median(self.ratios(row, variant, baseline))
+
+    def median_difference_ns(self, row: str, variant: str, baseline: str) -> float:
+        """Median over rounds of ``variant - baseline``, in nanoseconds (samples in seconds)."""
+        return statistics.median((r[row][variant] - r[row][baseline]) * 1e9 for r in self.rounds)
 
     def ratio_quartiles(self, row: str, variant: str) -> tuple[float, float]:
         ratios = self.ratios(row, variant)
@@ -254,11 +267,12 @@ class TargetResult:
     case: str
     target: Target
     baseline: str
-    ratio: float
+    #: The median paired ratio, or with ``target.added_ns`` the median difference in ns.
+    value: float
 
     @property
     def passed(self) -> bool:
-        return self.ratio <= self.target.limit
+        return self.value <= self.target.limit
 
     @property
     def verdict(self) -> str:
@@ -266,8 +280,13 @@ class TargetResult:
 
     def describe(self) -> str:
         t = self.target
+        if t.added_ns:
+            return (
+                f"{self.verdict}  {self.case}: {t.row}: {t.variant} - {self.baseline} = {self.value:+.1f} ns per "
+                f"call (limit +{t.limit:g} ns)"
+            )
         return (
-            f"{self.verdict}  {self.case}: {t.row}: {t.variant} / {self.baseline} = {self.ratio:.3f}x "
+            f"{self.verdict}  {self.case}: {t.row}: {t.variant} / {self.baseline} = {self.value:.3f}x "
             f"(limit {t.limit:g}x)"
         )
 
@@ -276,10 +295,13 @@ def evaluate_targets(result: CaseResult) -> list[TargetResult]:
     out = []
     for target in result.case.targets:
         row = result.case.row(target.row)
-        if target.variant in row.variants:
-            out.append(
-                TargetResult(result.case.name, target, row.baseline, result.median_ratio(row.name, target.variant))
-            )
+        baseline = target.baseline or row.baseline
+        if target.variant in row.variants and baseline in row.variants:
+            if target.added_ns:
+                value = result.median_difference_ns(row.name, target.variant, baseline)
+            else:
+                value = result.median_ratio(row.name, target.variant, baseline)
+            out.append(TargetResult(result.case.name, target, baseline, value))
     return out
 
 
@@ -533,7 +555,7 @@ def to_json(results: list[CaseResult], settings: dict[str, Any], notes: list[str
                 "variant": t.target.variant,
                 "baseline": t.baseline,
                 "limit": t.target.limit,
-                "ratio": _rounded(t.ratio),
+                ("added_ns" if t.target.added_ns else "ratio"): _rounded(t.value),
                 "verdict": t.verdict,
             }
             for t in targets
@@ -657,7 +679,8 @@ def plot(results: list[CaseResult], path: Path, title: str) -> None:
         ax.axhline(1.0, color="black", linewidth=0.8)
         names = [r.name for r in case.rows]
         for target in case.targets:
-            if target.row in names:
+            # A limit in nanoseconds has no place on an axis of ratios.
+            if target.row in names and not target.added_ns and target.baseline is None:
                 i = names.index(target.row)
                 ax.hlines(target.limit, i - 0.45, i + 0.45, colors="red", linestyles="dashed", linewidth=1.2)
         if case.log_ratio:
