@@ -195,14 +195,9 @@ class SymbolicObject(SymbolicData):
             >>> x(sorted).v
             [1, 2, 3]
         """
-        if not callable(layer):
-            raise TypeError(
-                f"x(layer): layer must be an nn.Module or another callable, got {type(layer).__name__}; "
-                f"the value is a {type(self.v).__name__}, which cannot be called"
-            )
-        return record_call(layer, (self, *others), kwargs, custom_name)
+        return self.apply_module(layer, *others, custom_name=custom_name, **kwargs)
 
-    def apply_module(self, layer: Any, *others: Any, custom_name: str | None = None) -> Any:
+    def apply_module(self, layer: Any, *others: Any, custom_name: str | None = None, **kwargs: Any) -> Any:
         """pytorch-symbolic's name for ``x(layer, *others)``: record ``layer(x, *others)``.
 
         Example:
@@ -212,8 +207,11 @@ class SymbolicObject(SymbolicData):
             [1, 2, 3]
         """
         if not callable(layer):
-            raise TypeError(f"apply_module: layer must be an nn.Module or another callable, got {type(layer).__name__}")
-        return record_call(layer, (self, *others), {}, custom_name)
+            raise TypeError(
+                f"x(layer) or x.apply_module(layer): layer must be an nn.Module or another callable, got "
+                f"{type(layer).__name__}; the value is a {type(self.v).__name__}, which cannot be called"
+            )
+        return record_call(layer, (self, *others), kwargs, custom_name)
 
     @property
     def batch_size_known(self) -> bool:

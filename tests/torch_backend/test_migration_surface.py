@@ -904,3 +904,13 @@ def test_a_state_dict_whose_shared_copies_differ_is_refused_before_any_weight_ch
     with pytest.raises(RuntimeError, match=r"'Linear_2.bias' and 'Linear_1.bias' hold different values.*nothing"):
         model.load_state_dict(state)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_applying_something_that_is_not_callable_names_it_and_records_nothing() -> None:
+    values = CustomInput([3, 1, 2])
+    for apply in (values, values.apply_module):
+        with pytest.raises(
+            TypeError, match=r"layer must be an nn.Module or another callable, got int; the value is a list"
+        ):
+            apply(5)
+    assert values.children == ()
