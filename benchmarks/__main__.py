@@ -7,10 +7,17 @@ Cases (each also runs on its own as ``python -m benchmarks.<module>``):
 * ``deep_linear`` (``benchmarks.torch_forward``): forward pass of 250 to 1000
   ``nn.Linear(4, 4)`` in a chain, under ``no_grad`` and with grad: looping
   ``nn.Module`` (baseline), unrolled module, ``nn.Sequential``, ``torch.fx``,
-  pytorch-symbolic, symgraph;
+  pytorch-symbolic, symgraph, and the straight-line ``F.linear`` floor;
 * ``toy_resnet`` (``benchmarks.toy_resnet``): the Keras guide's toy ResNet at 16,
-  32 and 64 px: hand-written module (baseline), ``torch.fx``, pytorch-symbolic,
-  symgraph;
+  32 and 64 px, eval mode, both grad modes: hand-written module (baseline),
+  ``torch.fx``, pytorch-symbolic, symgraph, the functional floor;
+* ``toy_resnet_bn`` (``benchmarks.toy_resnet``): the same with a ``BatchNorm2d``
+  after each convolution, at 16 and 64 px, in eval mode under ``no_grad`` and in
+  train mode with grad;
+* ``mlp`` (``benchmarks.mlp``): 12 blocks of ``Linear(64, 64)``, ``LayerNorm``,
+  ``GELU`` and ``Dropout``, batch 4, eval and train: hand-written module
+  (baseline), ``nn.Sequential``, ``torch.fx``, pytorch-symbolic, symgraph, the
+  functional floor;
 * ``module_call`` (``benchmarks.module_call_overhead``): a plain ``nn.Module`` call
   in a process after ``import symgraph_torch`` against a fresh process;
 * ``numpy`` (``benchmarks.numpy_replay``): 100 elementwise numpy steps replayed by
@@ -30,7 +37,9 @@ Cases (each also runs on its own as ``python -m benchmarks.<module>``):
 
 Every case interleaves its variants in rounds and reports medians of paired
 per-round ratios (variant / baseline measured in the same round), with torch
-fixed to one thread. The tables go to stdout, progress to stderr; the raw
+fixed to one thread. Torch targets also give the target variant's ratio to the
+case's *floor*, the same network as straight-line ``torch.nn.functional`` calls
+(``benchmarks._floor``), measured in the same rounds. The tables go to stdout, progress to stderr; the raw
 samples, medians and environment go to a JSON file and the ratios to a PNG plot
 (by default ``benchmarks/results/last-run.json`` and ``last-run.png``, which git
 ignores; ``--publish`` writes the tracked ``latest.json`` and ``latest.png`` that
@@ -47,6 +56,7 @@ from benchmarks import (
     build_scaling,
     cuda_graphs,
     dask_pipeline,
+    mlp,
     module_call_overhead,
     numpy_replay,
     torch_forward,
@@ -56,6 +66,7 @@ from benchmarks import (
 CASES: _harness.CaseBuilders = {
     **torch_forward.CASES,
     **toy_resnet.CASES,
+    **mlp.CASES,
     **module_call_overhead.CASES,
     **numpy_replay.CASES,
     **build_scaling.CASES,

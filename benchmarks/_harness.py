@@ -163,6 +163,13 @@ class Target:
     ``variant - baseline`` in nanoseconds, for cases whose samples are seconds per
     call: where a ratio of two noisy processes cannot resolve a cost of tens of
     nanoseconds, a difference measured in one process can.
+
+    ``floor`` names an information variant of the row that computes the same with
+    the least Python possible (for torch cases, straight-line
+    ``torch.nn.functional`` calls on the same tensors, see ``benchmarks._floor``):
+    the report gives ``variant / floor`` and ``floor / baseline`` beside the
+    verdict, how far the variant is from that floor and how low a ratio could go.
+    It is never itself a limit.
     """
 
     row: str
@@ -170,6 +177,7 @@ class Target:
     limit: float
     baseline: str | None = None
     added_ns: bool = False
+    floor: str | None = None
 
 
 @dataclass
@@ -269,6 +277,9 @@ class TargetResult:
     baseline: str
     #: The median paired ratio, or with ``target.added_ns`` the median difference in ns.
     value: float
+    #: With ``target.floor``: the median paired ratios variant / floor and floor / baseline.
+    to_floor: float | None = None
+    floor_to_baseline: float | None = None
 
     @property
     def passed(self) -> bool:
@@ -285,10 +296,13 @@ class TargetResult:
                 f"{self.verdict}  {self.case}: {t.row}: {t.variant} - {self.baseline} = {self.value:+.1f} ns per "
                 f"call (limit +{t.limit:g} ns)"
             )
-        return (
+        text = (
             f"{self.verdict}  {self.case}: {t.row}: {t.variant} / {self.baseline} = {self.value:.3f}x "
             f"(limit {t.limit:g}x)"
         )
+        if self.to_floor is not None and self.floor_to_baseline is not None:
+            text += f"; ratio to floor {self.to_floor:.3f}x (floor / {self.baseline} = {self.floor_to_baseline:.3f}x)"
+        return text
 
 
 def evaluate_targets(result: CaseResult) -> list[TargetResult]:
@@ -301,7 +315,11 @@ def evaluate_targets(result: CaseResult) -> list[TargetResult]:
                 value = result.median_difference_ns(row.name, target.variant, baseline)
             else:
                 value = result.median_ratio(row.name, target.variant, baseline)
-            out.append(TargetResult(result.case.name, target, baseline, value))
+            to_floor = floor_to_baseline = None
+            if target.floor is not None and target.floor in row.variants:
+                to_floor = result.median_ratio(row.name, target.variant, target.floor)
+                floor_to_baseline = result.median_ratio(row.name, target.floor, baseline)
+            out.append(TargetResult(result.case.name, target, baseline, value, to_floor, floor_to_baseline))
     return out
 
 
@@ -381,32 +399,109 @@ def import_pytorch_symbolic() -> ModuleType | None:
 
 PYTORCH_SYMBOLIC_MISSING = "pytorch-symbolic is not importable (pip install pytorch-symbolic): its variant is skipped."
 
-#: The two autograd modes every torch case is timed in: label -> grad enabled.
+#: The two autograd modes the inference-only torch cases are timed in: label -> grad enabled.
 GRAD_MODES = {"no_grad": False, "grad": True}
+#: The two modes of the torch cases with layers that train differently (dropout, batch
+#: statistics): label -> (the modules' ``training`` flag, grad enabled).
+TRAIN_MODES = {"eval": (False, False), "train": (True, True)}
+TRAIN_MODES_NOTE = (
+    "eval: model.eval() under torch.no_grad(); train: model.train() with grad enabled (autograd records "
+    "the pass; no backward runs). Train-mode outputs were compared with torch.manual_seed before each call."
+)
+#: The seed set before every compared call in train mode, where dropout draws random masks.
+CHECK_SEED = 2
+
+
+def set_training(models: dict[str, Callable[[Any], Any]], training: bool) -> None:
+    """``model.train(training)`` for every model that is an ``nn.Module`` (functions keep their build-time flags)."""
+    from torch import nn
+
+    for model in models.values():
+        if isinstance(model, nn.Module):
+            model.train(training)
 
 
 def check_same_outputs(
-    models: dict[str, Callable[[Any], Any]], baseline: str, x: Any, grad_modes: Iterable[bool]
+    models: dict[str, Callable[[Any], Any]],
+    baseline: str,
+    x: Any,
+    grad_modes: Iterable[bool],
+    seed: int | None = None,
 ) -> None:
-    """Every model gives exactly the baseline's output (``torch.equal``) on ``x``, in every grad mode."""
+    """Every model gives exactly the baseline's output (``torch.equal``) on ``x``, in every grad mode.
+
+    With ``seed``, ``torch.manual_seed(seed)`` runs before every call, so that
+    random layers (dropout in train mode) draw the same numbers in every model.
+    """
     import torch
+
+    def call(model: Callable[[Any], Any]) -> Any:
+        if seed is not None:
+            torch.manual_seed(seed)
+        return model(x)
 
     for grad in grad_modes:
         with torch.set_grad_enabled(grad):
-            expected = models[baseline](x)
+            expected = call(models[baseline])
             for name, model in models.items():
-                out = model(x)
+                out = call(model)
                 check(torch.equal(out, expected), f"{name} differs from {baseline} (grad={grad})")
 
 
-def torch_forward_row(
-    name: str, models: dict[str, Callable[[Any], Any]], baseline: str, x: Any, grad: bool, min_sample_s: float
-) -> Row:
-    """A row timing forward passes ``model(x)`` under ``torch.set_grad_enabled(grad)``; outputs released untimed."""
+def check_same_buffer_updates(
+    models: dict[str, Callable[[Any], Any]], baseline: str, x: Any, buffers: dict[str, Any], seed: int = CHECK_SEED
+) -> None:
+    """From the same starting values, one call of every model leaves ``buffers`` exactly as the baseline's call does.
+
+    For train mode, where ``BatchNorm`` updates its running statistics and
+    ``num_batches_tracked`` in place: ``buffers`` (by name) are the tensors the
+    models share; each call starts from a copy of their values before the check,
+    and the check fails too if the baseline's call leaves them all unchanged.
+    """
     import torch
+
+    start = {name: b.clone() for name, b in buffers.items()}
+
+    def run(model: Callable[[Any], Any]) -> dict[str, Any]:
+        with torch.no_grad():
+            for name, b in buffers.items():
+                b.copy_(start[name])
+        torch.manual_seed(seed)
+        model(x)
+        return {name: b.clone() for name, b in buffers.items()}
+
+    expected = run(models[baseline])
+    check(any(not torch.equal(expected[k], start[k]) for k in buffers), f"{baseline} updated no buffer")
+    for variant, model in models.items():
+        got = run(model)
+        changed = [k for k in buffers if not torch.equal(got[k], expected[k])]
+        check(not changed, f"{variant} updates {', '.join(changed)} differently from {baseline}")
+
+
+def torch_forward_row(
+    name: str,
+    models: dict[str, Callable[[Any], Any]],
+    baseline: str,
+    x: Any,
+    grad: bool,
+    min_sample_s: float,
+    training: bool | None = None,
+) -> Row:
+    """A row timing forward passes ``model(x)`` under ``torch.set_grad_enabled(grad)``; outputs released untimed.
+
+    With ``training``, every ``nn.Module`` of ``models`` is put in that mode
+    (:func:`set_training`) before each sample, outside the clock: rows of
+    different modes share the layer objects.
+    """
+    import torch
+
+    def prepare() -> None:
+        if training is not None:
+            set_training(models, training)
 
     def in_mode(sample: Sample) -> Sample:
         def timed() -> float:
+            prepare()
             with torch.set_grad_enabled(grad):
                 return sample()
 
@@ -414,6 +509,7 @@ def torch_forward_row(
 
     samples: dict[str, Sample] = {}
     calls: dict[str, int] = {}
+    prepare()
     with torch.set_grad_enabled(grad):
         for variant, model in models.items():
             calls[variant] = calls_per_sample(model, x, min_sample_s, time_each_call)
@@ -557,6 +653,15 @@ def to_json(results: list[CaseResult], settings: dict[str, Any], notes: list[str
                 "limit": t.target.limit,
                 ("added_ns" if t.target.added_ns else "ratio"): _rounded(t.value),
                 "verdict": t.verdict,
+                **(
+                    {}
+                    if t.to_floor is None or t.floor_to_baseline is None
+                    else {
+                        "floor": t.target.floor,
+                        "ratio_to_floor": _rounded(t.to_floor),
+                        "floor_to_baseline": _rounded(t.floor_to_baseline),
+                    }
+                ),
             }
             for t in targets
         ],
@@ -614,6 +719,7 @@ def write_json(data: dict[str, Any], path: Path) -> None:
 
 #: Colours by variant, so that a variant looks the same in every panel.
 COLOURS = (
+    ("floor", "", "#252525"),
     ("symgraph", "(info)", "#f4a582"),
     ("symgraph", "", "#d6604d"),
     ("pytorch-symbolic", "", "#8073ac"),
@@ -635,7 +741,8 @@ def plot(results: list[CaseResult], path: Path, title: str) -> None:
     """One panel per case: each variant's median paired ratio to its row's baseline, as a bar from 1.0.
 
     Bars go up for slower than the baseline and down for faster; the error bars
-    span the first to third quartile of the paired ratios; red dashes mark targets.
+    span the first to third quartile of the paired ratios; red dashes mark targets,
+    and black dots beside them the floor's ratio (the lowest a ratio could go).
     """
     import matplotlib
 
@@ -683,6 +790,9 @@ def plot(results: list[CaseResult], path: Path, title: str) -> None:
             if target.row in names and not target.added_ns and target.baseline is None:
                 i = names.index(target.row)
                 ax.hlines(target.limit, i - 0.45, i + 0.45, colors="red", linestyles="dashed", linewidth=1.2)
+                if target.floor is not None and target.floor in case.row(target.row).variants:
+                    floor = result.median_ratio(target.row, target.floor)
+                    ax.hlines(floor, i - 0.45, i + 0.45, colors="black", linestyles="dotted", linewidth=1.0)
         if case.log_ratio:
             ax.set_yscale("log")
         ax.margins(y=0.15)
@@ -834,7 +944,8 @@ def main(
             title = (
                 f"symgraph benchmarks, {'quick' if args.quick else 'full'} run {env['date_utc'][:10]}, "
                 f"commit {env['git_commit']}{' (dirty)' if env['git_dirty'] else ''}: median paired ratio to "
-                f"baseline (bars: quartiles; red dashes: targets); {_device_label()}, {THREADS} torch thread"
+                f"baseline (bars: quartiles; red dashes: targets; black dots: floors); {_device_label()}, "
+                f"{THREADS} torch thread"
             )
             try:
                 plot(results, Path(args.plot), title)

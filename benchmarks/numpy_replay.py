@@ -4,9 +4,11 @@ Run: ``.venv/bin/python -m benchmarks.numpy_replay [--rounds N] [--quick]``
 (or as the ``numpy`` case of ``python -m benchmarks``).
 
 Requirement: a ``SymbolicModel`` recorded with ``symgraph_numpy`` replays a chain
-of 100 elementwise numpy steps in at most 1.10x the time of a plain Python
-function that applies the same steps to an ``ndarray``, for a float64 input of
-shape ``(8,)``, and in at most 1.02x for shape ``(65536,)``. Shape ``(1024,)`` is
+of 100 elementwise numpy steps in at most 1.00x the time of a plain Python
+function that applies the same steps to an ``ndarray`` (no slower), for a
+float64 input of shape ``(8,)``, and in at most 1.02x for shape ``(65536,)``.
+The direct function is already straight-line code, the floor of the torch
+cases, so this case has no separate floor. Shape ``(1024,)`` is
 reported without a limit. The pipeline cycles 25 times through ``* a``, ``+ b``,
 ``np.sin`` and ``np.abs``, with Python float constants that change from cycle to
 cycle (so that the output still depends on the input after 100 steps).
@@ -56,7 +58,7 @@ STEPS: list[tuple[str, float | None]] = [
     for step in (("mul", 1.01 + 0.001 * k), ("add", 0.01 + 0.0005 * k), ("sin", None), ("abs", None))
 ]
 SHAPES: tuple[tuple[int, ...], ...] = ((8,), (1024,), (65536,))
-LIMITS: dict[tuple[int, ...], float] = {(8,): 1.10, (65536,): 1.02}
+LIMITS: dict[tuple[int, ...], float] = {(8,): 1.00, (65536,): 1.02}
 SAMPLE_S = 0.02  # each sample lasts at least this long
 PASSES = 3  # samples of each variant per round; a round keeps the fastest
 MEMORY_SHAPE = (65536,)

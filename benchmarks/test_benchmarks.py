@@ -4,7 +4,8 @@ Run: ``.venv/bin/python -m pytest benchmarks -p no:cacheprovider --benchmark-onl
 
 The project's plain ``pytest`` run does not collect this directory (its
 ``testpaths`` leave ``benchmarks/`` out). Every test checks its variant's output
-against the case's baseline, as ``python -m benchmarks`` does before timing,
+against the case's baseline, as ``python -m benchmarks`` does before timing
+(seeded alike before each compared call in train mode, where dropout is random),
 and tests of one case and size share a pytest-benchmark group, so that the
 variants are compared side by side. pytest-benchmark times variants one after
 the other, not interleaved: for ratios on this noisy machine, use
@@ -28,14 +29,17 @@ from benchmarks import (  # noqa: E402
     _harness,
     build_scaling,
     dask_pipeline,
+    mlp,
     numpy_replay,
     torch_forward,
     toy_resnet,
 )
 
 MODES = _harness.GRAD_MODES
+TRAIN_MODES = _harness.TRAIN_MODES
 DEEP_LINEAR_DEPTH = 1000
 RESNET_PX = 32
+RESNET_BN_PX = 16
 NUMPY_SHAPE = (8,)
 CHAIN_NODES = 10_000
 
@@ -64,6 +68,25 @@ def time_forward(
         expected = models[baseline](x)
         out = benchmark(model, x)
     assert torch.equal(out, expected)
+
+
+def time_forward_in_mode(
+    benchmark: Any, group: str, models: dict[str, Any], baseline: str, variant: str, x: Any, mode: str
+) -> None:
+    """Time one variant's forward pass in a mode of ``TRAIN_MODES``, after checking its output against the baseline's.
+
+    The modules are put in the mode first (the variants share their layers); in
+    train mode both compared calls are seeded alike, so that dropout draws the
+    same masks.
+    """
+    model = variant_or_skip(models, variant)
+    training, grad = TRAIN_MODES[mode]
+    _harness.set_training(models, training)
+    benchmark.group = group
+    with torch.set_grad_enabled(grad):
+        seed = _harness.CHECK_SEED if training else None
+        _harness.check_same_outputs({baseline: models[baseline], variant: model}, baseline, x, [grad], seed=seed)
+        benchmark(model, x)
 
 
 # deep_linear ------------------------------------------------------------------
@@ -96,6 +119,38 @@ def test_toy_resnet(benchmark: Any, resnet: tuple[dict[str, Any], Any], variant:
     models, x = resnet
     group = f"toy_resnet: {RESNET_PX} px, batch {toy_resnet.BATCH}, {mode}"
     time_forward(benchmark, group, models, toy_resnet.HAND_WRITTEN, variant, x, MODES[mode])
+
+
+# toy_resnet_bn ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def resnet_bn() -> tuple[dict[str, dict[str, Callable[[Any], Any]]], Any]:
+    return toy_resnet.build_bn_models(RESNET_BN_PX)
+
+
+@pytest.mark.parametrize("mode", TRAIN_MODES)
+@pytest.mark.parametrize("variant", list(toy_resnet.BN_LEGEND))
+def test_toy_resnet_bn(benchmark: Any, resnet_bn: tuple[dict[str, Any], Any], variant: str, mode: str) -> None:
+    per_mode, x = resnet_bn
+    group = f"toy_resnet_bn: {RESNET_BN_PX} px, batch {toy_resnet.BATCH}, {mode}"
+    time_forward_in_mode(benchmark, group, per_mode[mode], toy_resnet.HAND_WRITTEN, variant, x, mode)
+
+
+# mlp --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mlp_models() -> tuple[dict[str, dict[str, Callable[[Any], Any]]], Any]:
+    return mlp.build_models()
+
+
+@pytest.mark.parametrize("mode", TRAIN_MODES)
+@pytest.mark.parametrize("variant", list(mlp.LEGEND))
+def test_mlp(benchmark: Any, mlp_models: tuple[dict[str, Any], Any], variant: str, mode: str) -> None:
+    per_mode, x = mlp_models
+    group = f"mlp: {mlp.BLOCKS} blocks of width {mlp.WIDTH}, batch {mlp.BATCH}, {mode}"
+    time_forward_in_mode(benchmark, group, per_mode[mode], mlp.HAND_WRITTEN, variant, x, mode)
 
 
 # module_call ------------------------------------------------------------------

@@ -8,7 +8,7 @@ to ``torch.compile``; ``forward`` then calls the compiled function. Options
 
 Three choices shape the runner:
 
-* The forward is generated without the ``nn.Linear`` fast paths: dynamo traces
+* The forward is generated without the layers' fast paths: dynamo traces
   layer calls itself, and the fast paths' guards would only add graph guards.
 * The model's parameter and buffer dicts are passed to the compiled function at
   every call instead of being baked into it, so ``.to()``, ``load_state_dict``

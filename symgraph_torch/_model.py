@@ -642,8 +642,24 @@ class DetachedSymbolicModel(ExecutorChoice, nn.Module):
 
     @property
     def source(self) -> str:
-        """The Python source code generation makes for ``forward`` (what the ``codegen`` executor runs)."""
-        return generate(self._plan, self.codegen_policy(self._plan, {})).source
+        """The Python source code generation makes for ``forward`` (what the ``codegen`` executor runs).
+
+        With the ``codegen`` executor, its options apply (``fast_paths=False`` shows
+        the source without fast paths); with another executor, the defaults.
+
+        Example:
+            >>> from torch import nn
+            >>> from symgraph_torch import Input, SymbolicModel
+            >>> x = Input((4,))
+            >>> model = SymbolicModel(x, nn.ReLU()(x))
+            >>> model.set_executor("codegen", fast_paths=False)
+            >>> print(model.source, end="")
+            def replay(params, buffers, modules, v0):
+                v0 = modules[c0](v0)
+                return v0
+        """
+        options = self.executor_options if self.executor == "codegen" else {}
+        return generate(self._plan, self.codegen_policy(self._plan, options)).source
 
     def summary(self, print_fn: Callable[[str], Any] = print) -> None:
         """Print a Keras-like table: layers, output shapes, parameter counts, parents.
@@ -691,11 +707,12 @@ class SymbolicModel(DetachedSymbolicModel):
     ``self.Linear_1`` in a hand-written ``forward`` does, and calls it as
     ``layer(x)`` does, so hooks, ``layer.compile()`` and module surgery
     (``model.Linear_1 = other``, ``quantize_dynamic``, wrapping a layer) take
-    effect at once. ``nn.Linear`` layers have a fast path: the generated code
-    checks, at every call, that the model still holds the recorded layer and
-    that it has no hooks, is not compiled, parametrized or patched, and then
-    calls ``F.linear`` on its parameters directly; otherwise it calls the layer
-    normally. A dotted ``custom_name`` (``"layer1.0.conv1"``) puts the layer in
+    effect at once. Common layers (``Linear``, convolutions, normalizations,
+    activations, ``Dropout``, pooling, ``Flatten``, ``Embedding``) have a fast
+    path: the generated code checks, at every call, that the model still holds
+    the recorded layer and that it has no hooks, is not compiled, parametrized
+    or patched, and then runs its forward's body on its tensors directly;
+    otherwise it calls the layer normally. A dotted ``custom_name`` (``"layer1.0.conv1"``) puts the layer in
     nested groups (``nn.Module``, or ``nn.ModuleList`` where the next part is a
     number), as checkpoints of hand-written models expect.
 

@@ -11,10 +11,12 @@
   ``quantize_dynamic``, ``convert_sync_batchnorm``, wrapping a layer) takes
   effect. They are called as ``layer(...)`` is, or through their ``forward``
   directly after :func:`~symgraph_torch.optimize_module_calls`.
-* With fast paths on, ``nn.Linear`` calls are written as ``F.linear`` on the
-  layer's parameters behind a guard (see :mod:`symgraph_torch._inline`), and a
-  prologue sends the whole call down a version without fast paths while global
-  hooks, a patched ``Linear.forward``, ``torch.jit.trace`` or ``torch.fx``
+* With fast paths on, the calls of the layers in the fast-path table (Linear,
+  convolutions, normalizations, activations, dropout, pooling, Flatten,
+  Embedding) are written as their forward's body on the layer's tensors behind
+  a guard (see :mod:`symgraph_torch._fast_paths`), and a prologue sends the
+  whole call down a version without fast paths while global hooks, a patched
+  class ``forward`` or ``__call__``, ``torch.jit.trace`` or ``torch.fx``
   tracing are active.
 """
 
@@ -27,7 +29,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.fx import _symbolic_trace as _fx_tracing
 from torch.nn.modules import module as torch_module
 
 from symgraph.plugin import (
@@ -41,7 +42,7 @@ from symgraph.plugin import (
     check_options,
     compile_plan,
 )
-from symgraph_torch._inline import inline_layer_call, inlining_allowed
+from symgraph_torch._fast_paths import fast_path_call, global_guard, has_fast_path
 from symgraph_torch._tracing import ModuleCall, NestedModelCall, bound_call, call_nested
 
 __all__ = [
@@ -260,33 +261,36 @@ def _has_hooks(layer: nn.Module) -> bool:
     )
 
 
-def fast_paths_blocked() -> bool:
-    """Whether this call must take the version without fast paths (global hooks, jit or fx tracing).
-
-    Under ``torch.fx`` tracing the layers must be called as modules, for the
-    graph to show them as ``call_module`` nodes, as a hand-written model's do.
-    (The flag is read directly: ``is_fx_tracing()`` logs a warning.)
-
-    Example:
-        >>> fast_paths_blocked()
-        False
-    """
-    return torch._C._get_tracing_state() is not None or not inlining_allowed() or _fx_tracing._is_fx_tracing_flag
-
-
 def _no_kwargs(op: ModuleCall) -> bool:
     return isinstance(op.kwargs, Const) and not op.kwargs.value
 
 
-def has_fast_paths(plan: Plan) -> bool:
-    """Whether some step of ``plan`` has a fast path."""
-    return any(
-        isinstance(step.op, ModuleCall)
-        and type(step.op.layer) is nn.Linear
-        and len(step.op.args) == 1
-        and _no_kwargs(step.op)
-        for step in plan.steps
-    )
+def fast_path_classes(plan: Plan, model: ModelSources) -> list[type[nn.Module]]:
+    """The layer classes of ``plan``'s steps that generated code can run by a fast path, each once.
+
+    Only the model's own layers have one: the code reads them from the model.
+
+    Example:
+        >>> from torch import nn
+        >>> from symgraph_torch import Input, SymbolicModel
+        >>> x = Input((4,))
+        >>> model = SymbolicModel(x, nn.ReLU()(nn.Linear(4, 4)(x)))
+        >>> [cls.__name__ for cls in fast_path_classes(model._plan, model._sources(model._plan))]
+        ['Linear', 'ReLU']
+    """
+    paths = model.layer_paths or {}
+    found: dict[type[nn.Module], None] = {}
+    for step in plan.steps:
+        op = step.op
+        if (
+            isinstance(op, ModuleCall)
+            and not isinstance(op, NestedModelCall)
+            and id(op.layer) in paths
+            and has_fast_path(op.layer, len(op.args))
+            and _no_kwargs(op)
+        ):
+            found[type(op.layer)] = None
+    return list(found) if model.modules is not None else []
 
 
 class TorchCodegenPolicy(CodegenPolicy):
@@ -296,7 +300,8 @@ class TorchCodegenPolicy(CodegenPolicy):
         plan: The plan being generated, for the version without fast paths.
         model: Where the code reads the model's tensors and layers.
         direct: Call layers' ``forward`` directly (``optimize_module_calls``).
-        fast_paths: Write ``nn.Linear`` calls as guarded ``F.linear`` calls.
+        fast_paths: Write the calls of layers with a fast path (see
+            :data:`~symgraph_torch._fast_paths.FAST_PATHS`) as their forward's body, behind guards.
 
     Example:
         >>> import torch
@@ -319,7 +324,8 @@ class TorchCodegenPolicy(CodegenPolicy):
         self.modules: dict[str, Any] = {} if model.modules is None else model.modules
         self.layer_paths: Mapping[int, tuple[str, ...]] = model.layer_paths or {}
         self.direct = direct
-        self.fast_paths = fast_paths and has_fast_paths(plan)
+        self.fast_classes = fast_path_classes(plan, model) if fast_paths else []
+        self.fast_paths = bool(self.fast_classes)
         self._callers: dict[int, str] = {}
 
     @classmethod
@@ -377,7 +383,7 @@ class TorchCodegenPolicy(CodegenPolicy):
                 return f"{ctx.pool.ref(call_nested)}({', '.join([ctx.pool.ref(layer), *parts])})"
             return f"{self._caller(layer, ctx)}({', '.join(parts)})"
         if self.fast_paths and _no_kwargs(op):
-            fast = inline_layer_call(layer, [ctx.template(t, args) for t in op.args], ctx.pool.ref, current)
+            fast = fast_path_call(layer, [ctx.template(t, args) for t in op.args], ctx.pool.ref, current)
             if fast is not None:
                 return fast
         parts = ctx.arguments(op.args, op.kwargs, args)
@@ -404,6 +410,6 @@ class TorchCodegenPolicy(CodegenPolicy):
         # same parameters, so the call passes them on unchanged.
         function = compile_plan(self.plan, normal, bind=False)
         return [
-            f"if {ctx.pool.ref(fast_paths_blocked)}():",
+            f"if {global_guard(self.fast_classes, ctx.pool.ref)}:",
             f"    return {ctx.pool.ref(function)}({', '.join(params)})",
         ]

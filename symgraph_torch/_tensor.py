@@ -474,7 +474,10 @@ class ShapeCheck:
         free_batch: Dimension 0 may have any size too (as if it were ``None``).
         dtype: The expected dtype; ``None``: any.
         device: The expected device; ``None``: any.
-        anchor: The tensor whose conversions the expected dtype and device follow.
+        anchor: The tensor whose conversions the expected dtype and device follow,
+            or ``(module, name)``: the parameter ``name`` of ``module``, read at every
+            call, so that a parameter replaced after building (``load_state_dict(...,
+            assign=True)``, ``layer.weight = nn.Parameter(...)``) is the one followed.
 
     Example:
         >>> import torch
@@ -500,7 +503,7 @@ class ShapeCheck:
         free_batch: bool = False,
         dtype: torch.dtype | None = None,
         device: torch.device | None = None,
-        anchor: torch.Tensor | None = None,
+        anchor: torch.Tensor | tuple[torch.nn.Module, str] | None = None,
     ) -> None:
         self.name = escape(name)  # shown in messages: a name's control characters are escaped
         dims = tuple(shape)
@@ -510,9 +513,17 @@ class ShapeCheck:
         self.dtype = dtype
         self.device = device if device is None or device.type != "meta" else None
         self.anchor = anchor
-        self.anchor_dtype = anchor.dtype if anchor is not None else None
-        self.anchor_device = anchor.device if anchor is not None else None
+        tensor = self._anchor_tensor()
+        self.anchor_dtype = tensor.dtype if tensor is not None else None
+        self.anchor_device = tensor.device if tensor is not None else None
         self._prepare()
+
+    def _anchor_tensor(self) -> torch.Tensor | None:
+        anchor = self.anchor
+        if type(anchor) is tuple:
+            found = anchor[0]._parameters.get(anchor[1])
+            return found if isinstance(found, torch.Tensor) else None
+        return anchor  # type: ignore[return-value]
 
     def _prepare(self) -> None:
         # Runs on every call of a model, so the common layouts get one tuple comparison.
@@ -556,8 +567,8 @@ class ShapeCheck:
         expected_dtype = self.dtype
         if expected_dtype is None:
             return
-        anchor = self.anchor
-        if anchor is None:
+        anchor = self._anchor_tensor()
+        if anchor is None or self.anchor_dtype is None:
             # Nothing to follow (a graph of torch functions and constants, which
             # model.to() may convert): only the kind is checked, and no device.
             if _kind(value.dtype) != _kind(expected_dtype):
@@ -606,8 +617,11 @@ class ShapeCheck:
         self._prepare()
 
 
-def _anchor(node: Node) -> torch.Tensor | None:
-    """A floating-point parameter of the first layer (breadth first) that ``node`` reaches."""
+def _anchor(node: Node) -> tuple[torch.nn.Module, str] | None:
+    """A floating-point parameter of the first layer (breadth first) that ``node`` reaches.
+
+    Returned as ``(module holding it, its name there)``, for the check to read it at every call.
+    """
     seen = {node.id}
     queue = collections.deque(node.children)
     budget = 10_000  # a bound on the walk in very wide graphs
@@ -619,9 +633,10 @@ def _anchor(node: Node) -> torch.Tensor | None:
         seen.add(current.id)
         op = current.op
         if isinstance(op, ModuleCall):
-            for parameter in op.layer.parameters():
-                if parameter.is_floating_point():
-                    return parameter
+            for module in op.layer.modules():
+                for name, parameter in module._parameters.items():
+                    if parameter is not None and parameter.is_floating_point():
+                        return module, name
         queue.extend(current.children)
     return None
 

@@ -1,7 +1,8 @@
 """The generated forward's fast paths keep every semantic of calling the layers normally.
 
-Each test builds a deep stack of ``nn.Linear`` layers (the layers with a fast
-path) mixed with other layers, and compares the model with a hand-written
+Each test builds a deep stack of ``nn.Linear`` layers mixed with ``Tanh`` and
+``Dropout`` (all with fast paths; every class of the table is covered in
+``test_torch_fast_path_table.py``), and compares the model with a hand-written
 module over the same layer objects, after changing something a fast path must
 notice: hooks, compilation, parametrizations, patched forwards, swapped
 parameters, tracing and export.
@@ -62,11 +63,12 @@ def data():
     return torch.rand(5, 4)
 
 
-def test_linear_layers_take_the_fast_path_and_others_the_normal_one():
+def test_every_layer_takes_its_fast_path_and_linear_layers_read_their_weights():
     model, _, layers = build()
     source = model.source
     assert source.count("['weight']") == sum(type(layer) is nn.Linear for layer in layers)
-    assert source.count("._compiled_call_impl is not None") == source.count("['weight']")
+    assert source.count("._compiled_call_impl is not None") == len(layers)
+    assert source.count(".dropout(") == sum(type(layer) is nn.Dropout for layer in layers)
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
