@@ -1,10 +1,11 @@
-"""Code generation: a plan becomes the source of one straight-line Python function.
+"""Code generation: a plan becomes the source of straight-line Python functions.
 
 Nothing the user wrote is ever pasted into the source. Names in the source are
-ours (``v3``, ``c0``, ``replay``); every user object, including attribute names,
-dict keys and custom names, reaches the code only as a constant looked up by one
-of those names. Operator text comes from the operator table, and the few
-literals written directly (exact ints, ``None``, bools) are validated by type.
+ours (``v3``, ``c0``, ``replay``; ``replay_2`` and ``live`` in pieces); every
+user object, including attribute names, dict keys and custom names, reaches the
+code only as a constant looked up by one of those names. Operator text comes
+from the operator table, and the few literals written directly (exact ints,
+``None``, bools) are validated by type.
 
 Three parts are kept apart:
 
@@ -20,6 +21,20 @@ Executing the source is not done here (see :mod:`symgraph._compile`).
 Variables are reused once their value has no later use, and deleted when they
 are not reused at once, so replay releases each intermediate as early as
 hand-written code would.
+
+A plan of more than :data:`PIECE_STEPS` steps is written in pieces, since
+compiling one function takes more than linear time in its length. Each piece is
+a function running up to that many steps, taking the policy's leading
+parameters and the list ``live``. ``replay`` keeps its signature: it runs the
+prologue, moves the inputs into ``live`` and calls the pieces in turn; the last
+piece returns the outputs. A value needed past the piece that made it waits in
+``live`` at an index of its own: that piece stores it there at its end, the
+pieces that use it read it at their start, and the last of them takes it out,
+so that its variable is the only reference left and the value is released at
+its last use, as in one function. Values are handed over in a list rather than
+as arguments because a caller's variables would hold every argument until the
+piece returned. A piece reads only the values it uses and stores only those it
+makes, so a wide graph costs no more per piece than a chain.
 """
 
 from __future__ import annotations
@@ -38,6 +53,8 @@ from symgraph._templates import Const, DictT, ListT, NamedTupleT, Ref, SliceT, T
 
 __all__ = [
     "FUNCTION_NAME",
+    "LIVE_NAME",
+    "PIECE_STEPS",
     "CodegenPolicy",
     "ConstantPool",
     "EmitContext",
@@ -49,6 +66,16 @@ __all__ = [
 ]
 
 FUNCTION_NAME = "replay"
+#: The list in which values wait between pieces.
+LIVE_NAME = "live"
+#: The most steps in one generated function; a longer plan is written in pieces
+#: of this many. Compiling one function takes more than linear time in its
+#: length (a million-step chain took twice as long per step as a 100,000-step
+#: one, and 2 GiB), while pieces of 2,000 to 16,000 steps, each compiled on its
+#: own, took the same time per step at either length; pieces of 1,000 steps or
+#: fewer were slower (each function has a cost of its own). Tests lower it to
+#: exercise pieces on small plans.
+PIECE_STEPS = 2000
 # Ints up to this size are written as literals; bigger ones are pool names.
 _LITERAL_INT = 10**18
 
@@ -311,12 +338,16 @@ class GeneratedCode:
         namespace: The constants, by the names the source uses.
         lines: For each step, the 1-based source line that runs it.
         leading: The policy's leading parameter names, before the inputs.
+        pieces: For a plan written in pieces, each piece's function name with
+            the first and the end step it runs (``range(first, end)``); empty
+            when ``source`` is one function.
     """
 
     source: str
     namespace: Mapping[str, Any] = field(repr=False)
     lines: tuple[int, ...] = field(repr=False)
     leading: tuple[str, ...] = ()
+    pieces: tuple[tuple[str, int, int], ...] = field(default=(), repr=False)
 
 
 def _check_leading(names: Sequence[str]) -> None:
@@ -328,13 +359,63 @@ def _check_leading(names: Sequence[str]) -> None:
             # A builtin's name would change what the emitters' getattr(), abs() or slice() call.
             or hasattr(builtins, name)
             or (name[0] in "vc" and name[1:].isdigit())
-            or name == FUNCTION_NAME
+            or name in (FUNCTION_NAME, LIVE_NAME)
+            or name.startswith(f"{FUNCTION_NAME}_")  # the pieces' names
         ):
             raise ValueError(f"leading parameter name {name!r} is not a free identifier")
 
 
+class _Writer:
+    """Writes steps one at a time, naming their variables as hand-written code would.
+
+    A variable is reused once its value has no later use; when the assignment does
+    not overwrite a dead value, a ``del`` releases it. The same naming runs across
+    pieces: a value live at a piece boundary keeps its name, so no piece can
+    write over it.
+    """
+
+    def __init__(self, plan: Plan, policy: CodegenPolicy, ctx: EmitContext, last_use: list[int], keep: set[int]):
+        self.plan, self.policy, self.ctx = plan, policy, ctx
+        self.last_use, self.keep = last_use, keep
+        self.n_inputs = n_inputs = len(plan.inputs)
+        self.name_of: list[str] = [f"v{i}" for i in range(n_inputs)] + [""] * len(plan.steps)
+        # An unused input's variable can be reused at once.
+        self.free = [f"v{s}" for s in range(n_inputs) if last_use[s] < 0 and s not in keep]
+        self.n_names = n_inputs
+
+    def step(self, j: int, indent: str, release: bool) -> list[str]:
+        """The lines of step ``j``: its assignment, then a ``del`` of dead values when ``release``."""
+        step = self.plan.steps[j]
+        args = [self.name_of[s] for s in step.args]
+        ctx = self.ctx
+        ctx.step = step.name
+        expr = self.policy.emit(step.op, args, ctx)
+        if expr is None:
+            expr = emitter_for(step.op)(step.op, args, ctx)
+        last_use, keep = self.last_use, self.keep
+        dead = [self.name_of[s] for s in dict.fromkeys(step.args) if last_use[s] == j and s not in keep]
+        self.free.extend(dead)
+        if self.free:
+            target = self.free.pop()
+        else:
+            target = f"v{self.n_names}"
+            self.n_names += 1
+        self.name_of[self.n_inputs + j] = target
+        lines = [f"{indent}{target} = {expr}"]
+        # A dead value that the assignment did not overwrite would otherwise stay
+        # alive until its name is reused, or until the function returns.
+        released = [name for name in dead if name != target]
+        if released and release:
+            lines.append(f"{indent}del {', '.join(released)}")
+        return lines
+
+
 def generate(plan: Plan, policy: CodegenPolicy | None = None) -> GeneratedCode:
     """Generate the replay function's source for ``plan``.
+
+    A plan of at most :data:`PIECE_STEPS` steps is one function, ``replay``. A
+    longer one is written in pieces (see :data:`PIECE_STEPS`); ``replay`` keeps
+    its parameters, and ``lines`` still gives the line of every step.
 
     Args:
         plan: The plan.
@@ -358,44 +439,110 @@ def generate(plan: Plan, policy: CodegenPolicy | None = None) -> GeneratedCode:
     _check_leading(leading)
     ctx = EmitContext(ConstantPool(), policy)
     n_inputs = len(plan.inputs)
-    n_slots = n_inputs + len(plan.steps)
+    n_steps = len(plan.steps)
     keep = plan.output_slots()
-    last_use = [-1] * n_slots
+    last_use = [-1] * (n_inputs + n_steps)
     for j, step in enumerate(plan.steps):
         for s in step.args:
             last_use[s] = j
-
-    name_of: list[str] = [f"v{i}" for i in range(n_inputs)] + [""] * len(plan.steps)
-    free: list[str] = []
-    n_names = n_inputs
-    for s in range(n_inputs):
-        if last_use[s] < 0 and s not in keep:
-            free.append(f"v{s}")  # an unused input's variable can be reused at once
-
+    writer = _Writer(plan, policy, ctx, last_use, keep)
     param_names = [*leading, *(f"v{i}" for i in range(n_inputs))]
-    body: list[str] = [f"    {line}" for line in policy.prologue(ctx, param_names)]
+    prologue = policy.prologue(ctx, param_names)
+    piece_steps = PIECE_STEPS
+    if n_steps > piece_steps:
+        return _generate_pieces(plan, writer, leading, param_names, prologue, piece_steps)
+    body: list[str] = [f"    {line}" for line in prologue]
     lines: list[int] = []
-    for j, step in enumerate(plan.steps):
-        args = [name_of[s] for s in step.args]
-        ctx.step = step.name
-        expr = policy.emit(step.op, args, ctx)
-        if expr is None:
-            expr = emitter_for(step.op)(step.op, args, ctx)
-        dead = [name_of[s] for s in dict.fromkeys(step.args) if last_use[s] == j and s not in keep]
-        free.extend(dead)
-        if free:
-            target = free.pop()
-        else:
-            target = f"v{n_names}"
-            n_names += 1
-        name_of[n_inputs + j] = target
+    for j in range(n_steps):
         lines.append(len(body) + 2)
-        body.append(f"    {target} = {expr}")
-        # A dead value that the assignment did not overwrite would otherwise stay
-        # alive until its name is reused, or until the replay returns.
-        released = [name for name in dead if name != target]
-        if released and j < len(plan.steps) - 1:
-            body.append(f"    del {', '.join(released)}")
-    result = emit_template(plan.outputs, name_of, ctx)
+        body.extend(writer.step(j, "    ", release=j < n_steps - 1))
+    result = emit_template(plan.outputs, writer.name_of, ctx)
     source = "\n".join([f"def {FUNCTION_NAME}({', '.join(param_names)}):", *body, f"    return {result}", ""])
     return GeneratedCode(source, ctx.pool.namespace, tuple(lines), leading)
+
+
+def _generate_pieces(
+    plan: Plan,
+    writer: _Writer,
+    leading: tuple[str, ...],
+    param_names: list[str],
+    prologue: list[str],
+    size: int,
+) -> GeneratedCode:
+    """The source of a plan longer than ``size`` steps, as pieces of ``size`` steps (see :data:`PIECE_STEPS`)."""
+    n_inputs, n_steps = writer.n_inputs, len(plan.steps)
+    last_use, keep, name_of = writer.last_use, writer.keep, writer.name_of
+    n_pieces = -(-n_steps // size)
+    # The last piece a slot's value is needed in (the return counts as a use in
+    # the last piece); -1 for a value that is never needed.
+    needed_until = [(n_pieces - 1 if s in keep else (u // size if u >= 0 else -1)) for s, u in enumerate(last_use)]
+    # Values needed past the piece that makes them wait in ``live``, one index
+    # each; an index is free again once the last piece that needs its value has
+    # taken it out, so a value lives no longer than in one function.
+    index_of: dict[int, int] = {}
+    free_indices: list[int] = []
+    n_indices = 0
+
+    def spill(slot: int) -> str:
+        nonlocal n_indices
+        if free_indices:
+            index = free_indices.pop()
+        else:
+            index = n_indices
+            n_indices += 1
+        index_of[slot] = index
+        return f"{LIVE_NAME}[{index}]"
+
+    inputs = [s for s in range(n_inputs) if needed_until[s] >= 0]
+    for s in inputs:
+        spill(s)
+    piece_params = ", ".join([*leading, LIVE_NAME])
+    text: list[str] = []  # the pieces' lines, after replay's
+    relative: list[int] = []  # each step's index in ``text``
+    pieces: list[tuple[str, int, int]] = []
+    indent = "    "
+    for m in range(n_pieces):
+        start, stop = m * size, min((m + 1) * size, n_steps)
+        name = f"{FUNCTION_NAME}_{m + 1}"
+        pieces.append((name, start, stop))
+        text.append(f"def {name}({piece_params}):")
+        # Values from before the piece, in the order it first uses them.
+        outside = n_inputs + start
+        used = [s for j in range(start, stop) for s in plan.steps[j].args if s < outside]
+        if m == n_pieces - 1:
+            used.extend(s for s in plan.outputs.refs() if s < outside)
+        taken: list[int] = []
+        for s in dict.fromkeys(used):
+            cell = f"{LIVE_NAME}[{index_of[s]}]"
+            if needed_until[s] == m:
+                # Taken out: the piece's variable is then the only reference, and
+                # its ``del`` releases the value as one function would.
+                text.append(f"{indent}{name_of[s]}, {cell} = {cell}, None")
+                taken.append(index_of.pop(s))
+            else:
+                text.append(f"{indent}{name_of[s]} = {cell}")
+        free_indices.extend(reversed(taken))
+        for j in range(start, stop):
+            relative.append(len(text))
+            # The piece's return releases what its last step leaves dead.
+            text.extend(writer.step(j, indent, release=j < stop - 1))
+        if m == n_pieces - 1:
+            text.append(f"{indent}return {emit_template(plan.outputs, name_of, writer.ctx)}")
+        else:
+            for s in range(n_inputs + start, n_inputs + stop):
+                if needed_until[s] > m:
+                    text.append(f"{indent}{spill(s)} = {name_of[s]}")
+    head = [f"def {FUNCTION_NAME}({', '.join(param_names)}):"]
+    head.extend(f"{indent}{line}" for line in prologue)
+    padding = n_indices - len(inputs)
+    items = "[" + ", ".join(name_of[s] for s in inputs) + "]"
+    head.append(f"{indent}{LIVE_NAME} = {items}" + (f" + [None] * {padding}" if padding else ""))
+    if n_inputs:
+        # The pieces hold the inputs from here on, and release each after its last use.
+        head.append(f"{indent}del {', '.join(param_names[len(leading) :])}")
+    calls = [f"{name}({piece_params})" for name, _, _ in pieces]
+    head.extend(f"{indent}{call}" for call in calls[:-1])
+    head.append(f"{indent}return {calls[-1]}")
+    source = "\n".join([*head, *text, ""])
+    offset = len(head) + 1
+    return GeneratedCode(source, writer.ctx.pool.namespace, tuple(offset + i for i in relative), leading, tuple(pieces))

@@ -13,6 +13,7 @@ group, whose executors are loaded the first time a model asks for them.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 import warnings
@@ -21,7 +22,7 @@ from importlib import metadata
 from typing import Any, Protocol, runtime_checkable
 
 from symgraph._codegen import CodegenPolicy, generate
-from symgraph._compile import compile_generated
+from symgraph._compile import compile_generated, step_codes
 from symgraph._errors import ExecutorError, ExecutorFallbackWarning
 from symgraph._failures import register_replay
 from symgraph._interpreter import interpret
@@ -190,7 +191,10 @@ def compile_plan(plan: Plan, policy: CodegenPolicy, *, bind: bool = True) -> Run
     """
     code = generate(plan, policy)
     function = compile_generated(code)
-    register_replay(function.__code__, plan, code.lines)
+    for runs, first, end in step_codes(function, code):
+        # Each piece's code maps only its own lines: a failure's frame is the piece's.
+        steps = plan if (first, end) == (0, len(plan.steps)) else dataclasses.replace(plan, steps=plan.steps[first:end])
+        register_replay(runs, steps, code.lines[first:end])
     if not bind:
         return function
     leading = policy.leading_values()

@@ -293,7 +293,10 @@ def fast_path_call(
         "forward_pre_hooks": ref(layer._forward_pre_hooks),
         "backward_hooks": ref(layer._backward_hooks),
         "backward_pre_hooks": ref(layer._backward_pre_hooks),
-        "compiled": f"{name}._compiled_call_impl is not None",
+        # layer.compile() sets _compiled_call_impl on the instance (the class holds
+        # None), so its presence in the instance dict is the test: one dict the
+        # next part reads too, not an attribute lookup through the class.
+        "compiled": f"'_compiled_call_impl' in {ref(vars(layer))}",
         "class": f"{name}.__class__ is not {ref(type(layer))}",
         "instance_forward": f"'forward' in {ref(vars(layer))}",
     }
