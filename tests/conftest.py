@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+
+@pytest.fixture
+def no_collection() -> Iterator[None]:
+    """The garbage collector off for the test: reference counting alone must free what is dropped."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
 
 #: How long a test waits for the local cluster before failing rather than hanging.
 CLUSTER_TIMEOUT_S = 30

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
+import symgraph._codegen
 from symgraph.plugin import restore_registry, snapshot_registry
 
 
@@ -13,3 +16,13 @@ def isolated_registry():
     saved = snapshot_registry()
     yield
     restore_registry(saved)
+
+
+@pytest.fixture
+def pieces(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """Set the most steps in one generated function for the rest of the test."""
+
+    def set_size(size: int) -> None:
+        monkeypatch.setattr(symgraph._codegen, "PIECE_STEPS", size)
+
+    return set_size

@@ -621,3 +621,47 @@ def test_elementwise_equality_operators_are_in_the_fixed_table() -> None:
     same, other = x == x, x != 3
     model = symgraph.SymbolicModel(x, (same, other))
     assert model(float("nan")) == (False, True) and model(3) == (True, False)
+
+
+# -- releasing values in a plan written in pieces ------------------------------------
+
+
+def probed(call: Any, x: Any, probe: Callable[[Box], Box]) -> Any:
+    a, b = x + 1, x + 2
+    c = a * b
+    d = call(probe, c + 1)  # a, b and c are dead here
+    e = d + 1000
+    f = call(probe, e * 2)  # d and e are dead here
+    g = call(probe, f + x)  # x is still needed below
+    return call(probe, g + x) + 0
+
+
+@pytest.mark.parametrize("size", [1, 2, 3])
+def test_values_are_released_at_their_last_use_across_pieces(
+    pieces: Callable[[int], None], no_collection: None, size: int
+) -> None:
+    seen: list[list[int]] = []
+
+    def probe(box: Box) -> Box:
+        seen.append(sorted(b.n for b in alive()))
+        return box
+
+    def run(model: symgraph.SymbolicModel) -> tuple[int, list[list[int]]]:
+        CREATED.clear()
+        seen.clear()
+        inp = Box(10)
+        out = model(inp)
+        result = (out.n, list(seen))
+        assert sorted(b.n for b in alive()) == sorted(
+            {10, out.n}
+        )  # nothing else survives the call, without a collection
+        return result
+
+    x = symgraph.CustomInput(Box(0))
+    model = symgraph.SymbolicModel(x, probed(symgraph.add_to_graph, x, probe))
+    expected = run(model)  # one function: released as hand-written code releases them
+    assert expected[1] == [[10, 133], [10, 2266], [10, 2276], [10, 2286]]
+    pieces(size)
+    pieced = symgraph.SymbolicModel(x, probed(symgraph.add_to_graph, x, probe))
+    assert symgraph.plugin.generate(pieced.plan).pieces
+    assert run(pieced) == expected

@@ -17,7 +17,7 @@ import re
 import traceback
 import types
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -35,27 +35,6 @@ ONE_FUNCTION = 10**9
 def direct_call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """The eager counterpart of ``symgraph.add_to_graph``."""
     return func(*args, **kwargs)
-
-
-@pytest.fixture
-def pieces(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
-    """Set the most steps in one generated function for the rest of the test."""
-
-    def set_size(size: int) -> None:
-        monkeypatch.setattr(symgraph._codegen, "PIECE_STEPS", size)
-
-    return set_size
-
-
-@pytest.fixture
-def no_collection() -> Iterator[None]:
-    """Reference counting alone must free what is dropped."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def as_one_function(plan: symgraph.plugin.Plan, policy: CodegenPolicy | None = None) -> symgraph.plugin.GeneratedCode:
@@ -299,70 +278,6 @@ def test_an_input_used_only_as_an_output(pieces: Callable[[int], None]) -> None:
     assert len(generate(model.plan).pieces) == 2
     marker = object()
     assert model(5, marker) == model.interpret(5, marker) == (marker, 6, 15, marker)
-
-
-# -- releasing values ----------------------------------------------------------------------
-
-CREATED: list[weakref.ref[Box]] = []
-
-
-class Box:
-    """A weak-referenceable value; every instance is registered in CREATED."""
-
-    __slots__ = ("__weakref__", "n")
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        CREATED.append(weakref.ref(self))
-
-    def __add__(self, other: Any) -> Box:
-        return Box(self.n + (other.n if isinstance(other, Box) else other))
-
-    def __mul__(self, other: Any) -> Box:
-        return Box(self.n * (other.n if isinstance(other, Box) else other))
-
-
-def alive() -> list[int]:
-    return sorted(box.n for box in (r() for r in CREATED) if box is not None)
-
-
-def probed(call: Any, x: Any, probe: Callable[[Box], Box]) -> Any:
-    a, b = x + 1, x + 2
-    c = a * b
-    d = call(probe, c + 1)  # a, b and c are dead here
-    e = d + 1000
-    f = call(probe, e * 2)  # d and e are dead here
-    g = call(probe, f + x)  # x is still needed below
-    return call(probe, g + x) + 0
-
-
-@pytest.mark.parametrize("size", [1, 2, 3])
-def test_values_are_released_at_their_last_use_across_pieces(
-    pieces: Callable[[int], None], no_collection: None, size: int
-) -> None:
-    seen: list[list[int]] = []
-
-    def probe(box: Box) -> Box:
-        seen.append(alive())
-        return box
-
-    def run(model: symgraph.SymbolicModel) -> tuple[int, list[list[int]]]:
-        CREATED.clear()
-        seen.clear()
-        inp = Box(10)
-        out = model(inp)
-        result = (out.n, list(seen))
-        assert alive() == sorted({10, out.n})  # nothing else survives the call, without a collection
-        return result
-
-    x = symgraph.CustomInput(Box(0))
-    model = symgraph.SymbolicModel(x, probed(symgraph.add_to_graph, x, probe))
-    expected = run(model)  # one function: released as hand-written code releases them
-    assert expected[1] == [[10, 133], [10, 2266], [10, 2276], [10, 2286]]
-    pieces(size)
-    pieced = symgraph.SymbolicModel(x, probed(symgraph.add_to_graph, x, probe))
-    assert generate(pieced.plan).pieces
-    assert run(pieced) == expected
 
 
 # -- errors --------------------------------------------------------------------------------

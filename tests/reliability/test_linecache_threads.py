@@ -19,7 +19,7 @@ import time
 import traceback
 import tracemalloc
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -70,17 +70,6 @@ def replay_error(model: symgraph.SymbolicModel, k: int, value: int = -1000) -> V
 def shows_line(text: str, model: symgraph.SymbolicModel) -> bool:
     number, line = failing_line(model)
     return f", line {number}, in replay\n    {line}\n" in text
-
-
-@pytest.fixture
-def no_collection() -> Iterator[None]:
-    """Reference counting alone must free dropped models."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def test_a_failing_replay_shows_its_generated_line():
