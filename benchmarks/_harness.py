@@ -806,7 +806,8 @@ def plot(results: list[CaseResult], path: Path, title: str) -> None:
         ax.legend(fontsize=6, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
         ax.grid(axis="y", linewidth=0.3)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    # Half an inch at the top for the title, which tight_layout would overlap with the first panels'.
+    fig.tight_layout(rect=(0.0, 0.0, 1.0, 1.0 - 0.5 / (4.3 * rows)))
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80)
