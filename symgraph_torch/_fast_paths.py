@@ -25,16 +25,23 @@ layer's settings read from the layer at every call (so ``layer.p = 0.2`` or
 ``layer.eval()`` after building is followed) and its tensors read from
 ``_parameters`` and ``_buffers`` (where ``.to()``, ``load_state_dict`` and
 ``torch.func.functional_call`` put them). Each entry is copied from the forward
-of the torch release named in ``pyproject.toml``'s constraints, and
+of the torch release pinned in ``constraints.txt``, and
 ``tests/torch_backend/test_torch_fast_path_table.py`` compares every entry with
-the layer's own call, so a torch release that changes a forward fails there.
+the layer's own call. Other torch releases may write a forward differently, so
+a class has a fast path only where its ``forward``'s source, comments and
+docstrings aside, is the one the entry was copied from (:func:`forward_fingerprint`);
+elsewhere its layers are called normally.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import hashlib
+import inspect
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -141,6 +148,8 @@ class FastPath:
             ``_parameters`` and ``_buffers``, ``{F}`` ``torch.nn.functional``,
             ``{torch}`` the torch module and ``{helper}`` :attr:`helper`. The
             attribute names in it are torch's, never the user's.
+        forward: :func:`forward_fingerprint` of the forward the template was
+            copied from; a torch whose forward differs gets no fast path for the class.
         helper: A function the template calls, for a forward longer than one expression.
 
     Example:
@@ -149,11 +158,12 @@ class FastPath:
     """
 
     template: str
+    forward: str
     helper: Callable[..., Any] | None = None
 
 
-_CONV = FastPath("{layer}._conv_forward({x}, {params}['weight'], {params}['bias'])")
-_BATCH_NORM = FastPath("{helper}({layer}, {x}, {params}, {buffers})", batch_norm_forward)
+_CONV = FastPath("{layer}._conv_forward({x}, {params}['weight'], {params}['bias'])", "387f923f73f7f818")
+_BATCH_NORM = FastPath("{helper}({layer}, {x}, {params}, {buffers})", "210df11acd98666f", batch_norm_forward)
 _MAX_POOL = (
     "({x}, {layer}.kernel_size, {layer}.stride, {layer}.padding, {layer}.dilation, "
     "ceil_mode={layer}.ceil_mode, return_indices={layer}.return_indices)"
@@ -161,38 +171,46 @@ _MAX_POOL = (
 _AVG_POOL = "({x}, {layer}.kernel_size, {layer}.stride, {layer}.padding, {layer}.ceil_mode, {layer}.count_include_pad"
 
 _TABLE: dict[type[nn.Module], FastPath] = {
-    nn.Linear: FastPath("{F}.linear({x}, {params}['weight'], {params}['bias'])"),
+    nn.Linear: FastPath("{F}.linear({x}, {params}['weight'], {params}['bias'])", "258df55a5909bb2b"),
     nn.Conv1d: _CONV,
     nn.Conv2d: _CONV,
     nn.Conv3d: _CONV,
     nn.BatchNorm1d: _BATCH_NORM,
     nn.BatchNorm2d: _BATCH_NORM,
     nn.LayerNorm: FastPath(
-        "{F}.layer_norm({x}, {layer}.normalized_shape, {params}['weight'], {params}['bias'], {layer}.eps)"
+        "{F}.layer_norm({x}, {layer}.normalized_shape, {params}['weight'], {params}['bias'], {layer}.eps)",
+        "d0ed1f7a9eb30e56",
     ),
-    nn.ReLU: FastPath("{F}.relu({x}, inplace={layer}.inplace)"),
-    nn.GELU: FastPath("{F}.gelu({x}, approximate={layer}.approximate)"),
-    nn.SiLU: FastPath("{F}.silu({x}, inplace={layer}.inplace)"),
-    nn.Tanh: FastPath("{torch}.tanh({x})"),
-    nn.Sigmoid: FastPath("{torch}.sigmoid({x})"),
-    nn.LeakyReLU: FastPath("{F}.leaky_relu({x}, {layer}.negative_slope, {layer}.inplace)"),
-    nn.Dropout: FastPath("{F}.dropout({x}, {layer}.p, {layer}.training, {layer}.inplace)"),
-    nn.MaxPool1d: FastPath("{F}.max_pool1d" + _MAX_POOL),
-    nn.MaxPool2d: FastPath("{F}.max_pool2d" + _MAX_POOL),
-    nn.MaxPool3d: FastPath("{F}.max_pool3d" + _MAX_POOL),
-    nn.AvgPool1d: FastPath("{F}.avg_pool1d" + _AVG_POOL + ")"),
-    nn.AvgPool2d: FastPath("{F}.avg_pool2d" + _AVG_POOL + ", {layer}.divisor_override)"),
-    nn.AvgPool3d: FastPath("{F}.avg_pool3d" + _AVG_POOL + ", {layer}.divisor_override)"),
-    nn.AdaptiveAvgPool1d: FastPath("{F}.adaptive_avg_pool1d({x}, {layer}.output_size)"),
-    nn.AdaptiveAvgPool2d: FastPath("{F}.adaptive_avg_pool2d({x}, {layer}.output_size)"),
-    nn.AdaptiveAvgPool3d: FastPath("{F}.adaptive_avg_pool3d({x}, {layer}.output_size)"),
-    nn.AdaptiveMaxPool1d: FastPath("{F}.adaptive_max_pool1d({x}, {layer}.output_size, {layer}.return_indices)"),
-    nn.AdaptiveMaxPool2d: FastPath("{F}.adaptive_max_pool2d({x}, {layer}.output_size, {layer}.return_indices)"),
-    nn.AdaptiveMaxPool3d: FastPath("{F}.adaptive_max_pool3d({x}, {layer}.output_size, {layer}.return_indices)"),
-    nn.Flatten: FastPath("({x}).flatten({layer}.start_dim, {layer}.end_dim)"),
+    nn.ReLU: FastPath("{F}.relu({x}, inplace={layer}.inplace)", "67ce5a6fdedb7447"),
+    nn.GELU: FastPath("{F}.gelu({x}, approximate={layer}.approximate)", "d8b9bd6657c67586"),
+    nn.SiLU: FastPath("{F}.silu({x}, inplace={layer}.inplace)", "ecce49b6ac56e2a6"),
+    nn.Tanh: FastPath("{torch}.tanh({x})", "cf1c268c8562f71e"),
+    nn.Sigmoid: FastPath("{torch}.sigmoid({x})", "a50049d044390378"),
+    nn.LeakyReLU: FastPath("{F}.leaky_relu({x}, {layer}.negative_slope, {layer}.inplace)", "c20174dc1d8057e9"),
+    nn.Dropout: FastPath("{F}.dropout({x}, {layer}.p, {layer}.training, {layer}.inplace)", "e482b7992562630a"),
+    nn.MaxPool1d: FastPath("{F}.max_pool1d" + _MAX_POOL, "618451e3d44f9b22"),
+    nn.MaxPool2d: FastPath("{F}.max_pool2d" + _MAX_POOL, "11e119a5ede04c2b"),
+    nn.MaxPool3d: FastPath("{F}.max_pool3d" + _MAX_POOL, "270c0964efa49cca"),
+    nn.AvgPool1d: FastPath("{F}.avg_pool1d" + _AVG_POOL + ")", "1cb2877ddd3cd317"),
+    nn.AvgPool2d: FastPath("{F}.avg_pool2d" + _AVG_POOL + ", {layer}.divisor_override)", "e078add7f1746a34"),
+    nn.AvgPool3d: FastPath("{F}.avg_pool3d" + _AVG_POOL + ", {layer}.divisor_override)", "06f15852dfb3c6a7"),
+    nn.AdaptiveAvgPool1d: FastPath("{F}.adaptive_avg_pool1d({x}, {layer}.output_size)", "74d3bf9a584a17c3"),
+    nn.AdaptiveAvgPool2d: FastPath("{F}.adaptive_avg_pool2d({x}, {layer}.output_size)", "6a23762bc1169dad"),
+    nn.AdaptiveAvgPool3d: FastPath("{F}.adaptive_avg_pool3d({x}, {layer}.output_size)", "888bf743258cdaf6"),
+    nn.AdaptiveMaxPool1d: FastPath(
+        "{F}.adaptive_max_pool1d({x}, {layer}.output_size, {layer}.return_indices)", "617807175de83428"
+    ),
+    nn.AdaptiveMaxPool2d: FastPath(
+        "{F}.adaptive_max_pool2d({x}, {layer}.output_size, {layer}.return_indices)", "fc0ca5cc96043652"
+    ),
+    nn.AdaptiveMaxPool3d: FastPath(
+        "{F}.adaptive_max_pool3d({x}, {layer}.output_size, {layer}.return_indices)", "91ee4b12e469f328"
+    ),
+    nn.Flatten: FastPath("({x}).flatten({layer}.start_dim, {layer}.end_dim)", "57431b8a1f61d212"),
     nn.Embedding: FastPath(
         "{F}.embedding({x}, {params}['weight'], {layer}.padding_idx, {layer}.max_norm, "
-        "{layer}.norm_type, {layer}.scale_grad_by_freq, {layer}.sparse)"
+        "{layer}.norm_type, {layer}.scale_grad_by_freq, {layer}.sparse)",
+        "31107e30a472ffc4",
     ),
 }
 
@@ -207,6 +225,43 @@ _FORWARDS: dict[type[nn.Module], Callable[..., Any]] = {
 FAST_PATHS: Mapping[type[nn.Module], FastPath] = {cls: path for cls, path in _TABLE.items() if cls in _FORWARDS}
 
 
+def forward_fingerprint(function: Callable[..., Any]) -> str | None:
+    """A digest of ``function``'s source with comments, docstrings and layout left out; ``None`` without a source.
+
+    Example:
+        >>> forward_fingerprint(nn.ReLU.forward) == _TABLE[nn.ReLU].forward
+        True
+    """
+    try:
+        source = textwrap.dedent(inspect.getsource(function))
+    except (OSError, TypeError):
+        return None
+    tree = ast.parse(source)
+    for definition in tree.body:
+        if isinstance(definition, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            definition.name = "_"  # what it does, not what it is called
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list):
+            # String statements are docstrings, or comments written as strings.
+            kept = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+            node.body = kept or [ast.Pass()]  # type: ignore[attr-defined]
+    # Unparsed rather than dumped: the dump of a tree changes between Python versions.
+    return hashlib.sha256(ast.unparse(tree).encode()).hexdigest()[:16]
+
+
+# Whether each class's forward is the one its entry was copied from, found once
+# per class, when a model using it first generates its code.
+_matching: dict[type[nn.Module], bool] = {}
+
+
+def _matches_torch(cls: type[nn.Module]) -> bool:
+    found = _matching.get(cls)
+    if found is None:
+        found = _matching[cls] = forward_fingerprint(_FORWARDS[cls]) == FAST_PATHS[cls].forward
+    return found
+
+
 def has_fast_path(layer: object, n_args: int) -> bool:
     """Whether a call of ``layer`` with ``n_args`` positional arguments (and no keywords) has a fast path.
 
@@ -216,7 +271,8 @@ def has_fast_path(layer: object, n_args: int) -> bool:
         >>> has_fast_path(nn.ReLU(), 1), has_fast_path(nn.ReLU(), 2), has_fast_path(nn.Identity(), 1)
         (True, False, False)
     """
-    return type(layer) in FAST_PATHS and n_args == 1
+    cls = type(layer)
+    return cls in FAST_PATHS and n_args == 1 and _matches_torch(cast(type[nn.Module], cls))
 
 
 def global_guard(classes: Sequence[type[nn.Module]], ref: Callable[[object], str]) -> str:

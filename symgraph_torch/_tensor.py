@@ -475,9 +475,12 @@ class ShapeCheck:
         dtype: The expected dtype; ``None``: any.
         device: The expected device; ``None``: any.
         anchor: The tensor whose conversions the expected dtype and device follow,
-            or ``(module, name)``: the parameter ``name`` of ``module``, read at every
-            call, so that a parameter replaced after building (``load_state_dict(...,
-            assign=True)``, ``layer.weight = nn.Parameter(...)``) is the one followed.
+            or ``(module, name, tensor)``: the parameter ``name`` of ``module``, read at
+            every call, so that a parameter replaced after building
+            (``load_state_dict(..., assign=True)``, ``layer.weight = nn.Parameter(...)``)
+            is the one followed. When the module has none of that name any more (a
+            parametrization moves it below the module), its first floating
+            parameter is followed, or else ``tensor``, the parameter at build.
 
     Example:
         >>> import torch
@@ -503,7 +506,7 @@ class ShapeCheck:
         free_batch: bool = False,
         dtype: torch.dtype | None = None,
         device: torch.device | None = None,
-        anchor: torch.Tensor | tuple[torch.nn.Module, str] | None = None,
+        anchor: torch.Tensor | tuple[torch.nn.Module, str, torch.Tensor] | None = None,
     ) -> None:
         self.name = escape(name)  # shown in messages: a name's control characters are escaped
         dims = tuple(shape)
@@ -521,8 +524,13 @@ class ShapeCheck:
     def _anchor_tensor(self) -> torch.Tensor | None:
         anchor = self.anchor
         if type(anchor) is tuple:
-            found = anchor[0]._parameters.get(anchor[1])
-            return found if isinstance(found, torch.Tensor) else None
+            module, name, at_build = anchor
+            found = module._parameters.get(name)
+            if isinstance(found, torch.Tensor):
+                return found
+            # Moved (a parametrization keeps it, or what it is made of, below the
+            # module): whatever floating parameter the module holds now.
+            return next((p for p in module.parameters() if p.is_floating_point()), at_build)
         return anchor  # type: ignore[return-value]
 
     def _prepare(self) -> None:
@@ -617,10 +625,11 @@ class ShapeCheck:
         self._prepare()
 
 
-def _anchor(node: Node) -> tuple[torch.nn.Module, str] | None:
+def _anchor(node: Node) -> tuple[torch.nn.Module, str, torch.Tensor] | None:
     """A floating-point parameter of the first layer (breadth first) that ``node`` reaches.
 
-    Returned as ``(module holding it, its name there)``, for the check to read it at every call.
+    Returned as ``(module holding it, its name there, the parameter)``, for the
+    check to read it at every call.
     """
     seen = {node.id}
     queue = collections.deque(node.children)
@@ -636,7 +645,7 @@ def _anchor(node: Node) -> tuple[torch.nn.Module, str] | None:
             for module in op.layer.modules():
                 for name, parameter in module._parameters.items():
                     if parameter is not None and parameter.is_floating_point():
-                        return module, name
+                        return module, name, parameter
         queue.extend(current.children)
     return None
 

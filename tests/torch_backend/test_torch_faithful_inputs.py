@@ -230,6 +230,22 @@ def test_the_expected_dtype_follows_parameters_replaced_after_building(how):
         model(data.float())
 
 
+def test_the_expected_dtype_follows_a_parametrized_weight():
+    # weight_norm moves the weight out of _parameters: the check follows the tensor it had.
+    torch.manual_seed(0)
+    layer = nn.Linear(4, 2)
+    x = Input((4,))
+    model = SymbolicModel(x, layer(x))
+    nn.utils.parametrizations.weight_norm(layer)
+    model.double()
+    data = torch.randn(3, 4, dtype=torch.float64)
+    assert torch.equal(model(data), layer(data))
+    with pytest.raises(
+        symgraph.InputError, match=r"^Input_1 expects a tensor of dtype torch.float64, got torch.float32"
+    ):
+        model(data.float())
+
+
 def test_a_model_built_on_meta_fixes_no_device():
     with torch.device("meta"):
         x = Input((3,))

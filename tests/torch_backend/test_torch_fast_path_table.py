@@ -14,6 +14,8 @@ goes right.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import importlib.util
 import sys
 import warnings
 from collections.abc import Callable
@@ -257,6 +259,45 @@ def test_parameters_replaced_and_moved_are_read_at_call_time():
     got = torch.func.functional_call(model, {f"{prefix}.{k}": v for k, v in zeros.items()}, (data.double(),))
     assert torch.equal(got, torch.func.functional_call(layer, zeros, (data.double(),)))
     assert not torch.equal(got, layer(data.double()))
+
+
+def test_a_torch_whose_forward_differs_gets_no_fast_path_for_that_class(monkeypatch):
+    # As another torch release would: the entry was copied from a forward this one does not have.
+    stale = dataclasses.replace(FAST_PATHS[nn.ReLU], forward="0" * 16)
+    monkeypatch.setitem(FAST_PATHS, nn.ReLU, stale)  # type: ignore[index]
+    monkeypatch.setattr(_fast_paths, "_matching", {})
+    x = Input((4,))
+    relu, tanh = nn.ReLU(), nn.Tanh()
+    model = SymbolicModel(x, tanh(relu(x)))
+    assert ".relu(" not in model.source and ".tanh(" in model.source
+    data = torch.randn(2, 4)
+    assert torch.equal(model(data), tanh(relu(data)))
+
+
+def test_the_fingerprint_ignores_comments_and_docstrings_but_not_code(tmp_path):
+    source = (
+        "def plain(self, x):\n"
+        "    return x * self.p\n"
+        "\n"
+        "def commented(self, x):\n"
+        "    'A docstring.'\n"
+        "    # a comment\n"
+        '    r"""A string as a comment, as torch writes some."""\n'
+        "    return (x  *  self.p)\n"
+        "\n"
+        "def changed(self, x):\n"
+        "    return x * self.q\n"
+    )
+    path = tmp_path / "forwards.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("forwards", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    plain, commented, changed = (
+        _fast_paths.forward_fingerprint(getattr(module, n)) for n in ("plain", "commented", "changed")
+    )
+    assert plain == commented != changed
+    assert _fast_paths.forward_fingerprint(len) is None  # no source: no fast path
 
 
 def test_a_subclass_of_a_table_class_takes_the_normal_path():
