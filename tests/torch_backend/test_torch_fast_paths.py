@@ -10,12 +10,14 @@ parameters, tracing and export.
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from torch import nn  # noqa: E402
-from torch.nn.utils import parametrize  # noqa: E402
+from torch.nn.utils import parametrize, prune  # noqa: E402
 
 from symgraph_torch import Input, SymbolicModel, optimize_module_calls  # noqa: E402
 
@@ -261,3 +263,27 @@ def test_tracing_compiling_and_exporting_still_work(data):
     exported = torch.export.export(model, (data,))
     assert torch.allclose(exported.module()(data), expected)
     torch._dynamo.reset()
+
+
+def test_pruning_is_followed_and_prune_remove_restores_the_fast_path(data):
+    # torch.nn.utils.prune moves the weight out of _parameters and adds a pre-hook;
+    # prune.remove makes it a parameter again and removes the hook.
+    model, oracle, layers = build()
+    model.eval()
+    oracle.eval()
+    unpruned = same(model, oracle, data)
+    prune.l1_unstructured(layers[0], "weight", amount=0.5)
+    prune.random_unstructured(layers[3], "weight", amount=0.3)
+    pruned = same(model, oracle, data)
+    assert not torch.equal(pruned, unpruned)
+    for layer in (layers[0], layers[3]):
+        prune.remove(layer, "weight")
+    assert torch.equal(same(model, oracle, data), pruned)
+    forward_calls = []
+    original = nn.Linear.forward.__code__
+    sys.setprofile(lambda frame, event, arg: forward_calls.append(1) if frame.f_code is original else None)
+    try:
+        model(data)
+    finally:
+        sys.setprofile(None)
+    assert forward_calls == []  # every Linear is back on its fast path
