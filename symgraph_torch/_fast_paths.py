@@ -40,8 +40,8 @@ import dataclasses
 import hashlib
 import inspect
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -170,7 +170,8 @@ _MAX_POOL = (
 )
 _AVG_POOL = "({x}, {layer}.kernel_size, {layer}.stride, {layer}.padding, {layer}.ceil_mode, {layer}.count_include_pad"
 
-_TABLE: dict[type[nn.Module], FastPath] = {
+#: The layer classes with a fast path, and how each is written.
+FAST_PATHS: dict[type[nn.Module], FastPath] = {
     nn.Linear: FastPath("{F}.linear({x}, {params}['weight'], {params}['bias'])", "258df55a5909bb2b"),
     nn.Conv1d: _CONV,
     nn.Conv2d: _CONV,
@@ -214,22 +215,17 @@ _TABLE: dict[type[nn.Module], FastPath] = {
     ),
 }
 
-# Each class's forward as torch defines it. A class whose forward was already
-# replaced when this module was imported (not torch's own) gets no fast path:
-# the table's copy would skip the replacement.
-_FORWARDS: dict[type[nn.Module], Callable[..., Any]] = {
-    cls: cls.forward for cls in _TABLE if getattr(cls.forward, "__module__", "").startswith("torch.nn.modules.")
-}
-
-#: The layer classes with a fast path, and how each is written.
-FAST_PATHS: Mapping[type[nn.Module], FastPath] = {cls: path for cls, path in _TABLE.items() if cls in _FORWARDS}
+# Each class's forward at import, which the prologue checks is still in place.
+# One already replaced then (not torch's own) fails the fingerprint below, and
+# gets no fast path: the table's copy would skip the replacement.
+_FORWARDS: dict[type[nn.Module], Callable[..., Any]] = {cls: cls.forward for cls in FAST_PATHS}
 
 
 def forward_fingerprint(function: Callable[..., Any]) -> str | None:
     """A digest of ``function``'s source with comments, docstrings and layout left out; ``None`` without a source.
 
     Example:
-        >>> forward_fingerprint(nn.ReLU.forward) == _TABLE[nn.ReLU].forward
+        >>> forward_fingerprint(nn.ReLU.forward) == FAST_PATHS[nn.ReLU].forward
         True
     """
     try:
@@ -272,7 +268,7 @@ def has_fast_path(layer: object, n_args: int) -> bool:
         (True, False, False)
     """
     cls = type(layer)
-    return cls in FAST_PATHS and n_args == 1 and _matches_torch(cast(type[nn.Module], cls))
+    return cls in FAST_PATHS and n_args == 1 and _matches_torch(cls)
 
 
 def global_guard(classes: Sequence[type[nn.Module]], ref: Callable[[object], str]) -> str:

@@ -265,6 +265,11 @@ def _no_kwargs(op: ModuleCall) -> bool:
     return isinstance(op.kwargs, Const) and not op.kwargs.value
 
 
+def _has_fast_path(op: ModuleCall) -> bool:
+    """Whether the call of a registered layer is written as its fast path."""
+    return _no_kwargs(op) and has_fast_path(op.layer, len(op.args))
+
+
 def fast_path_classes(plan: Plan, model: ModelSources) -> list[type[nn.Module]]:
     """The layer classes of ``plan``'s steps that generated code can run by a fast path, each once.
 
@@ -282,13 +287,7 @@ def fast_path_classes(plan: Plan, model: ModelSources) -> list[type[nn.Module]]:
     found: dict[type[nn.Module], None] = {}
     for step in plan.steps:
         op = step.op
-        if (
-            isinstance(op, ModuleCall)
-            and not isinstance(op, NestedModelCall)
-            and id(op.layer) in paths
-            and has_fast_path(op.layer, len(op.args))
-            and _no_kwargs(op)
-        ):
+        if isinstance(op, ModuleCall) and id(op.layer) in paths and _has_fast_path(op):
             found[type(op.layer)] = None
     return list(found) if model.modules is not None else []
 
@@ -382,7 +381,7 @@ class TorchCodegenPolicy(CodegenPolicy):
             if isinstance(op, NestedModelCall):
                 return f"{ctx.pool.ref(call_nested)}({', '.join([ctx.pool.ref(layer), *parts])})"
             return f"{self._caller(layer, ctx)}({', '.join(parts)})"
-        if self.fast_paths and _no_kwargs(op):
+        if self.fast_paths and _has_fast_path(op):
             fast = fast_path_call(layer, [ctx.template(t, args) for t in op.args], ctx.pool.ref, current)
             if fast is not None:
                 return fast

@@ -575,8 +575,16 @@ class ShapeCheck:
         expected_dtype = self.dtype
         if expected_dtype is None:
             return
-        anchor = self._anchor_tensor()
-        if anchor is None or self.anchor_dtype is None:
+        given = self.anchor
+        anchor: torch.Tensor | None
+        if type(given) is tuple:
+            # Runs at every call: the parameter's own entry, looked up directly.
+            anchor = given[0]._parameters.get(given[1])
+            if not isinstance(anchor, torch.Tensor):
+                anchor = self._anchor_tensor()
+        else:
+            anchor = given  # type: ignore[assignment]
+        if anchor is None:
             # Nothing to follow (a graph of torch functions and constants, which
             # model.to() may convert): only the kind is checked, and no device.
             if _kind(value.dtype) != _kind(expected_dtype):

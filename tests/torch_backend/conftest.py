@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 pytest.importorskip("torch")
@@ -17,3 +21,15 @@ def summary_of(model) -> str:  # type: ignore[no-untyped-def]
 def table(text: str) -> str:
     """An expected table written in a test, normalised like :func:`summary_of`."""
     return "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
+
+
+def run_watching_forward(call: Callable[..., Any], cls: type, *args: Any) -> tuple[Any, bool]:
+    """``call(*args)``, and whether ``cls.forward`` ran during it (it does not on a fast path)."""
+    code = cls.forward.__code__
+    seen: list[bool] = []
+    sys.setprofile(lambda frame, event, arg: seen.append(True) if event == "call" and frame.f_code is code else None)
+    try:
+        out = call(*args)
+    finally:
+        sys.setprofile(None)
+    return out, bool(seen)

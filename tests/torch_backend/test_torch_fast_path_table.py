@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import importlib.util
-import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +29,7 @@ from torch.nn.modules import module as torch_module  # noqa: E402
 
 from symgraph_torch import Input, SymbolicModel, _fast_paths  # noqa: E402
 from symgraph_torch._fast_paths import FAST_PATHS, GLOBAL_GUARD_PARTS, LAYER_GUARD_PARTS  # noqa: E402
+from tests.torch_backend.conftest import run_watching_forward  # noqa: E402
 
 BATCH = 4
 
@@ -123,27 +123,6 @@ def single(make: Callable[[], nn.Module], shape: tuple[int, ...], bound: int | N
     return SymbolicModel(x, layer(x)), layer
 
 
-def forward_codes(layer: nn.Module) -> set[Any]:
-    return {type(layer).forward.__code__}
-
-
-def run_watching_forward(model: Callable[..., Any], layer: nn.Module, *args: Any) -> tuple[Any, bool]:
-    """The model's output, and whether the layer's ``forward`` ran (it does not on the fast path)."""
-    codes = forward_codes(layer)
-    seen: list[bool] = []
-
-    def profile(frame: Any, event: str, arg: Any) -> None:
-        if event == "call" and frame.f_code in codes:
-            seen.append(True)
-
-    sys.setprofile(profile)
-    try:
-        out = model(*args)
-    finally:
-        sys.setprofile(None)
-    return out, bool(seen)
-
-
 def assert_same(got: Any, expected: Any) -> None:
     if isinstance(expected, tuple):
         assert isinstance(got, tuple) and len(got) == len(expected)
@@ -158,7 +137,7 @@ def compare(model: SymbolicModel, layer: nn.Module, data: torch.Tensor, seed: in
     """The model against the layer on ``data``, from the same state; both leave the same state behind."""
     before = copy.deepcopy(layer.state_dict())
     torch.manual_seed(seed)
-    got, ran_forward = run_watching_forward(model, layer, data.clone())
+    got, ran_forward = run_watching_forward(model, type(layer), data.clone())
     assert not ran_forward, "the model did not take the fast path"
     after = copy.deepcopy(layer.state_dict())
     layer.load_state_dict(before)
@@ -222,7 +201,7 @@ def test_pooling_with_indices_returns_both_as_the_layer_does(make, shape):
     values, indices = layer(x)
     model = SymbolicModel(x, [values, indices])
     data = example(shape, None)
-    got, ran_forward = run_watching_forward(model, layer, data)
+    got, ran_forward = run_watching_forward(model, type(layer), data)
     assert not ran_forward
     assert_same(tuple(got), layer(data))
 
@@ -264,7 +243,7 @@ def test_parameters_replaced_and_moved_are_read_at_call_time():
 def test_a_torch_whose_forward_differs_gets_no_fast_path_for_that_class(monkeypatch):
     # As another torch release would: the entry was copied from a forward this one does not have.
     stale = dataclasses.replace(FAST_PATHS[nn.ReLU], forward="0" * 16)
-    monkeypatch.setitem(FAST_PATHS, nn.ReLU, stale)  # type: ignore[index]
+    monkeypatch.setitem(FAST_PATHS, nn.ReLU, stale)
     monkeypatch.setattr(_fast_paths, "_matching", {})
     x = Input((4,))
     relu, tanh = nn.ReLU(), nn.Tanh()
