@@ -253,6 +253,22 @@ def test_a_torch_whose_forward_differs_gets_no_fast_path_for_that_class(monkeypa
     assert torch.equal(model(data), tanh(relu(data)))
 
 
+def test_a_forward_replaced_before_symgraph_was_imported_gets_no_fast_path(monkeypatch):
+    # What _FORWARDS holds when a program patched ReLU.forward before importing symgraph_torch.
+    def doubled(self, x):
+        return torch.relu(x) * 2
+
+    monkeypatch.setattr(nn.ReLU, "forward", doubled)
+    monkeypatch.setitem(_fast_paths._FORWARDS, nn.ReLU, doubled)
+    monkeypatch.setattr(_fast_paths, "_matching", {})
+    x = Input((4,))
+    relu = nn.ReLU()
+    model = SymbolicModel(x, relu(x))
+    assert ".relu(" not in model.source
+    data = torch.randn(2, 4)
+    assert torch.equal(model(data), relu(data)) and torch.equal(model(data), torch.relu(data) * 2)
+
+
 def test_the_fingerprint_ignores_comments_and_docstrings_but_not_code(tmp_path):
     source = (
         "def plain(self, x):\n"
