@@ -24,12 +24,15 @@ from symgraph._errors import (
     GuardError,
     InputError,
     MissingGraphError,
+    SaveError,
+    SpecError,
     SymgraphError,
     TraceError,
 )
 from symgraph._executors import available_executors, register_executor
 from symgraph._model import SymbolicModel
 from symgraph._networkx import to_networkx
+from symgraph._saving import load, save
 from symgraph._summary import format_summary
 from symgraph._symbolic import SymbolicData
 from symgraph._trace import CustomInput, add_to_graph
@@ -44,6 +47,8 @@ __all__ = [
     "GuardError",
     "InputError",
     "MissingGraphError",
+    "SaveError",
+    "SpecError",
     "SymbolicData",
     "SymbolicModel",
     "SymgraphError",
@@ -52,6 +57,8 @@ __all__ = [
     "add_to_graph",
     "available_executors",
     "format_summary",
+    "load",
     "register_executor",
+    "save",
     "to_networkx",
 ]

@@ -9,6 +9,8 @@ __all__ = [
     "GuardError",
     "InputError",
     "MissingGraphError",
+    "SaveError",
+    "SpecError",
     "SymgraphError",
     "TraceError",
 ]
@@ -116,6 +118,39 @@ class ExecutorError(SymgraphError, RuntimeError):
         ... except symgraph.ExecutorError as e:
         ...     print(str(e).split(";")[0])
         unknown executor 'no-such-engine'
+    """
+
+
+class SpecError(SymgraphError, ValueError):
+    """A saved model's spec or files are malformed, or name something loading may not run.
+
+    The message says where in the spec the problem is (``steps[3].args[0]``).
+
+    Example:
+        >>> import symgraph
+        >>> try:
+        ...     symgraph.SymbolicModel.from_spec({"format": "symgraph.model", "version": 99})
+        ... except symgraph.SpecError as e:
+        ...     print(str(e).split(";")[0])
+        spec: version 99 is newer than this symgraph reads (1)
+    """
+
+
+class SaveError(SymgraphError, TypeError):
+    """A model cannot be saved in the symgraph format: it holds something the format cannot name.
+
+    Lambdas, local functions and layers whose constructor arguments cannot be
+    read back are refused; the message names the step or layer, and says what
+    to do (pickle stores them).
+
+    Example:
+        >>> import symgraph
+        >>> x = symgraph.CustomInput(2)
+        >>> try:
+        ...     symgraph.SymbolicModel(x, symgraph.add_to_graph(lambda v: v + 1, x)).to_spec()
+        ... except symgraph.SaveError as e:
+        ...     print(str(e).split(":")[0])
+        cannot save this model in the symgraph format
     """
 
 

@@ -220,6 +220,77 @@ class ExecutorChoice:
         """
         self._switch(self._program.plan, executor, options)
 
+    # -- the symgraph format ----------------------------------------------------------
+    def to_spec(self) -> dict[str, Any]:
+        """The model as a spec: a dict of JSON values that :meth:`from_spec` builds it back from.
+
+        Functions and classes are named by import path; arrays and tensors are
+        ``{"$constant": key}`` entries, whose values :meth:`spec_constants` gives
+        (``docs/spec-format.md`` describes the format).
+
+        Raises:
+            SaveError: the model holds what the format cannot store (a lambda,
+                a layer whose arguments cannot be read back); the message names it.
+
+        Example:
+            >>> import json, symgraph
+            >>> x = symgraph.CustomInput(2)
+            >>> model = symgraph.SymbolicModel(x, x * 3)
+            >>> spec = model.to_spec()
+            >>> symgraph.SymbolicModel.from_spec(json.loads(json.dumps(spec)))(5)
+            15
+        """
+        from symgraph._spec import model_to_spec
+
+        return model_to_spec(self)[0]
+
+    def spec_constants(self) -> dict[str, Any]:
+        """The values of the ``{"$constant": key}`` entries of :meth:`to_spec`, by key.
+
+        Example:
+            >>> import symgraph
+            >>> x = symgraph.CustomInput(2)
+            >>> symgraph.SymbolicModel(x, x * 3).spec_constants()
+            {}
+        """
+        from symgraph._spec import model_to_spec
+
+        return model_to_spec(self)[1]
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any], constants: Mapping[str, Any] | None = None, *, allow: Any = ()) -> Any:
+        """Build a model from a spec, as :meth:`to_spec` gives or a person writes it.
+
+        Loading treats the spec as untrusted: it is checked against the schema,
+        and it may only name the functions and classes of numpy, torch,
+        ``math``, ``operator``, safe builtins, and ``allow``.
+
+        Args:
+            spec: The spec.
+            constants: The values of its ``$constant`` entries, by key.
+            allow: More functions, classes or modules the spec may name.
+
+        Raises:
+            SpecError: the spec is malformed, is for another model class, or
+                names something not permitted; the message says where.
+
+        Example:
+            >>> import symgraph
+            >>> spec = {
+            ...     "format": "symgraph.model", "version": 1, "model": "symgraph",
+            ...     "inputs": [{"name": "x"}], "input_keys": None,
+            ...     "steps": [{"name": "y", "op": "call", "func": {"$object": "builtins:sorted"},
+            ...                "args": [{"$ref": "x"}], "kwargs": {"reverse": True}}],
+            ...     "outputs": {"$ref": "y"},
+            ...     "options": {"check_inputs": True, "executor": "codegen", "executor_options": {}},
+            ... }
+            >>> symgraph.SymbolicModel.from_spec(spec)([2, 3, 1])
+            [3, 2, 1]
+        """
+        from symgraph._spec import model_codec_for_type, spec_to_model
+
+        return spec_to_model(spec, constants, allow, kind=model_codec_for_type(cls).kind)
+
     def executor_stats(self) -> dict[str, Any]:
         """What the executor reports about its work; ``{"executor": name}`` from one that reports nothing.
 
@@ -453,3 +524,29 @@ class SymbolicModel(ExecutorChoice):
     def __repr__(self) -> str:
         plan = self._program.plan
         return f"<SymbolicModel: {len(plan.inputs)} input(s), {len(plan.steps)} step(s), executor {self.executor!r}>"
+
+
+def _encode_core(model: SymbolicModel, ctx: Any) -> tuple[Plan, dict[str, Any]]:
+    return model.plan, {}
+
+
+def _decode_core(section: dict[str, Any], ctx: Any, path: str) -> Callable[[Plan, dict[str, Any]], SymbolicModel]:
+    from symgraph._spec import _fields
+
+    _fields(section, path, set())
+
+    def build(plan: Plan, options: dict[str, Any]) -> SymbolicModel:
+        model = object.__new__(SymbolicModel)
+        model.__setstate__({"plan": plan, **options})
+        return model
+
+    return build
+
+
+def _register() -> None:
+    from symgraph._spec import ModelCodec, register_model_codec
+
+    register_model_codec(ModelCodec("symgraph", SymbolicModel, _encode_core, _decode_core))
+
+
+_register()

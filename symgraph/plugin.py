@@ -8,7 +8,9 @@ Users need only :mod:`symgraph`; this module is for code that extends it:
   templates) adds nodes to the graph;
 * **code generation** (:func:`generate`, :class:`CodegenPolicy`,
   :func:`register_emitter`) turns plans into Python source;
-* **executors** (:class:`Executor`, :func:`register_executor`) run plans.
+* **executors** (:class:`Executor`, :func:`register_executor`) run plans;
+* **saving** (:class:`OpCodec`, :class:`ConstantCodec`, :class:`ModelCodec` and
+  their ``register_*`` functions) tells `symgraph.save` how to store what a backend adds.
 
 Stability: every name listed in ``__all__`` is public and follows semantic
 versioning from 1.0 on; before 1.0, a minor release may change them, and the
@@ -24,6 +26,7 @@ Example:
     2.0
 """
 
+from symgraph._allowlist import Allowlist, reference_of
 from symgraph._backends import (
     ENTRY_POINT_GROUP,
     Backend,
@@ -79,6 +82,29 @@ from symgraph._ops import (
 )
 from symgraph._plan import InputSpec, Plan, Step, build_plan
 from symgraph._registries import RegistrySnapshot, restore_registry, snapshot_registry
+from symgraph._saving import FileReader, read_spec
+from symgraph._spec import (
+    CheckCodec,
+    ConstantCodec,
+    DecodeContext,
+    EncodeContext,
+    Files,
+    ModelCodec,
+    OpCodec,
+    ValueCodec,
+    decode_model,
+    decode_value,
+    encode_model,
+    encode_template,
+    encode_value,
+    model_codec_for_kind,
+    model_codec_for_type,
+    register_check_codec,
+    register_constant_codec,
+    register_model_codec,
+    register_op_codec,
+    register_value_codec,
+)
 from symgraph._summary import format_summary
 from symgraph._symbolic import (
     ArgumentCollector,
@@ -99,28 +125,37 @@ __all__ = [
     "OPERATORS",
     "SEQUENCES",
     "UNARY",
+    "Allowlist",
     "ArgumentCollector",
     "Backend",
     "Call",
+    "CheckCodec",
     "CodegenHost",
     "CodegenPolicy",
     "Const",
+    "ConstantCodec",
     "ConstantPool",
+    "DecodeContext",
     "DictT",
     "Elements",
     "EmitContext",
     "Emitter",
+    "EncodeContext",
     "EvaluationHost",
     "Executor",
     "ExecutorChoice",
+    "FileReader",
+    "Files",
     "GeneratedCode",
     "GetAttr",
     "Handle",
     "InputSpec",
     "ListT",
     "MethodCall",
+    "ModelCodec",
     "NamedTupleT",
     "Node",
+    "OpCodec",
     "Operation",
     "Operator",
     "OperatorSpec",
@@ -137,6 +172,7 @@ __all__ = [
     "Template",
     "TupleT",
     "Unpack",
+    "ValueCodec",
     "WeakGraph",
     "available_executors",
     "backend_for",
@@ -145,9 +181,14 @@ __all__ = [
     "check_options",
     "compile_generated",
     "compile_plan",
+    "decode_model",
+    "decode_value",
     "describe",
     "describe_value",
     "emit_template",
+    "encode_model",
+    "encode_template",
+    "encode_value",
     "escape",
     "evaluation_plan",
     "extend_outputs",
@@ -156,15 +197,24 @@ __all__ = [
     "generate",
     "interpret",
     "loaded_backends",
+    "model_codec_for_kind",
+    "model_codec_for_type",
     "operator_methods",
     "operator_spec",
     "policy_for",
+    "read_spec",
     "record",
     "record_operator",
+    "reference_of",
     "register_backend",
+    "register_check_codec",
+    "register_constant_codec",
     "register_emitter",
     "register_executor",
     "register_internal_package",
+    "register_model_codec",
+    "register_op_codec",
+    "register_value_codec",
     "resolve_executor",
     "restore_registry",
     "snapshot_registry",

@@ -1,0 +1,382 @@
+"""Which callables and classes a saved model may name, and how they are named.
+
+A saved spec names every function and class it needs by its import path,
+``"module:qualname"`` (``"numpy:mean"``, ``"torch.nn:Conv2d"``). Loading a spec
+imports those names, so it is where a hostile file would try to run code: the
+loader resolves a name only when :class:`Allowlist` permits it, and it decides
+from the name alone, before importing anything.
+
+What is permitted by default (:data:`DEFAULT_MODULES`): numpy, torch (its
+``nn``, ``nn.functional``, ``linalg``, ``fft``, ``special`` and the compiled
+modules their functions live in), :mod:`math`, :mod:`operator` and a list of
+builtins. Within those, what reads or writes files, unpickles, compiles or loads
+code is refused by name (:data:`DENIED_NAMES`, :data:`DENIED_MODULES`), and so is
+every dunder name. Anything else needs the user's ``allow=``.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import re
+import sys
+import types
+from collections.abc import Iterable
+from typing import Any
+
+from symgraph._errors import SpecError
+from symgraph._text import escape
+
+__all__ = [
+    "DEFAULT_MODULES",
+    "DENIED_ATTRIBUTES",
+    "DENIED_MODULES",
+    "DENIED_NAMES",
+    "SAFE_BUILTINS",
+    "Allowlist",
+    "is_dunder",
+    "reference_of",
+]
+
+#: Modules whose public functions and classes a spec may name, with their submodules
+#: unless :data:`DENIED_MODULES` lists them.
+DEFAULT_MODULES = (
+    "math",
+    "operator",
+    "numpy",
+    "torch",
+)
+
+#: Submodules of the default modules that read or write files, unpickle, compile,
+#: load native code or talk to the network. A prefix denies its submodules too.
+DENIED_MODULES = frozenset(
+    {
+        "numpy.ctypeslib",
+        "numpy.distutils",
+        "numpy.f2py",
+        "numpy.lib.format",
+        "numpy.lib.npyio",
+        "numpy.lib._npyio_impl",
+        "numpy.lib._datasource",
+        "numpy.lib.utils",
+        "numpy.testing",
+        "numpy._pytesttester",
+        "numpy.rec",
+        "torch.hub",
+        "torch.package",
+        "torch.serialization",
+        "torch.jit",
+        "torch.onnx",
+        "torch.export",
+        "torch.fx",
+        "torch.library",
+        "torch.utils",
+        "torch.distributed",
+        "torch.multiprocessing",
+        "torch.testing",
+        "torch.compiler",
+        "torch._dynamo",
+        "torch._inductor",
+        "torch._export",
+        "torch._ops",
+        "torch._C",
+        "torch._classes",
+        "torch.ops",
+        "torch.classes",
+        "torch.backends",
+    }
+)
+
+# torch's compiled functions report these modules; they are the ones symgraph
+# records (torch.cat lives in torch._C._VariableFunctions), so they stay allowed
+# although torch._C as a whole is not.
+_ALLOWED_PRIVATE_MODULES = frozenset(
+    {
+        "torch._C._nn",
+        "torch._C._VariableFunctions",
+        "torch._C._linalg",
+        "torch._C._fft",
+        "torch._C._special",
+        "torch._C._nested",
+        "torch._C._TensorBase",
+    }
+)
+
+#: Names refused wherever they appear in a default module: the last part of a
+#: qualified name, ``getattr``'s constant name, and attribute and method names
+#: recorded on values.
+DENIED_NAMES = frozenset(
+    {
+        "load",
+        "loads",
+        "save",
+        "savez",
+        "savez_compressed",
+        "savetxt",
+        "loadtxt",
+        "genfromtxt",
+        "fromfile",
+        "fromregex",
+        "from_file",
+        "tofile",
+        "dump",
+        "dumps",
+        "memmap",
+        "open",
+        "DataSource",
+        "compile",
+        "load_library",
+        "info",
+        "show_config",
+        "show_runtime",
+        "lookfor",
+        "source",
+        "attrgetter",
+        "methodcaller",
+        "set_default_device",
+        "set_default_dtype",
+        "set_default_tensor_type",
+    }
+)
+
+#: Attribute and method names a spec may not record on a value: what reaches
+#: files, pickles or code whatever the value is.
+DENIED_ATTRIBUTES = DENIED_NAMES | frozenset(
+    {"read", "write", "system", "popen", "exec", "eval", "register_forward_hook", "register_forward_pre_hook"}
+)
+
+#: Builtins a spec may call: pure functions and constructors of plain values.
+SAFE_BUILTINS = frozenset(
+    {
+        "abs",
+        "all",
+        "any",
+        "ascii",
+        "bin",
+        "bool",
+        "bytearray",
+        "bytes",
+        "callable",
+        "chr",
+        "complex",
+        "dict",
+        "divmod",
+        "enumerate",
+        "filter",
+        "float",
+        "format",
+        "frozenset",
+        "getattr",
+        "hasattr",
+        "hash",
+        "hex",
+        "int",
+        "isinstance",
+        "issubclass",
+        "iter",
+        "len",
+        "list",
+        "map",
+        "max",
+        "memoryview",
+        "min",
+        "next",
+        "oct",
+        "ord",
+        "pow",
+        "range",
+        "repr",
+        "reversed",
+        "round",
+        "set",
+        "slice",
+        "sorted",
+        "str",
+        "sum",
+        "tuple",
+        "zip",
+    }
+)
+
+_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_MISSING = object()
+
+
+def is_dunder(name: str) -> bool:
+    """Whether ``name`` is a dunder name such as ``__class__``.
+
+    Example:
+        >>> is_dunder("__globals__"), is_dunder("_private"), is_dunder("mean")
+        (True, False, False)
+    """
+    return len(name) > 4 and name.startswith("__") and name.endswith("__")
+
+
+def _resolve(module: str, qualname: str) -> Any:
+    target: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        target = getattr(target, part, _MISSING)
+        if target is _MISSING:
+            return _MISSING
+    return target
+
+
+def _candidates(obj: Any) -> Iterable[tuple[str, str]]:
+    # Public paths first: torch.cat reports the qualified name
+    # _VariableFunctionsClass.cat, but is also torch.cat.
+    name = getattr(obj, "__name__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    module = getattr(obj, "__module__", None)
+    if isinstance(obj, enum.Enum):
+        cls = type(obj)
+        yield cls.__module__, f"{cls.__qualname__}.{obj.name}"
+        return
+    if not isinstance(module, str):
+        module = getattr(type(obj), "__module__", None)  # numpy's ufuncs: module numpy
+    if not isinstance(module, str):
+        return
+    if isinstance(name, str):
+        yield module, name
+        top = module.split(".")[0]
+        if top != module:
+            yield top, name
+    if isinstance(qualname, str) and qualname != name:
+        yield module, qualname
+
+
+def reference_of(obj: Any) -> str | None:
+    """The ``"module:qualname"`` that names ``obj``, or ``None`` when nothing does.
+
+    Only names under which ``obj`` itself is found are returned. Lambdas,
+    functions and classes defined inside functions, and whatever ``__main__``
+    defines (another program's ``__main__`` is another module) have none.
+
+    Example:
+        >>> import math, os
+        >>> reference_of(math.sqrt), reference_of(os.path.join), reference_of(lambda: 0)
+        ('math:sqrt', 'posixpath:join', None)
+    """
+    if isinstance(obj, types.ModuleType):
+        return None
+    for module, qualname in _candidates(obj):
+        if "<" in qualname or module in ("__main__", "__mp_main__") or not _PATH.fullmatch(qualname):
+            continue
+        if module not in sys.modules:
+            continue  # never import while saving: the value came from a loaded module
+        try:
+            if _resolve(module, qualname) is obj:
+                return f"{module}:{qualname}"
+        except Exception:
+            continue
+    return None
+
+
+def _module_allowed(module: str) -> bool:
+    if module in _ALLOWED_PRIVATE_MODULES:
+        return True
+    parts = module.split(".")
+    if parts[0] not in DEFAULT_MODULES:
+        return False
+    prefixes = {".".join(parts[:k]) for k in range(1, len(parts) + 1)}
+    if prefixes & DENIED_MODULES:
+        return False
+    # A private submodule of numpy is where its functions live (numpy._core); torch's
+    # private ones are refused but for those listed.
+    return not (parts[0] == "torch" and any(p.startswith("_") for p in parts[1:]))
+
+
+class Allowlist:
+    """Decides which ``"module:qualname"`` names a spec may resolve, and resolves them.
+
+    Args:
+        allow: More functions, classes or modules to permit: an object permits
+            the names it is found under, a module permits everything it and its
+            submodules hold (but dunder names).
+
+    Raises:
+        TypeError: an entry of ``allow`` is neither a module nor an object with
+            an import path (a lambda, say).
+
+    Example:
+        >>> import fractions
+        >>> Allowlist().resolve("math:sqrt", "the spec")(16.0)
+        4.0
+        >>> Allowlist([fractions.Fraction]).resolve("fractions:Fraction", "the spec")(1, 2)
+        Fraction(1, 2)
+    """
+
+    def __init__(self, allow: Iterable[Any] = ()) -> None:
+        if isinstance(allow, (str, bytes)) or not isinstance(allow, Iterable):
+            raise TypeError(f"allow must be a list of functions, classes or modules, got {type(allow).__name__}")
+        self._objects: dict[str, Any] = {}
+        self._modules: set[str] = set()
+        for entry in allow:
+            if isinstance(entry, types.ModuleType):
+                self._modules.add(entry.__name__)
+                continue
+            reference = reference_of(entry)
+            if reference is None:
+                raise TypeError(
+                    f"allow= names {escape(repr(entry))}, which has no import path (a lambda, a local "
+                    "function, or something of __main__); allow a function or class of an importable module"
+                )
+            self._objects[reference] = entry
+
+    def permits(self, reference: str) -> bool:
+        """Whether ``reference`` (``"module:qualname"``) may be resolved; decided without importing.
+
+        Example:
+            >>> Allowlist().permits("numpy:mean"), Allowlist().permits("numpy:load"), Allowlist().permits("os:system")
+            (True, False, False)
+        """
+        module, _, qualname = reference.partition(":")
+        if not (_PATH.fullmatch(module) and _PATH.fullmatch(qualname)):
+            return False
+        parts = qualname.split(".")
+        if any(is_dunder(p) for p in parts):
+            return False
+        if reference in self._objects:
+            return True
+        if any(module == m or module.startswith(m + ".") for m in self._modules):
+            return True
+        if module == "builtins":
+            return len(parts) == 1 and qualname in SAFE_BUILTINS
+        if not _module_allowed(module):
+            return False
+        if any(p in DENIED_NAMES for p in parts):
+            return False
+        # A private name of a default module is internal (numpy._core is where numpy's
+        # functions live, but numpy._core._internal is not a public function).
+        return not parts[0].startswith("_") or module in _ALLOWED_PRIVATE_MODULES
+
+    def resolve(self, reference: object, where: str) -> Any:
+        """The object ``reference`` names, if permitted.
+
+        Args:
+            reference: ``"module:qualname"``.
+            where: Where the spec names it, for messages.
+
+        Raises:
+            SpecError: it is malformed, not permitted (the message says how to
+                permit it), or not found.
+        """
+        if type(reference) is not str or reference.count(":") != 1:
+            raise SpecError(f"{where}: an object is named as 'module:qualname', got {escape(repr(reference))}")
+        if not self.permits(reference):
+            raise SpecError(
+                f"{where} names {escape(reference)}, which loading does not run unless you allow it: only "
+                "numpy, torch, math, operator and safe builtins are allowed, and nothing that reads files, "
+                "unpickles or compiles code. If you trust this file, pass it: symgraph.load(path, "
+                f"allow=[{escape(reference.replace(':', '.'))}]) (the object itself, or its module)"
+            )
+        module, _, qualname = reference.partition(":")
+        expected = self._objects.get(reference, _MISSING)
+        try:
+            found = _resolve(module, qualname)
+        except Exception as exc:
+            raise SpecError(f"{where} names {escape(reference)}, which cannot be imported: {escape(exc)}") from None
+        if found is _MISSING or isinstance(found, types.ModuleType):
+            raise SpecError(f"{where} names {escape(reference)}, which is not a function, class or constant there")
+        if expected is not _MISSING and found is not expected:
+            raise SpecError(f"{where} names {escape(reference)}, which is not the object allow= permitted")
+        return found

@@ -1,0 +1,284 @@
+"""``symgraph.save`` and ``symgraph.load``: a spec and its constants in a directory or a zip file.
+
+A saved model is ``spec.json`` (see :mod:`symgraph._spec`) beside the files the
+constant codecs write: ``arrays/<n>.npy`` for numpy arrays, ``tensors.safetensors``
+for torch tensors. A path ending in ``.zip`` is a zip file holding the same
+names; any other path is a directory.
+
+Loading reads no pickle, anywhere: the spec is JSON, numpy files are read with
+``allow_pickle=False``, tensors with safetensors. Every size is checked before
+anything of that size is allocated: the spec and each file against the limit,
+and each constant's header against its file and its manifest entry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from symgraph._errors import SpecError
+from symgraph._spec import _load_backend, constant_codec, model_to_spec, spec_to_model
+from symgraph._text import escape
+
+__all__ = ["SPEC_FILE", "FileReader", "load", "read_spec", "save"]
+
+#: The name of the spec inside a saved model.
+SPEC_FILE = "spec.json"
+#: The largest ``spec.json`` that :func:`load` reads.
+MAX_SPEC_BYTES = 256 * 2**20
+# File names a manifest may give: one or two plain parts, no "..", no absolute path.
+_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,99})?")
+
+
+class FileReader:
+    """Reads the files of a saved model, by name, within a size limit.
+
+    Args:
+        path: The directory or the zip file.
+        max_bytes: The largest file it reads.
+
+    Raises:
+        SpecError: ``path`` is neither a directory nor a zip file.
+    """
+
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self._zip: zipfile.ZipFile | None = None
+        if path.is_dir():
+            return
+        try:
+            self._zip = zipfile.ZipFile(path)
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise SpecError(
+                f"{escape(str(path))} is not a saved model (a directory or a zip file): {escape(exc)}"
+            ) from None
+
+    def close(self) -> None:
+        """Close the zip file, if it is one."""
+        if self._zip is not None:
+            self._zip.close()
+
+    def _check(self, name: str) -> None:
+        if not _FILE_NAME.fullmatch(name) or ".." in name.split("/"):
+            raise SpecError(f"the spec names the file {escape(repr(name))}; saved files have plain relative names")
+
+    def size(self, name: str) -> int:
+        """The size of file ``name`` in bytes.
+
+        Raises:
+            SpecError: the name is not a plain relative name, or the file is missing.
+        """
+        self._check(name)
+        try:
+            if self._zip is not None:
+                return self._zip.getinfo(name).file_size
+            file = self.path / name
+            if file.is_symlink() or not file.is_file():
+                raise FileNotFoundError(name)
+            return file.stat().st_size
+        except (KeyError, OSError):
+            raise SpecError(
+                f"{escape(str(self.path))} has no file {escape(repr(name))}, which the spec needs"
+            ) from None
+
+    def read(self, name: str, max_bytes: int | None = None) -> bytes:
+        """The bytes of file ``name``, refused before reading if larger than the limit."""
+        limit = self.max_bytes if max_bytes is None else min(max_bytes, self.max_bytes)
+        size = self.size(name)
+        if size > limit:
+            raise SpecError(f"{escape(name)} holds {size} bytes, more than the {limit} that load() reads")
+        try:
+            if self._zip is not None:
+                with self._zip.open(name) as f:
+                    data = f.read(limit + 1)  # a zip header can lie about the size
+            else:
+                with open(self.path / name, "rb") as f:
+                    data = f.read(limit + 1)
+        except (OSError, zipfile.BadZipFile, RuntimeError, EOFError) as exc:
+            raise SpecError(f"{escape(name)} cannot be read: {escape(exc)}") from None
+        if len(data) > limit:
+            raise SpecError(f"{escape(name)} holds more than the {limit} bytes that load() reads")
+        return data
+
+
+def _reject_constant(name: str) -> Any:
+    raise SpecError(f"spec.json holds {name}, which is not JSON; numbers that are not finite are written as $float")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise SpecError(f"spec.json has the key {escape(repr(key))} twice in one object")
+        out[key] = value
+    return out
+
+
+def read_spec(data: bytes) -> Any:
+    """Parse ``spec.json``: strict JSON, with no duplicate keys and no ``NaN``.
+
+    Example:
+        >>> read_spec(b'{"a": [1, 2.5]}')
+        {'a': [1, 2.5]}
+    """
+    try:
+        return json.loads(data.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+    except SpecError:
+        raise
+    except RecursionError:
+        raise SpecError("spec.json is nested too deeply") from None
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise SpecError(f"spec.json is not valid JSON: {escape(exc)}") from None
+
+
+def _files(spec: dict[str, Any], constants: dict[str, Any]) -> dict[str, bytes]:
+    """Every file of the saved model, the spec last (it gets each constant's file name)."""
+    files: dict[str, bytes] = {}
+    manifest: dict[str, dict[str, Any]] = spec["constants"]
+    by_codec: dict[str, dict[str, Any]] = {}
+    for key, entry in manifest.items():
+        by_codec.setdefault(entry["codec"], {})[key] = constants[key]
+    for name, values in by_codec.items():
+        codec = constant_codec(name)
+        assert codec is not None  # the entry was made by this codec
+        for key, (file, data) in codec.write(values).items():
+            manifest[key]["file"] = file
+            files[file] = data
+    files[SPEC_FILE] = json.dumps(spec, indent=1, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    return files
+
+
+def save(model: Any, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Save ``model`` in the symgraph format: its spec and its constants, without pickle.
+
+    A path ending in ``.zip`` becomes a zip file, any other a directory. The
+    model is encoded completely before anything is written, and the files are
+    written to a temporary name first, so a refused model or a failed write
+    leaves nothing behind.
+
+    Args:
+        model: A ``symgraph.SymbolicModel``, or a backend's model (``symgraph_torch.SymbolicModel``).
+        path: Where to save.
+        overwrite: Replace what ``path`` holds, if it is a saved model.
+
+    Returns:
+        The path written.
+
+    Raises:
+        SaveError: the model holds what the format cannot store (a lambda, a
+            layer whose constructor arguments cannot be read back); the message
+            names the step or the layer, and what to do.
+        FileExistsError: ``path`` exists and ``overwrite`` is false, or it is not a saved model.
+
+    Example:
+        >>> import tempfile, symgraph
+        >>> x = symgraph.CustomInput([3, 1, 2])
+        >>> model = symgraph.SymbolicModel(x, symgraph.add_to_graph(sorted, x))
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     saved = symgraph.save(model, f"{tmp}/sorter.zip")
+        ...     symgraph.load(saved)([9, 7, 8])
+        [7, 8, 9]
+    """
+    target = Path(path)
+    spec, constants = model_to_spec(model)
+    files = _files(spec, constants)
+    if target.exists() or target.is_symlink():
+        if not overwrite:
+            raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
+        if target.is_dir() and not (target / SPEC_FILE).is_file():
+            raise FileExistsError(f"{target} is a directory that is not a saved model; it is left as it is")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.suffix.lower() == ".zip":
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as archive:
+                for name, data in files.items():
+                    archive.writestr(name, data)
+            if target.is_dir():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for name, data in files.items():
+            file = tmp_dir / name
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_bytes(data)
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+        os.replace(tmp_dir, target)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    return target
+
+
+def load(path: str | os.PathLike[str], *, allow: Iterable[Any] = (), max_bytes: int = 2**40) -> Any:
+    """Load a model saved by :func:`save`, running no code but what the spec names and ``allow`` permits.
+
+    The files are treated as hostile: the spec is checked against its schema,
+    it may name only the functions and classes of numpy, torch, ``math``,
+    ``operator``, safe builtins and ``allow``, and constants are read without
+    pickle, their sizes checked before they are allocated.
+
+    Args:
+        path: The directory or zip file.
+        allow: More functions, classes or modules the spec may name (your own
+            layer classes or functions, say).
+        max_bytes: The largest file to read.
+
+    Returns:
+        The model: a ``symgraph.SymbolicModel``, or the backend's model class.
+
+    Raises:
+        SpecError: the files are malformed, or the spec names something not
+            permitted (the message says how to permit it).
+
+    Example:
+        >>> import math, tempfile, symgraph
+        >>> x = symgraph.CustomInput(2.0)
+        >>> model = symgraph.SymbolicModel(x, symgraph.add_to_graph(math.sqrt, x) + 1)
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     symgraph.load(symgraph.save(model, f"{tmp}/model"))(16.0)
+        5.0
+    """
+    if type(max_bytes) is not int or max_bytes < 1:
+        raise TypeError(f"max_bytes must be a positive int, got {max_bytes!r}")
+    reader = FileReader(Path(path), max_bytes)
+    try:
+        spec = read_spec(reader.read(SPEC_FILE, MAX_SPEC_BYTES))
+        if type(spec) is not dict:
+            raise SpecError("spec.json: expected an object")
+        manifest = spec.get("constants", {})
+        if type(manifest) is not dict:
+            raise SpecError("spec.constants: expected an object of constant entries")
+        by_codec: dict[str, dict[str, Any]] = {}
+        for key, entry in manifest.items():
+            if type(entry) is not dict or type(entry.get("codec")) is not str or type(entry.get("file")) is not str:
+                raise SpecError(f"spec.constants[{escape(repr(key))}]: expected an object with a 'codec' and a 'file'")
+            by_codec.setdefault(entry["codec"], {})[key] = entry
+        constants: dict[str, Any] = {}
+        for name, entries in by_codec.items():
+            codec = constant_codec(name)
+            if codec is None and name.isidentifier():
+                _load_backend(name)
+                codec = constant_codec(name)
+            if codec is None:
+                raise SpecError(f"spec.constants: no installed backend reads constants of codec {escape(repr(name))}")
+            constants.update(codec.read(entries, reader))
+        return spec_to_model(spec, constants, allow)
+    finally:
+        reader.close()
