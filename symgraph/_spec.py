@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from symgraph._allowlist import DENIED_ATTRIBUTES, Allowlist, is_dunder, reference_of
+from symgraph._backends import backend_for
 from symgraph._errors import SaveError, SpecError
 from symgraph._operators import OPERATORS
 from symgraph._ops import Call, Elements, GetAttr, MethodCall, Operation, Operator, Slice, Unpack
@@ -142,18 +143,19 @@ class CheckCodec:
         kind: The check's ``"kind"`` value, such as ``"torch.tensor"``.
         check_type: The check class.
         encode: ``encode(check, ctx)``: the check's fields, a dict of JSON values.
-        decode: ``decode(fields, ctx, path)``: the check, validated.
+        decode: ``decode(fields, name, ctx, path)``: the check of the input
+            called ``name``, validated.
 
     Example:
         >>> from symgraph.plugin import CheckCodec
-        >>> CheckCodec("demo", object, lambda c, ctx: {}, lambda d, ctx, path: object()).kind
+        >>> CheckCodec("demo", object, lambda c, ctx: {}, lambda d, name, ctx, path: object()).kind
         'demo'
     """
 
     kind: str
     check_type: type
     encode: Callable[[Any, EncodeContext], dict[str, Any]]
-    decode: Callable[[dict[str, Any], DecodeContext, str], Callable[[Any], None]]
+    decode: Callable[[dict[str, Any], str, DecodeContext, str], Callable[[Any], None]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -570,18 +572,30 @@ def encode_value(value: Any, ctx: EncodeContext, _depth: int = 0) -> Any:
         }
     if isinstance(value, tuple) and hasattr(tp, "_fields"):
         return {"$namedtuple": {"type": _reference(tp, ctx), "items": [encode_value(v, ctx, d) for v in value]}}
-    for codec in reversed(_VALUE_CODECS):
-        if isinstance(value, codec.types):
-            return {codec.tag: codec.encode(value, ctx)}
-    for constant in reversed(_CONSTANT_CODECS):
-        if isinstance(value, constant.types):
-            return ctx.add_constant(value, constant)
+    encoded = _encode_by_codec(value, ctx)
+    if encoded is None:
+        # The backend for the value's library registers its codecs when loaded: a
+        # numpy array held as a constant by a model with no numpy input, say.
+        backend_for(tp)
+        encoded = _encode_by_codec(value, ctx)
+    if encoded is not None:
+        return encoded
     if callable(value) or isinstance(value, type) or reference_of(value) is not None:
         return {"$object": _reference(value, ctx)}
     raise ctx.refuse(
         f"holds {describe(value)}, a {type(value).__qualname__}, which the symgraph format cannot store; "
         "save the model with pickle, or register a value codec for the type (symgraph.plugin.register_value_codec)"
     )
+
+
+def _encode_by_codec(value: Any, ctx: EncodeContext) -> Any:
+    for codec in reversed(_VALUE_CODECS):
+        if isinstance(value, codec.types):
+            return {codec.tag: codec.encode(value, ctx)}
+    for constant in reversed(_CONSTANT_CODECS):
+        if isinstance(value, constant.types):
+            return ctx.add_constant(value, constant)
+    return None
 
 
 def _reference(obj: Any, ctx: EncodeContext) -> str:
@@ -779,6 +793,8 @@ def _decode_leaf(tag: str, payload: Any, ctx: DecodeContext, where: str, depth: 
         return functools.partial(func, *args, **kwargs)
     if tag == "$constant":
         return ctx.constant(payload, where)
+    if not any(c.tag == tag for c in _VALUE_CODECS) and "." in tag:
+        _load_backend(tag[1:].split(".")[0])
     for codec in reversed(_VALUE_CODECS):
         if codec.tag == tag:
             try:
@@ -981,7 +997,7 @@ def _decode_plan(spec: Mapping[str, Any], ctx: DecodeContext, path: str) -> Plan
         name = _name(fields["name"], f"{where}.name", slots)
         display = _expect(fields.get("display", name), str, f"{where}.display", "a str")
         description = _expect(fields.get("description", ""), str, f"{where}.description", "a str")
-        check = _decode_check(fields.get("check"), ctx, f"{where}.check")
+        check = _decode_check(fields.get("check"), display, ctx, f"{where}.check")
         slots[name] = i
         inputs.append(InputSpec(display, description, check))
     if not inputs:
@@ -1068,17 +1084,20 @@ def _name(name: Any, path: str, taken: Mapping[str, int]) -> str:
     return name
 
 
-def _decode_check(j: Any, ctx: DecodeContext, path: str) -> Callable[[Any], None] | None:
+def _decode_check(j: Any, name: str, ctx: DecodeContext, path: str) -> Callable[[Any], None] | None:
     if j is None:
         return None
     if type(j) is not dict or type(j.get("kind")) is not str:
         raise SpecError(f"{path}: expected null or an object with a 'kind'")
     codec = _CHECK_BY_KIND.get(j["kind"])
+    if codec is None and "." in j["kind"]:
+        _load_backend(j["kind"].split(".")[0])
+        codec = _CHECK_BY_KIND.get(j["kind"])
     if codec is None:
         raise SpecError(f"{path}.kind: {escape(repr(j['kind']))} is not a known input check")
     fields = {k: v for k, v in j.items() if k != "kind"}
     try:
-        return codec.decode(fields, ctx, path)
+        return codec.decode(fields, name, ctx, path)
     except SpecError:
         raise
     except (TypeError, ValueError, KeyError, OverflowError, RuntimeError) as exc:

@@ -27,6 +27,7 @@ except ModuleNotFoundError as _missing:
 
 from symgraph import SymbolicModel, add_to_graph
 from symgraph.plugin import register_backend
+from symgraph_numpy import _saving  # noqa: F401 - registers how numpy values are saved
 from symgraph_numpy._array import SymbolicArray
 from symgraph_numpy._backend import BACKEND, NumpyBackend
 from symgraph_numpy._input import CustomInput, Input
