@@ -236,10 +236,11 @@ def _candidates(obj: Any) -> Iterable[tuple[str, str]]:
     if not isinstance(module, str):
         return
     if isinstance(name, str):
-        yield module, name
-        top = module.split(".")[0]
-        if top != module:
-            yield top, name
+        # The shortest package that has it: torch.nn:Conv2d rather than
+        # torch.nn.modules.conv:Conv2d (each is checked to be the same object).
+        parts = module.split(".")
+        for k in range(1, len(parts) + 1):
+            yield ".".join(parts[:k]), name
     if isinstance(qualname, str) and qualname != name:
         yield module, qualname
 

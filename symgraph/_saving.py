@@ -98,14 +98,14 @@ class FileReader:
         try:
             if self._zip is not None:
                 with self._zip.open(name) as f:
-                    data = f.read(limit + 1)  # a zip header can lie about the size
+                    data = f.read(size + 1)  # a zip header can lie about the size
             else:
                 with open(self.path / name, "rb") as f:
-                    data = f.read(limit + 1)
+                    data = f.read(size + 1)
         except (OSError, zipfile.BadZipFile, RuntimeError, EOFError) as exc:
             raise SpecError(f"{escape(name)} cannot be read: {escape(exc)}") from None
-        if len(data) > limit:
-            raise SpecError(f"{escape(name)} holds more than the {limit} bytes that load() reads")
+        if len(data) != size:
+            raise SpecError(f"{escape(name)} does not hold the {size} bytes its entry says")
         return data
 
 

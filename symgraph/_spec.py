@@ -396,6 +396,8 @@ class EncodeContext:
         self.constants: dict[str, Any] = {}
         self.manifest: dict[str, dict[str, Any]] = {}
         self.where = "the model"
+        #: What a backend keeps while encoding (the model's module paths, say).
+        self.state: dict[str, Any] = {}
         self._named: dict[int, tuple[Any, Any]] = {}
         self._by_id: dict[int, str] = {}
 
@@ -452,11 +454,17 @@ class DecodeContext:
         self.allow = allow
         self.constants = constants
         self.manifest = manifest
+        #: What a backend keeps while decoding (the layers built so far, say).
+        self.state: dict[str, Any] = {}
         self._names: dict[str, dict[str, Any]] = {}
 
-    def register_names(self, tag: str, objects: Mapping[str, Any]) -> None:
-        """Let values ``{tag: name}`` stand for ``objects[name]`` (a model's layers, say)."""
-        self._names.setdefault(tag, {}).update(objects)
+    def set_names(self, tag: str, objects: Mapping[str, Any]) -> None:
+        """From now on, values ``{tag: name}`` stand for ``objects[name]`` (a model's layers, say).
+
+        It replaces what ``tag`` stood for: a nested model sets its own layers,
+        and the enclosing model sets its own again before its plan is decoded.
+        """
+        self._names[tag] = dict(objects)
 
     def lookup(self, tag: str, payload: Any, path: str) -> Any:
         """The object ``{tag: payload}`` stands for."""

@@ -48,6 +48,7 @@ from symgraph_torch._cuda_graphs import CUDA_GRAPHS
 from symgraph_torch._executors import COMPILE
 from symgraph_torch._input import CustomInput, Input
 from symgraph_torch._model import DetachedSymbolicModel, SymbolicModel, optimize_module_calls
+from symgraph_torch._saving import register_layer_spec
 from symgraph_torch._tensor import SymbolicTensor
 from symgraph_torch._tracing import ModuleCall, install_module_call_hook
 
@@ -82,6 +83,7 @@ __all__ = [
     "graph_algorithms",
     "model_tools",
     "optimize_module_calls",
+    "register_layer_spec",
     "symbolic_api_2",
     "symbolic_data",
     "symbolic_model",
