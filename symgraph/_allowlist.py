@@ -36,6 +36,7 @@ __all__ = [
     "Allowlist",
     "is_dunder",
     "reference_of",
+    "register_allowed_module",
 ]
 
 #: Modules whose public functions and classes a spec may name, with their submodules
@@ -198,6 +199,26 @@ SAFE_BUILTINS = frozenset(
     }
 )
 
+# Modules that backends declare safe to name (their own layer classes).
+_REGISTERED_MODULES: set[str] = set()
+
+
+def register_allowed_module(name: str) -> None:
+    """Let every spec name the public functions and classes of module ``name`` (not its submodules).
+
+    For backends: a module of layer classes they ship, whose code is as
+    trusted as the backend's own.
+
+    Example:
+        >>> register_allowed_module("symgraph_torch.useful_layers")
+        >>> Allowlist().permits("symgraph_torch.useful_layers:ReshapeLayer")
+        True
+    """
+    if type(name) is not str or not _PATH.fullmatch(name):
+        raise TypeError(f"register_allowed_module() needs a module name, got {name!r}")
+    _REGISTERED_MODULES.add(name)
+
+
 _PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _MISSING = object()
 
@@ -342,6 +363,8 @@ class Allowlist:
             return True
         if module == "builtins":
             return len(parts) == 1 and qualname in SAFE_BUILTINS
+        if module in _REGISTERED_MODULES:
+            return not parts[0].startswith("_") and not any(p in DENIED_NAMES for p in parts)
         if not _module_allowed(module):
             return False
         if any(p in DENIED_NAMES for p in parts):
@@ -375,7 +398,9 @@ class Allowlist:
         try:
             found = _resolve(module, qualname)
         except Exception as exc:
-            raise SpecError(f"{where} names {escape(reference)}, which cannot be imported: {escape(exc)}") from None
+            raise SpecError(
+                f"{where} names {escape(reference)}, which cannot be imported: {escape(str(exc))}"
+            ) from None
         if found is _MISSING or isinstance(found, types.ModuleType):
             raise SpecError(f"{where} names {escape(reference)}, which is not a function, class or constant there")
         if expected is not _MISSING and found is not expected:

@@ -58,7 +58,7 @@ class FileReader:
             self._zip = zipfile.ZipFile(path)
         except (OSError, zipfile.BadZipFile) as exc:
             raise SpecError(
-                f"{escape(str(path))} is not a saved model (a directory or a zip file): {escape(exc)}"
+                f"{escape(str(path))} is not a saved model (a directory or a zip file): {escape(str(exc))}"
             ) from None
 
     def close(self) -> None:
@@ -103,7 +103,7 @@ class FileReader:
                 with open(self.path / name, "rb") as f:
                     data = f.read(size + 1)
         except (OSError, zipfile.BadZipFile, RuntimeError, EOFError) as exc:
-            raise SpecError(f"{escape(name)} cannot be read: {escape(exc)}") from None
+            raise SpecError(f"{escape(name)} cannot be read: {escape(str(exc))}") from None
         if len(data) != size:
             raise SpecError(f"{escape(name)} does not hold the {size} bytes its entry says")
         return data
@@ -136,7 +136,7 @@ def read_spec(data: bytes) -> Any:
     except RecursionError:
         raise SpecError("spec.json is nested too deeply") from None
     except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise SpecError(f"spec.json is not valid JSON: {escape(exc)}") from None
+        raise SpecError(f"spec.json is not valid JSON: {escape(str(exc))}") from None
 
 
 def _files(spec: dict[str, Any], constants: dict[str, Any]) -> dict[str, bytes]:

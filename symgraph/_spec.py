@@ -810,7 +810,7 @@ def _decode_leaf(tag: str, payload: Any, ctx: DecodeContext, where: str, depth: 
             except SpecError:
                 raise
             except (TypeError, ValueError, KeyError, OverflowError, RuntimeError) as exc:
-                raise SpecError(f"{where}: {escape(exc)}") from None
+                raise SpecError(f"{where}: {escape(str(exc))}") from None
     return ctx.lookup(tag, payload, where)
 
 
@@ -1044,7 +1044,7 @@ def _decode_plan(spec: Mapping[str, Any], ctx: DecodeContext, path: str) -> Plan
         except SpecError:
             raise
         except (TypeError, ValueError, KeyError) as exc:
-            raise SpecError(f"{where}: {escape(exc)}") from None
+            raise SpecError(f"{where}: {escape(str(exc))}") from None
         _check_op(op, where)
         if not parents.slots:
             raise SpecError(f"{where}: a step must use an input or an earlier step")
@@ -1109,7 +1109,7 @@ def _decode_check(j: Any, name: str, ctx: DecodeContext, path: str) -> Callable[
     except SpecError:
         raise
     except (TypeError, ValueError, KeyError, OverflowError, RuntimeError) as exc:
-        raise SpecError(f"{path}: {escape(exc)}") from None
+        raise SpecError(f"{path}: {escape(str(exc))}") from None
 
 
 # -- models --------------------------------------------------------------------------
@@ -1209,7 +1209,7 @@ def decode_model(spec: Any, ctx: DecodeContext, path: str = "") -> Any:
     except SpecError:
         raise
     except (TypeError, ValueError, KeyError, RuntimeError) as exc:
-        raise SpecError(f"{where}: the model cannot be built: {escape(exc, 500)}") from None
+        raise SpecError(f"{where}: the model cannot be built: {escape(str(exc), 500)}") from None
 
 
 def _check_manifest(manifest: Any) -> dict[str, dict[str, Any]]:

@@ -26,7 +26,7 @@ Example:
     2.0
 """
 
-from symgraph._allowlist import Allowlist, reference_of
+from symgraph._allowlist import Allowlist, reference_of, register_allowed_module
 from symgraph._backends import (
     ENTRY_POINT_GROUP,
     Backend,
@@ -206,6 +206,7 @@ __all__ = [
     "record",
     "record_operator",
     "reference_of",
+    "register_allowed_module",
     "register_backend",
     "register_check_codec",
     "register_constant_codec",

@@ -47,12 +47,14 @@ from symgraph.plugin import (
     decode_value,
     encode_model,
     encode_value,
+    register_allowed_module,
     register_check_codec,
     register_constant_codec,
     register_model_codec,
     register_op_codec,
     register_value_codec,
 )
+from symgraph_torch import useful_layers
 from symgraph_torch._compat import DunderCall
 from symgraph_torch._model import DetachedSymbolicModel, SymbolicModel
 from symgraph_torch._policy import distinct_modules, distinct_tensors, read_module
@@ -70,6 +72,8 @@ _LAYER_SPECS: dict[type, LayerSpec] = {}
 _INTERNALS = frozenset(vars(nn.Module()))
 _HOOKS = tuple(sorted(name for name in _INTERNALS if "hook" in name))
 _SKIPPED_ARGUMENTS = frozenset({"device", "dtype"})
+# Caches a layer derives from its parameters (the RNNs' flat weights), rebuilt after loading.
+_DERIVED = frozenset({"_flat_weights", "_flat_weight_refs"})
 
 # safetensors' names of the dtypes it stores.
 _SAFETENSORS_DTYPES = {
@@ -209,7 +213,7 @@ class SafetensorsCodec(ConstantCodec):
             try:
                 tensors = load(data)
             except Exception as exc:  # safetensors raises its own error types
-                raise SpecError(f"{name} is not a valid safetensors file: {escape(exc)}") from None
+                raise SpecError(f"{name} is not a valid safetensors file: {escape(str(exc))}") from None
             out.update({key: tensors[key] for key, entry in entries.items() if entry["file"] == name})
         return out
 
@@ -417,8 +421,8 @@ def _compare(original: nn.Module, rebuilt: nn.Module, name: str) -> None:
                     f"has {hooks.strip('_').replace('_', ' ')} at {where!r} (pruning, weight norm and "
                     "parametrizations add them), which the format does not store",
                 )
-        mine = {k: v for k, v in vars(a).items() if k not in _INTERNALS}
-        theirs = {k: v for k, v in vars(b).items() if k not in _INTERNALS}
+        mine = {k: v for k, v in vars(a).items() if k not in _INTERNALS and k not in _DERIVED}
+        theirs = {k: v for k, v in vars(b).items() if k not in _INTERNALS and k not in _DERIVED}
         for key in sorted(mine.keys() | theirs.keys()):
             if key not in mine or key not in theirs or not _same(mine[key], theirs[key]):
                 shown = describe(mine.get(key, "<missing>"))
@@ -464,7 +468,7 @@ def _encode_layer(module: nn.Module, name: str, ctx: EncodeContext) -> dict[str,
             rebuilt = type(module)(*args, **kwargs)
         except Exception as exc:  # the arguments read back do not build the layer
             raise _refuse_layer(
-                name, module, f"cannot be rebuilt from the arguments read back ({escape(exc)})"
+                name, module, f"cannot be rebuilt from the arguments read back ({escape(str(exc))})"
             ) from None
     _compare(module, rebuilt, name)
     where, ctx.where = ctx.where, f"layer {escape(name)!r}"
@@ -603,7 +607,7 @@ def _decode_layer(spec: Any, name: str, ctx: DecodeContext, where: str) -> nn.Mo
         with torch.device(device):
             layer = cls(*args, **kwargs)
     except Exception as exc:  # any failure of the constructor is a bad spec
-        raise SpecError(f"{where}: {escape(spec['class'])}(...) failed: {escape(exc, 300)}") from None
+        raise SpecError(f"{where}: {escape(spec['class'])}(...) failed: {escape(str(exc), 300)}") from None
     if not isinstance(layer, nn.Module):
         raise SpecError(f"{where}: {escape(spec['class'])}(...) did not make a layer")
     return layer
@@ -645,6 +649,8 @@ def _fill(layer: nn.Module, name: str, ctx: DecodeContext, where: str) -> None:
                         f"the layer needs {tuple(tensor.shape)}"
                     )
                 table[key] = loaded
+        if isinstance(module, nn.RNNBase):
+            module._init_flat_weights()  # it keeps its own list of the (meta) weights it was built with
 
 
 _SECTION = frozenset(
@@ -755,11 +761,58 @@ def _multihead_attention(module: nn.Module) -> tuple[list[Any], dict[str, Any]]:
     }
 
 
+def _recurrent(module: nn.Module) -> tuple[list[Any], dict[str, Any]]:
+    m: Any = module
+    kwargs = {
+        "input_size": m.input_size,
+        "hidden_size": m.hidden_size,
+        "num_layers": m.num_layers,
+        "bias": m.bias,
+        "batch_first": m.batch_first,
+        "dropout": m.dropout,
+        "bidirectional": m.bidirectional,
+    }
+    if isinstance(module, nn.LSTM):
+        kwargs["proj_size"] = m.proj_size
+    if isinstance(module, nn.RNN):
+        kwargs["nonlinearity"] = m.nonlinearity
+    return [], kwargs
+
+
+def _transformer_layer(module: nn.Module) -> tuple[list[Any], dict[str, Any]]:
+    m: Any = module
+    return [m.self_attn.embed_dim, m.self_attn.num_heads], {
+        "dim_feedforward": m.linear1.out_features,
+        "dropout": m.dropout.p,
+        "activation": m.activation,
+        "layer_norm_eps": m.norm1.eps,
+        "batch_first": m.self_attn.batch_first,
+        "norm_first": m.norm_first,
+        "bias": m.linear1.bias is not None,
+    }
+
+
+def _reshape(module: nn.Module) -> tuple[list[Any], dict[str, Any]]:
+    return [tuple(module.shape)], {"batch_size_included": True}  # type: ignore[arg-type]
+
+
+def _method_call(module: nn.Module) -> tuple[list[Any], dict[str, Any]]:
+    m: Any = module
+    return [m.method_name, *m.args], dict(m.kwds)
+
+
+for _layer_type in (nn.RNN, nn.LSTM, nn.GRU):
+    register_layer_spec(_layer_type, _recurrent)
+register_layer_spec(nn.TransformerEncoderLayer, _transformer_layer)
+register_layer_spec(useful_layers.ReshapeLayer, _reshape)
+register_layer_spec(useful_layers.ViewCopyLayer, _reshape)
+register_layer_spec(useful_layers.MethodCall, _method_call)
 register_layer_spec(nn.Sequential, _sequential)
 register_layer_spec(nn.ModuleList, _module_list)
 register_layer_spec(nn.ModuleDict, _module_dict)
 register_layer_spec(nn.MultiheadAttention, _multihead_attention)
 register_constant_codec(_CODEC)
+register_allowed_module("symgraph_torch.useful_layers")
 register_value_codec(
     ValueCodec(
         "$torch", (torch.dtype, torch.layout, torch.memory_format), _encode_torch_constant, _decode_torch_constant
