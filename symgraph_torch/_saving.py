@@ -344,7 +344,8 @@ def _decode_check(fields: dict[str, Any], name: str, ctx: DecodeContext, where: 
 # -- layers ----------------------------------------------------------------------------
 def _refuse_layer(name: str, module: nn.Module, why: str) -> SaveError:
     return SaveError(
-        f"cannot save this model in the symgraph format: layer {escape(name)!r} ({type(module).__qualname__}) "
+        f"cannot save this model in the symgraph format: layer {escape(name)!r} "
+        f"({type(module).__module__}.{type(module).__qualname__}) "
         f"{why}. Register a spec function for its class (symgraph_torch.register_layer_spec), or save the "
         "model with torch.save"
     )

@@ -17,6 +17,7 @@ import importlib
 import json
 import math
 import operator
+import re
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -100,7 +101,8 @@ def assert_same_structure(loaded: SymbolicModel, model: SymbolicModel) -> None:
     assert [s.name for s in loaded.plan.steps] == [s.name for s in model.plan.steps]
     assert loaded.plan.input_keys == model.plan.input_keys
     assert summary_of(loaded) == summary_of(model)
-    assert loaded.source == model.source
+    # The constant pool may be numbered differently; the code must be the same.
+    assert re.sub(r"\bc\d+\b", "c", loaded.source) == re.sub(r"\bc\d+\b", "c", model.source)
     assert loaded.executor == model.executor
     assert loaded.executor_options == model.executor_options
     assert loaded.check_inputs == model.check_inputs
