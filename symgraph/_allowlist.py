@@ -32,6 +32,7 @@ __all__ = [
     "DENIED_ATTRIBUTES",
     "DENIED_MODULES",
     "DENIED_NAMES",
+    "INTROSPECTION_PREFIXES",
     "SAFE_BUILTINS",
     "Allowlist",
     "is_dunder",
@@ -63,6 +64,7 @@ DENIED_MODULES = frozenset(
         "numpy.testing",
         "numpy._pytesttester",
         "numpy.rec",
+        "numpy.lib.stride_tricks",
         "torch.hub",
         "torch.package",
         "torch.serialization",
@@ -85,6 +87,9 @@ DENIED_MODULES = frozenset(
         "torch.ops",
         "torch.classes",
         "torch.backends",
+        "torch.profiler",
+        "torch.autograd.profiler",
+        "torch.ao.quantization.quantize_fx",
     }
 )
 
@@ -137,14 +142,33 @@ DENIED_NAMES = frozenset(
         "set_default_device",
         "set_default_dtype",
         "set_default_tensor_type",
+        "as_strided",
+        "NpzFile",
     }
 )
 
 #: Attribute and method names a spec may not record on a value: what reaches
-#: files, pickles or code whatever the value is.
+#: files, pickles or code whatever the value is, and format strings, which read
+#: attributes by name.
 DENIED_ATTRIBUTES = DENIED_NAMES | frozenset(
-    {"read", "write", "system", "popen", "exec", "eval", "register_forward_hook", "register_forward_pre_hook"}
+    {
+        "read",
+        "write",
+        "system",
+        "popen",
+        "exec",
+        "eval",
+        "format",
+        "format_map",
+        "ctypes",
+        "mro",
+        "register_forward_hook",
+        "register_forward_pre_hook",
+    }
 )
+# Frames, code objects, generators and tracebacks lead to a module's globals, and
+# from there to any builtin: the attributes that reach them are refused by prefix.
+INTROSPECTION_PREFIXES = ("f_", "gi_", "cr_", "ag_", "co_", "tb_", "func_")
 
 #: Builtins a spec may call: pure functions and constructors of plain values.
 SAFE_BUILTINS = frozenset(
@@ -364,10 +388,10 @@ class Allowlist:
         if module == "builtins":
             return len(parts) == 1 and qualname in SAFE_BUILTINS
         if module in _REGISTERED_MODULES:
-            return not parts[0].startswith("_") and not any(p in DENIED_NAMES for p in parts)
+            return not parts[0].startswith("_") and not any(p in DENIED_ATTRIBUTES for p in parts)
         if not _module_allowed(module):
             return False
-        if any(p in DENIED_NAMES for p in parts):
+        if any(p in DENIED_ATTRIBUTES or p.startswith(INTROSPECTION_PREFIXES) for p in parts):
             return False
         # A private name of a default module is internal (numpy._core is where numpy's
         # functions live, but numpy._core._internal is not a public function).

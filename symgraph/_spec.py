@@ -35,7 +35,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from symgraph._allowlist import DENIED_ATTRIBUTES, Allowlist, is_dunder, reference_of
+from symgraph._allowlist import DENIED_ATTRIBUTES, INTROSPECTION_PREFIXES, Allowlist, reference_of
 from symgraph._backends import backend_for
 from symgraph._errors import SaveError, SpecError
 from symgraph._operators import OPERATORS
@@ -853,26 +853,58 @@ def decode_value(j: Any, ctx: DecodeContext, path: str) -> Any:
 _STEP_KEYS = frozenset({"name", "display", "op", "of", "description", "where"})
 
 
+# Private names are internals (a tensor's _share_filename_cpu_), refused but for
+# the public API of named tuples.
+_PUBLIC_PRIVATE_NAMES = frozenset({"_asdict", "_replace", "_fields", "_make", "_field_defaults"})
+
+
 def _check_name(name: str, path: str) -> None:
-    if (is_dunder(name) and name not in _OPERATOR_DUNDERS) or name in DENIED_ATTRIBUTES:
+    private = name.startswith("_") and name not in _OPERATOR_DUNDERS and name not in _PUBLIC_PRIVATE_NAMES
+    if private or name in DENIED_ATTRIBUTES or name.startswith(INTROSPECTION_PREFIXES):
         raise SpecError(
-            f"{path}: the attribute or method name {escape(name)!r} is refused when loading: dunder names "
-            "(but operators') and names that reach files, pickles or code are never looked up from a spec"
+            f"{path}: the attribute or method name {escape(name)!r} is refused when loading: private and "
+            "dunder names (but operators'), the attributes of frames, code and generators, and names that "
+            "reach files, pickles or code are never looked up from a spec"
         )
 
 
-_NAME_ARGUMENT = {getattr, hasattr}
+# Builtins that read an attribute named by a string: allowed only as the function
+# a step calls, with a constant name that is checked. Anywhere else (map(getattr,
+# ...), a partial of it, a key= argument) the name would come from data.
+_NAME_GETTERS = (getattr, hasattr)
+
+
+def _holds_name_getter(value: Any) -> bool:
+    stack = [value]
+    budget = 100_000  # constants are JSON-sized; a bound keeps a hostile one from stalling
+    while stack and budget:
+        budget -= 1
+        item = stack.pop()
+        if any(item is f for f in _NAME_GETTERS):
+            return True
+        if type(item) in (list, tuple, set, frozenset):
+            stack.extend(item)
+        elif type(item) is dict:
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif type(item) is functools.partial:
+            stack.extend((item.func, *item.args, *item.keywords.values()))
+    return bool(stack)
 
 
 def _check_op(op: Operation, path: str) -> None:
     """Refuse what a hostile spec could reach through names resolved at run time."""
     if isinstance(op, (GetAttr, MethodCall)):
         _check_name(op.name, path)
-    if isinstance(op, Call) and isinstance(op.func, Const) and any(op.func.value is f for f in _NAME_ARGUMENT):
+    templates = list(op.templates())
+    if isinstance(op, Call) and isinstance(op.func, Const) and any(op.func.value is f for f in _NAME_GETTERS):
         name = op.args[1] if len(op.args) > 1 else None
         if not (isinstance(name, Const) and type(name.value) is str):
             raise SpecError(f"{path}: getattr and hasattr may only be called with a constant str name")
         _check_name(name.value, path)
+        templates.remove(op.func)
+    if any(_holds_name_getter(value) for template in templates for value in template.constants()):
+        raise SpecError(f"{path}: getattr and hasattr may only be the function a step calls, with a constant name")
 
 
 def _encode_field(value: Any, kind: str, names: Sequence[str], ctx: EncodeContext) -> Any:
