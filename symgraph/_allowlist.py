@@ -284,6 +284,8 @@ def _candidates(obj: Any) -> Iterable[tuple[str, str]]:
         # The shortest package that has it: torch.nn:Conv2d rather than
         # torch.nn.modules.conv:Conv2d (each is checked to be the same object).
         parts = module.split(".")
+        if parts[0].startswith("_"):
+            yield parts[0].lstrip("_"), name  # operator.add reports the C module _operator
         for k in range(1, len(parts) + 1):
             yield ".".join(parts[:k]), name
     if isinstance(qualname, str) and qualname != name:

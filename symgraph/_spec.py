@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 from symgraph._allowlist import DENIED_ATTRIBUTES, INTROSPECTION_PREFIXES, Allowlist, reference_of
 from symgraph._backends import backend_for
-from symgraph._errors import SaveError, SpecError
+from symgraph._errors import SaveError, SpecError, SymgraphError
 from symgraph._operators import OPERATORS
 from symgraph._ops import Call, Elements, GetAttr, MethodCall, Operation, Operator, Slice, Unpack
 from symgraph._plan import InputSpec, Plan, Step
@@ -1238,8 +1238,8 @@ def decode_model(spec: Any, ctx: DecodeContext, path: str = "") -> Any:
     options = _decode_options(spec["options"], ctx, f"{path}options")
     try:
         return build(plan, options)
-    except SpecError:
-        raise
+    except SymgraphError:
+        raise  # an executor that cannot run here, say: its own error says why
     except (TypeError, ValueError, KeyError, RuntimeError) as exc:
         raise SpecError(f"{where}: the model cannot be built: {escape(str(exc), 500)}") from None
 

@@ -99,6 +99,8 @@ _TORCH_CONSTANTS = {
 }
 _TORCH_CONSTANT_NAMES = {value: name for name, value in sorted(_TORCH_CONSTANTS.items(), reverse=True)}
 _TENSORS_FILE = "tensors.safetensors"
+#: The most bytes of weights ``from_spec`` initialises for one layer when no constants are given.
+MAX_FRESH_BYTES = 2**32
 _MAX_HEADER = 100 * 2**20
 
 
@@ -595,22 +597,44 @@ def _decode_layer(spec: Any, name: str, ctx: DecodeContext, where: str) -> nn.Mo
     cls = ctx.allow.resolve(spec["class"], f"{where}.class")
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)) or issubclass(cls, DetachedSymbolicModel):
         raise SpecError(f"{where}.class: {escape(spec['class'])} is not an nn.Module layer class")
-    inside, ctx.state["torch.in_layer"] = ctx.state.get("torch.in_layer", False), True
+    if ctx.state.get("torch.in_layer"):
+        # A layer's argument (Sequential's child): built where its holder is.
+        return _construct_from(cls, spec, ctx, where, ctx.state.get("torch.device", "meta"))
+    # On the meta device first, always: what a hostile spec asks for is never
+    # allocated before its size is known.
+    layer = _construct_from(cls, spec, ctx, where, "meta")
+    if ctx.constants is None:
+        size = sum(t.numel() * t.element_size() for _, t in _named_tensors(layer))
+        if size > MAX_FRESH_BYTES:
+            raise SpecError(
+                f"{where}: the layer's weights take {size} bytes, more than the {MAX_FRESH_BYTES} that from_spec "
+                "initialises without constants (symgraph_torch._saving.MAX_FRESH_BYTES)"
+            )
+        layer = _construct_from(cls, spec, ctx, where, "cpu")
+    return layer
+
+
+def _construct_from(cls: type, spec: dict[str, Any], ctx: DecodeContext, where: str, device: str) -> nn.Module:
+    saved = ctx.state.get("torch.in_layer", False), ctx.state.get("torch.device", "meta")
+    ctx.state["torch.in_layer"], ctx.state["torch.device"] = True, device
     try:
         args = decode_value(spec["args"], ctx, f"{where}.args")
         kwargs = decode_value(spec["kwargs"], ctx, f"{where}.kwargs")
     finally:
-        ctx.state["torch.in_layer"] = inside
+        ctx.state["torch.in_layer"], ctx.state["torch.device"] = saved
     if type(args) is not list or type(kwargs) is not dict or not all(type(k) is str for k in kwargs):
         raise SpecError(f"{where}: args must be a list and kwargs an object")
-    device = "meta" if ctx.constants is not None else "cpu"
+    return _construct(cls, args, kwargs, device, spec["class"], where)
+
+
+def _construct(cls: type, args: list[Any], kwargs: dict[str, Any], device: str, name: str, where: str) -> nn.Module:
     try:
         with torch.device(device):
             layer = cls(*args, **kwargs)
     except Exception as exc:  # any failure of the constructor is a bad spec
-        raise SpecError(f"{where}: {escape(spec['class'])}(...) failed: {escape(str(exc), 300)}") from None
+        raise SpecError(f"{where}: {escape(name)}(...) failed: {escape(str(exc), 300)}") from None
     if not isinstance(layer, nn.Module):
-        raise SpecError(f"{where}: {escape(spec['class'])}(...) did not make a layer")
+        raise SpecError(f"{where}: {escape(name)}(...) did not make a layer")
     return layer
 
 
