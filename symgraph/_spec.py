@@ -1042,7 +1042,7 @@ def _decode_plan(spec: Mapping[str, Any], ctx: DecodeContext, path: str) -> Plan
         inputs.append(InputSpec(display, description, check))
     if not inputs:
         raise SpecError(f"{path}inputs: a model needs at least one input")
-    keys = spec["input_keys"]
+    keys = spec.get("input_keys")
     if keys is not None:
         if type(keys) is not list or len(keys) != len(inputs) or not all(type(k) is str for k in keys):
             raise SpecError(f"{path}input_keys: expected null or one str per input")
@@ -1205,7 +1205,9 @@ def model_to_spec(model: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return spec, ctx.constants
 
 
-_TOP_KEYS = {"format", "version", "model", "inputs", "input_keys", "steps", "outputs", "options"}
+_TOP_KEYS = {"format", "version", "model", "inputs", "steps", "outputs"}
+# What a person writing a spec may leave out: no dict inputs, the default options.
+_DEFAULT_OPTIONS = {"check_inputs": True, "executor": "codegen", "executor_options": {}}
 
 
 def decode_model(spec: Any, ctx: DecodeContext, path: str = "") -> Any:
@@ -1228,14 +1230,14 @@ def decode_model(spec: Any, ctx: DecodeContext, path: str = "") -> Any:
     if type(kind) is not str:
         raise SpecError(f"{where}: 'model' must name the model kind, got {escape(repr(kind))}")
     codec = model_codec_for_kind(kind)
-    optional: set[str] = {kind, "constants"} if path == "" else {kind}
+    optional: set[str] = {kind, "input_keys", "options", *({"constants"} if path == "" else ())}
     _fields(spec, where, _TOP_KEYS, optional)
     section = spec.get(kind, {})
     if type(section) is not dict:
         raise SpecError(f"{path}{kind}: expected an object")
     build = codec.decode(section, ctx, f"{path}{kind}")
     plan = _decode_plan(spec, ctx, path)
-    options = _decode_options(spec["options"], ctx, f"{path}options")
+    options = _decode_options(spec.get("options", _DEFAULT_OPTIONS), ctx, f"{path}options")
     try:
         return build(plan, options)
     except SymgraphError:

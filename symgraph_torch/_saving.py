@@ -678,14 +678,25 @@ def _fill(layer: nn.Module, name: str, ctx: DecodeContext, where: str) -> None:
             module._init_flat_weights()  # it keeps its own list of the (meta) weights it was built with
 
 
+_SECTION_DEFAULTS: dict[str, Any] = {
+    "training": True,
+    "direct_calls": False,
+    "input_shape": None,
+    "output_shape": None,
+    "parameters": [],
+    "frozen": [],
+    "tied": {},
+}
 _SECTION = frozenset(
     {"layers", "training", "direct_calls", "input_shape", "output_shape", "parameters", "frozen", "tied"}
 )
 
 
 def _decode_model(section: dict[str, Any], ctx: DecodeContext, path: str) -> Callable[[Plan, dict[str, Any]], Any]:
-    if set(section) != _SECTION:
-        raise SpecError(f"{path}: expected the keys {', '.join(sorted(_SECTION))}")
+    if "layers" not in section or set(section) - _SECTION:
+        raise SpecError(f"{path}: expected 'layers' and any of {', '.join(sorted(_SECTION - {'layers'}))}")
+    # What a person writing a spec may leave out: no tied, frozen or graph parameters.
+    section = {**_SECTION_DEFAULTS, **section}
     prefix = ctx.state.get("torch.prefix", "")
     for key in ("training", "direct_calls"):
         if type(section[key]) is not bool:
