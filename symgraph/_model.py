@@ -391,7 +391,7 @@ class SymbolicModel(ExecutorChoice):
     # -- structure -----------------------------------------------------------------
     def _graph_or_raise(self, what: str) -> WeakGraph:
         if self._graph is None:
-            raise MissingGraphError(f"{what}: this model was unpickled or copied and no longer holds its graph")
+            raise MissingGraphError(f"{what}: this model was unpickled, copied or loaded and holds no graph")
         return self._graph
 
     @property

@@ -32,6 +32,7 @@ import dataclasses
 import functools
 import math
 import threading
+import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -206,7 +207,12 @@ class ConstantCodec:
     types: tuple[type, ...] = ()
 
     def describe(self, value: Any) -> dict[str, Any]:
-        """The manifest fields of ``value`` (its dtype and shape), JSON values."""
+        """The manifest fields of ``value`` (its dtype and shape), JSON values.
+
+        Raises:
+            TypeError: the codec cannot store this value; the message says what
+                it is, to follow "holds" ("an array of dtype object, ...").
+        """
         raise NotImplementedError  # pragma: no cover - abstract
 
     def write(self, values: Mapping[str, Any]) -> dict[str, tuple[str, bytes]]:
@@ -424,9 +430,13 @@ class EncodeContext:
                 key += "_"
         if key in self.constants:
             raise SaveError(f"cannot save this model: two constants are both named {escape(key)!r}")
+        try:
+            described = codec.describe(value)
+        except TypeError as exc:
+            raise self.refuse(f"holds {exc}") from None
         self.constants[key] = value
         self._by_id[id(value)] = key
-        self.manifest[key] = {"codec": codec.name, **codec.describe(value)}
+        self.manifest[key] = {"codec": codec.name, **described}
         return {"$constant": key}
 
     def refuse(self, what: str) -> SaveError:
@@ -610,6 +620,12 @@ def _reference(obj: Any, ctx: EncodeContext) -> str:
     reference = reference_of(obj)
     if reference is not None:
         return reference
+    if not isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType)):
+        raise ctx.refuse(
+            f"holds {describe(obj)}, a {type(obj).__qualname__} object: the symgraph format names functions and "
+            "classes by their import path, and stores no other objects. Use a function defined at the top level "
+            "of a module instead (loading then needs allow=[it]), or save the model with pickle"
+        )
     name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
     raise ctx.refuse(
         f"uses {escape(name)}, which has no import path for the spec to name: lambdas, functions and classes "

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.lib import format as npy_format
 
-from symgraph import SaveError, SpecError
+from symgraph import SpecError
 from symgraph.plugin import (
     CheckCodec,
     ConstantCodec,
@@ -48,8 +48,10 @@ def dtype_to_spec(dtype: np.dtype[Any], ctx: EncodeContext | None = None) -> str
         ('<f4', '<M8[s]')
     """
     if dtype.fields is not None or dtype.subdtype is not None or dtype.hasobject:
-        what = f"the dtype {dtype}, which the symgraph format does not store (object and structured dtypes)"
-        raise ctx.refuse(f"has {what}") if ctx is not None else SaveError(f"cannot save {what}")
+        what = f"the dtype {dtype}, which the symgraph format does not store (object and structured dtypes need pickle)"
+        if ctx is not None:
+            raise ctx.refuse(f"has {what}")
+        raise TypeError(f"an array of {what}")
     return dtype.str
 
 

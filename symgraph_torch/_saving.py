@@ -165,12 +165,13 @@ class SafetensorsCodec(ConstantCodec):
     def describe(self, value: Any) -> dict[str, Any]:
         tensor: torch.Tensor = value
         if tensor.layout is not torch.strided or tensor.is_quantized or tensor.device.type == "meta":
-            raise SaveError(
-                "cannot save this model in the symgraph format: it holds a "
-                f"{'quantized' if tensor.is_quantized else tensor.layout} tensor on {tensor.device}, which "
-                "safetensors does not store; save it with torch.save"
+            kind = "quantized" if tensor.is_quantized else str(tensor.layout).removeprefix("torch.")
+            raise TypeError(
+                f"a {kind} tensor on {tensor.device}, which safetensors does not store; save with torch.save"
             )
-        return {"dtype": _dtype_name(tensor.dtype, "a constant"), "shape": list(tensor.shape)}
+        if tensor.dtype not in _SAFETENSORS_DTYPES:
+            raise TypeError(f"a {tensor.dtype} tensor, which safetensors does not store; save with torch.save")
+        return {"dtype": str(tensor.dtype).removeprefix("torch."), "shape": list(tensor.shape)}
 
     def check(self, value: Any, entry: Mapping[str, Any], where: str) -> None:
         if not isinstance(value, torch.Tensor):
@@ -531,6 +532,7 @@ def _encode_model(model: DetachedSymbolicModel, ctx: EncodeContext) -> tuple[Pla
             frozen.append(full)
 
     for name, current in current_layers:
+        ctx.where = f"layer {escape(name)!r}"
         if not isinstance(current, DetachedSymbolicModel):
             for key, tensor in _named_tensors(current):
                 store(f"{name}.{key}", tensor)
@@ -540,6 +542,7 @@ def _encode_model(model: DetachedSymbolicModel, ctx: EncodeContext) -> tuple[Pla
         layers[name] = layer
     # After the layers: a nested model among them set its own paths meanwhile.
     ctx.state["torch.module_paths"] = paths
+    ctx.where = "a tensor constant of the graph"
     for constant, name in zip(distinct_tensors(plan), model._tensor_names, strict=True):
         held = model._parameters.get(name) if name in model._parameters else model._buffers.get(name)
         assert held is not None
