@@ -253,7 +253,10 @@ def test_indexing_and_slices_with_symbolic_bounds(route: str, tmp_path: Path) ->
     check_roundtrip(
         indexing,
         ([0, 1, 2, 3, 4, 5], "symbolic", 1, 4, {"row": [9, 8, 7, 6, 5]}),
-        [([10, 20, 30, 40, 50, 60, 70], "graphs!", 2, 5, {"row": [1, 2, 3, 4, 5, 6]}), ([5, 4, 3], "abc", 0, 2, {"row": [1]})],
+        [
+            ([10, 20, 30, 40, 50, 60, 70], "graphs!", 2, 5, {"row": [1, 2, 3, 4, 5, 6]}),
+            ([5, 4, 3], "abc", 0, 2, {"row": [1]}),
+        ],
         route,
         tmp_path,
     )

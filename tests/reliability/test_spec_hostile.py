@@ -186,7 +186,6 @@ DANGEROUS = [
     "numpy.testing:assert_equal",
     "numpy.f2py:compile",
     "numpy.rec:fromfile",
-    "numpy.ndarray.tofile",
     "numpy:ndarray.tofile",
     "numpy:ndarray.dump",
     "numpy:mean.__globals__",
@@ -223,12 +222,13 @@ MALFORMED_REFERENCES = [
     ["numpy", "mean"],
     {"module": "numpy"},
     "math:no_such_function",
-    "math:pi.real",
+    "numpy.ndarray.tofile",
 ]
 
 
-def _placements(obj: Any) -> dict[str, dict[str, Any]]:
-    """Specs holding ``obj`` as a callee, an argument, a keyword, a partial, a named tuple type, an output."""
+def _placements(reference: Any) -> dict[str, dict[str, Any]]:
+    """Specs naming ``reference`` as a callee, an argument, a keyword, a partial, a named tuple type, an output."""
+    obj = {"$object": reference}
     return {
         "func": step_spec(call_step(obj, X, TOUCH)),
         "arg": step_spec(call_step({"$object": "builtins:map"}, obj, X)),
@@ -237,7 +237,7 @@ def _placements(obj: Any) -> dict[str, dict[str, Any]]:
             call_step({"$partial": {"func": obj, "args": [TOUCH], "kwargs": {}}}, X),
         ),
         "namedtuple": step_spec(
-            call_step({"$object": "builtins:len"}, {"$namedtuple": {"type": obj, "items": [X]}}),
+            call_step({"$object": "builtins:len"}, {"$namedtuple": {"type": reference, "items": [X]}}),
         ),
         "output": {**step_spec(call_step({"$object": "builtins:len"}, X)), "outputs": [{"$ref": "y"}, obj]},
         "executor_option": {
@@ -253,63 +253,51 @@ PLACES = list(_placements(None))
 @pytest.mark.parametrize("place", PLACES)
 def test_placements_work_with_an_allowed_object(place: str) -> None:
     # The valid twin of every placement below: only the named object is hostile there.
-    allowed = {
-        "func": "builtins:max",
-        "arg": "builtins:abs",
-        "kwarg": "builtins:abs",
-        "partial": "builtins:max",
-        "namedtuple": "builtins:tuple",
-        "output": "math:sqrt",
-        "executor_option": "math:sqrt",
-    }[place]
-    spec = _placements({"$object": allowed})[place]
-    if place == "func":
-        spec["steps"][0]["args"] = [X, 0]
-    if place == "partial":
-        spec["steps"][0]["func"]["$partial"]["args"] = [0]
-    if place == "namedtuple":
-        # builtins:tuple is no named tuple class: a valid twin needs an allowed one.
-        refused(spec, match="not a named tuple class")
-        return
-    if place == "executor_option":
-        # A function is not an executor name: the twin checks the option is read at all.
-        refused(spec)
-        return
-    model = SymbolicModel.from_spec(spec)
     data = [-3, 2]
-    got = model(data)
-    expected = {
-        "func": max(data, 0),
-        "arg": lambda: list(map(abs, data)),
-        "kwarg": sorted(data, key=abs),
-        "partial": max(0, data),
-        "output": [len(data), math.sqrt],
-    }[place]
-    if place == "arg":
-        assert list(got) == expected()
+    if place == "func":
+        spec = _placements("builtins:sorted")[place]
+        spec["steps"][0]["args"] = [X]
+        assert SymbolicModel.from_spec(spec)(data) == sorted(data)
+    elif place == "arg":
+        spec = _placements("builtins:abs")[place]
+        assert list(SymbolicModel.from_spec(spec)(data)) == list(map(abs, data))
+    elif place == "kwarg":
+        spec = _placements("builtins:abs")[place]
+        assert SymbolicModel.from_spec(spec)(data) == sorted(data, key=abs)
+    elif place == "partial":
+        spec = _placements("builtins:max")[place]
+        spec["steps"][0]["func"]["$partial"]["args"] = [[0]]
+        assert SymbolicModel.from_spec(spec)(data) == max([0], data)
+    elif place == "namedtuple":
+        # A named tuple class the loader permits by default: none in builtins, math or operator.
+        refused(_placements("builtins:tuple")[place], match="not a named tuple class")
+    elif place == "output":
+        spec = _placements("math:sqrt")[place]
+        assert SymbolicModel.from_spec(spec)(data) == [len(data), math.sqrt]
     else:
-        assert got == expected
+        # A function is not an executor's name: the option is decoded, then refused.
+        refused(_placements("math:sqrt")[place], match="fallback")
 
 
 @pytest.mark.parametrize("place", PLACES)
 @pytest.mark.parametrize("reference", DANGEROUS)
 def test_dangerous_objects_are_refused(reference: str, place: str, sentinel: Path) -> None:
     modules = set(sys.modules)
-    error = refused(_placements({"$object": reference})[place])
-    assert reference in str(error) or place == "executor_option"
+    error = refused(_placements(reference)[place])
+    assert reference in str(error)
     # Refused by name: loading imported nothing new (torch, subprocess, ...).
     assert set(sys.modules) - modules == set()
 
 
 @pytest.mark.parametrize("reference", DANGEROUS)
 def test_dangerous_objects_name_how_to_allow_them(reference: str) -> None:
-    message = str(refused(_placements({"$object": reference})["func"]))
-    assert "allow=" in message or "not a function" in message
+    message = str(refused(_placements(reference)["func"]))
+    assert "allow=" in message
 
 
 @pytest.mark.parametrize("reference", MALFORMED_REFERENCES, ids=repr)
 def test_malformed_references_are_refused(reference: Any) -> None:
-    refused(_placements({"$object": reference})["func"])
+    refused(_placements(reference)["func"])
 
 
 @pytest.mark.parametrize(
@@ -326,7 +314,7 @@ def test_malformed_references_are_refused(reference: Any) -> None:
 )
 def test_file_functions_under_their_implementation_modules_are_refused(reference: str) -> None:
     pytest.importorskip("numpy")
-    refused(_placements({"$object": reference})["func"])
+    refused(_placements(reference)["func"])
 
 
 GETATTR = {"$object": "builtins:getattr"}
@@ -339,15 +327,13 @@ def _getattr_escapes(name: str) -> dict[str, dict[str, Any]]:
         "operator.call": step_spec(call_step({"$object": "operator:call"}, GETATTR, X, name)),
         "partial": step_spec(call_step({"$partial": {"func": GETATTR, "args": [], "kwargs": {}}}, X, name)),
         "partial-bound-name": step_spec(
-            call_step({"$object": "builtins:map"}, {"$partial": {"func": GETATTR, "args": [], "kwargs": {}}}, [X], [name])
+            call_step(
+                {"$object": "builtins:map"}, {"$partial": {"func": GETATTR, "args": [], "kwargs": {}}}, [X], [name]
+            )
         ),
         "map": step_spec(
             call_step({"$object": "builtins:map"}, GETATTR, [X], [name], name="m"),
             call_step({"$object": "builtins:next"}, {"$ref": "m"}),
-        ),
-        "numpy.vectorize": step_spec(
-            call_step({"$object": "numpy:vectorize"}, GETATTR, name="v"),
-            call_step({"$ref": "v"}, X, name),
         ),
     }
 
@@ -362,8 +348,6 @@ def test_getattr_with_a_safe_name_works() -> None:
 @pytest.mark.parametrize("route", list(_getattr_escapes("real")))
 @pytest.mark.parametrize("name", ["__class__", "__globals__", "__self__", "__subclasses__", "__dict__", "__reduce__"])
 def test_getattr_of_dunder_names_is_refused(name: str, route: str, sentinel: Path) -> None:
-    if route == "numpy.vectorize":
-        pytest.importorskip("numpy")
     refused(_getattr_escapes(name)[route])
 
 
@@ -384,16 +368,23 @@ def test_getattr_needs_a_constant_safe_name(args: list[Any]) -> None:
     refused(step_spec(call_step(GETATTR, *args)))
 
 
-def test_the_dunder_code_execution_chain_is_refused(sentinel: Path) -> None:
-    # builtins.len.__self__ is the builtins module, whose exec runs code.
-    for route in ("operator.call", "partial"):
-        via = _getattr_escapes("__self__")[route]["steps"][0]
-        module = {**via, "name": "module", "args": [*via["args"][:-1], {"$object": "builtins:len"}, "__self__", X]}
-        if route == "partial":
-            module["args"] = [{"$object": "builtins:len"}, "__self__", X]
-        run = {**module, "name": "run_exec", "args": [*module["args"][:-3], {"$ref": "module"}, "exec"]}
-        spec = step_spec(module, run, call_step({"$ref": "run_exec"}, OPEN, X, name="y"))
-        refused(spec)
+@pytest.mark.parametrize("route", ["operator.call", "partial"])
+def test_the_dunder_code_execution_chain_is_refused(route: str, sentinel: Path) -> None:
+    # builtins.len.__self__ is the builtins module, whose exec runs code: three steps
+    # from a spec to running OPEN, if getattr can be reached as a value.
+    length = {"$object": "builtins:len"}
+    if route == "operator.call":
+        via = {"$object": "operator:call"}
+        lead: list[Any] = [GETATTR]
+    else:
+        via = {"$partial": {"func": GETATTR, "args": [], "kwargs": {}}}
+        lead = []
+    spec = step_spec(
+        call_step(via, *lead, length, "__self__", X, name="module"),
+        call_step(via, *lead, {"$ref": "module"}, "exec", name="run"),
+        call_step({"$ref": "run"}, OPEN, name="y"),
+    )
+    refused(spec)
 
 
 HOSTILE_ATTRIBUTES = [
@@ -522,7 +513,7 @@ WRONG_TYPES: list[tuple[tuple[Any, ...], Any]] = [
     *((("inputs", 1, "display"), v) for v in STR_WRONG),
     *((("inputs", 0, "description"), v) for v in STR_WRONG),
     *((("inputs", 0, "check"), v) for v in ["x", 1, [], {}, True, {"kind": 1}, {"kind": "nope"}, {"kind": "x.y"}]),
-    *((("inputs", 0), v) for v in [*STR_WRONG[:1], "x", [], None, {}]),
+    *((("inputs", 0), v) for v in [1, "x", [], None, {}]),
     *((("steps", 0), v) for v in [1, "x", [], None, {}]),
     *((("steps", STEP[s], "name"), v) for s in ("ordered", "root") for v in [*STR_WRONG, ""]),
     *((("steps", STEP[s], "display"), v) for s in ("ordered", "loud") for v in STR_WRONG),
@@ -536,8 +527,8 @@ WRONG_TYPES: list[tuple[tuple[Any, ...], Any]] = [
     *((("steps", STEP["ordered"], "kwargs"), v) for v in [{"$tuple": []}, {"$dict": [[1, 2]]}, {"$ref": "x"}]),
     *((("steps", STEP["plus"], "symbol"), v) for v in [*STR_WRONG, "nope", "", "**x", "__add__", "add"]),
     *((("steps", STEP["plus"], "operands"), v) for v in [*LIST_WRONG, [], [{"$ref": "real"}], [1, 2, 3, 4]]),
-    *((("steps", STEP["real"], "attr"), v) for v in [*STR_WRONG, "", "not a name", "a.b", "1x", "real\n"]),
-    *((("steps", STEP["loud"], "method"), v) for v in [*STR_WRONG, "", "up per", "a.b", "x)\n"]),
+    *((("steps", STEP["real"], "attr"), v) for v in STR_WRONG),
+    *((("steps", STEP["loud"], "method"), v) for v in STR_WRONG),
     *((("steps", STEP["second"], "index"), v) for v in [*INT_WRONG, -1]),
     *((("steps", STEP["second"], "by_index"), v) for v in BOOL_WRONG),
     *((("steps", STEP["items"], "length"), v) for v in [*INT_WRONG, -1]),
@@ -554,22 +545,12 @@ def test_wrong_types_and_values_of_every_field_are_refused(path: tuple[Any, ...]
     refused(_set(base_spec(), path, value))
 
 
+_OPTIONAL = {"display", "description", "where", "check"}
 REQUIRED = [
-    ("format",),
-    ("version",),
-    ("model",),
-    ("inputs",),
-    ("input_keys",),
-    ("steps",),
-    ("outputs",),
-    ("options",),
+    *((key,) for key in base_spec() if key != "constants"),
     ("inputs", 0, "name"),
-    *(("steps", i, key) for i, step in enumerate(base_spec()["steps"]) for key in step if key not in _OPTIONAL_STEP)
-    if (_OPTIONAL_STEP := {"display", "description", "where"})
-    else (),
-    ("options", "check_inputs"),
-    ("options", "executor"),
-    ("options", "executor_options"),
+    *(("steps", i, key) for i, step in enumerate(base_spec()["steps"]) for key in step if key not in _OPTIONAL),
+    *(("options", key) for key in base_spec()["options"]),
 ]
 
 
@@ -607,10 +588,13 @@ def test_unknown_keys_are_refused(path: tuple[Any, ...], extra: dict[str, Any]) 
         {"$pickle": "gASVAAAAAAAAAAA="},
         {"$layer": "x"},
         {"$numpy.nope": 1},
-        {"$torch.tensor": [1]},
         {"$": 1},
         {"$float": "NaN"},
         {"$float": 1.5},
+        {"$float": []},
+        {"$float": {}},
+        {"$complex": [{"$float": []}, 1]},
+        {"$complex": [{"$float": "nan", "x": 1}, 1]},
         {"$complex": [1]},
         {"$complex": ["a", "b"]},
         {"$bytes": "not base64!"},
@@ -635,16 +619,20 @@ def test_unknown_keys_are_refused(path: tuple[Any, ...], extra: dict[str, Any]) 
         {"$namedtuple": {"type": "os:stat_result", "items": []}},
         {"$constant": "c0"},
         {"$constant": 1},
-        {"$ref": "x"},
     ],
     ids=repr,
 )
 def test_malformed_tagged_values_are_refused(value: Any) -> None:
-    # As a constant the spec may not hold a ref either: "$ref" in an executor option.
-    refused(step_spec(call_step({"$object": "builtins:max"}, X, value)) if value != {"$ref": "x"} else {
-        **base_spec(),
-        "options": {"check_inputs": True, "executor": "codegen", "executor_options": {"fallback": value}},
-    })
+    refused(step_spec(call_step({"$object": "builtins:max"}, X, value)))
+
+
+def test_refs_outside_steps_and_outputs_are_refused() -> None:
+    spec = base_spec()
+    spec["options"]["executor_options"] = {"fallback": {"$ref": "x"}}
+    refused(spec, match="ref")
+    spec = base_spec()
+    spec["steps"][0]["func"] = {"$partial": {"func": {"$object": "builtins:max"}, "args": [X], "kwargs": {}}}
+    refused(spec, match="ref")
 
 
 @pytest.mark.parametrize(
@@ -676,7 +664,10 @@ def test_malformed_tagged_values_are_refused(value: Any) -> None:
             {"name": "a", "op": "operator", "symbol": "+", "operands": [X, 2]},
         ),
         step_spec({"name": "x", "op": "operator", "symbol": "+", "operands": [X, 1]}),
-        {**step_spec({"name": "a", "op": "operator", "symbol": "+", "operands": [X, 1]}), "inputs": [{"name": "x"}] * 2},
+        {
+            **step_spec({"name": "a", "op": "operator", "symbol": "+", "operands": [X, 1]}),
+            "inputs": [{"name": "x"}] * 2,
+        },
         # Steps that use no input or earlier step.
         step_spec({"name": "a", "op": "call", "func": {"$object": "builtins:len"}, "args": [[1]], "kwargs": {}}),
         step_spec({"name": "a", "op": "operator", "symbol": "+", "operands": [1, 2]}),
@@ -751,7 +742,9 @@ def _json_cases() -> dict[str, bytes]:
     return {
         "deep-lists-1000": valid.replace('"reverse": true', '"reverse": ' + "[" * 1000 + "]" * 1000).encode(),
         "deep-lists-100000": valid.replace('"reverse": true', '"reverse": ' + "[" * 100_000 + "]" * 100_000).encode(),
-        "deep-dicts-1000": valid.replace('"reverse": true', '"reverse": ' + '{"a": ' * 1000 + "1" + "}" * 1000).encode(),
+        "deep-dicts-1000": valid.replace(
+            '"reverse": true', '"reverse": ' + '{"a": ' * 1000 + "1" + "}" * 1000
+        ).encode(),
         "deep-tuples": valid.replace('"reverse": true', '"reverse": ' + deep).encode(),
         "duplicate-top-key": valid.replace('"version": 1,', '"version": 1, "version": 1,').encode(),
         "duplicate-step-key": valid.replace('"op": "index",', '"op": "index", "op": "getattr",').encode(),
@@ -760,7 +753,9 @@ def _json_cases() -> dict[str, bytes]:
         .encode(),
         "NaN": valid.replace('"reverse": true', '"reverse": NaN').encode(),
         "Infinity": valid.replace('"reverse": true', '"reverse": Infinity').encode(),
-        "-Infinity": valid.replace('"operands": [{"$ref": "real"}, 1]', '"operands": [{"$ref": "real"}, -Infinity]').encode(),
+        "-Infinity": valid.replace(
+            '"operands": [{"$ref": "real"}, 1]', '"operands": [{"$ref": "real"}, -Infinity]'
+        ).encode(),
         "huge-int": valid.replace('"reverse": true', '"reverse": ' + "9" * 10_000).encode(),
         "huge-version": valid.replace('"version": 1', '"version": ' + "9" * 40).encode(),
         "huge-exponent": valid.replace('"reverse": true', '"reverse": 1e999999').encode(),
@@ -775,8 +770,6 @@ def _json_cases() -> dict[str, bytes]:
         "number": b"1",
         "comment": b"// hi\n" + valid.encode(),
         "single-quotes": valid.replace('"', "'").encode(),
-        "lone-surrogate": valid.replace('"ordered"', '"\\ud800"').replace('"of": "ordered"', '"of": "\\ud800"').encode(),
-        "nul-in-key": valid.replace('"reverse"', '"rev\\u0000erse"').encode(),
     }
 
 
@@ -792,11 +785,13 @@ def test_hostile_spec_json_is_refused(case: str, tmp_path: Path, sentinel: Path)
         symgraph.load(_zip_of(tmp_path / "m.zip", {"spec.json": JSON_CASES[case]}))
 
 
-def test_a_valid_surrogate_free_unicode_spec_loads(tmp_path: Path) -> None:
-    # The twin of the text cases: names may be any text, escaped or not.
-    spec = json.dumps(base_spec()).replace('"ordered"', '"\\u00f6rd\\u00e9red \\u2028"')
+def test_any_text_in_names_loads(tmp_path: Path, checks: Any) -> None:
+    # The twin of the text cases: names are data, whatever they hold.
+    name = "\u00f6rd\u00e9red \u2028 \ud800 \x1b[2J\n'); open('SENTINEL','w') #"
+    spec = json.dumps(base_spec()).replace('"ordered"', json.dumps(name))
     model = symgraph.load(write_spec(tmp_path / "m", spec))
-    assert model.plan.steps[0].name == "\u00f6rd\u00e9red \u2028"
+    assert model.plan.steps[0].name == name
+    checks.model(model)
     for data in BASE_DATA:
         assert model(*data) == base_eager(*data)
 
@@ -834,7 +829,24 @@ def craft_zip(members: list[tuple[str, bytes, int | None, int]]) -> bytes:
         out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, 0, method, 0, 0, crc, c32, s32, len(raw), len(extra))
         out += raw + extra + stored
         central += struct.pack(
-            "<IHHHHHHIIIHHHHHII", 0x02014B50, 45, 45, 0, method, 0, 0, crc, c32, s32, len(raw), len(extra), 0, 0, 0, 0, offset
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            45,
+            45,
+            0,
+            method,
+            0,
+            0,
+            crc,
+            c32,
+            s32,
+            len(raw),
+            len(extra),
+            0,
+            0,
+            0,
+            0,
+            offset,
         )
         central += raw + extra
     cd_offset = len(out)
@@ -951,13 +963,15 @@ def _hostile_files(saved: dict[str, Any]) -> dict[str, dict[str, bytes]]:
         "manifest-dtype-structured": _with_spec(saved, entry("c0", dtype=[["a", "<f8"]])),
         "manifest-dtype-bogus": _with_spec(saved, entry("c0", dtype="not a dtype")),
         "manifest-dtype-long": _with_spec(saved, entry("c0", dtype="<f8" + " " * 100)),
-        "manifest-extra-constant": _with_spec(saved, entry("c0", dtype="<f8")) | {},
         "header-huge-shape": {**files, "arrays/0.npy": _npy_header(np, "<f8", (HUGE,), good[128:])},
         "header-huge-both": _with_spec(saved, entry("c0", shape=[HUGE]))
         | {"arrays/0.npy": _npy_header(np, "<f8", (HUGE,), good[128:])},
         "header-shape-mismatch": {**files, "arrays/0.npy": _npy_header(np, "<f8", (4, 3), good[128:])},
         "header-dtype-mismatch": {**files, "arrays/0.npy": _npy_header(np, "<i8", (3, 4), good[128:])},
-        "header-dtype-object": {**files, "arrays/0.npy": _npy(np, np.array([None] * 12, dtype=object).reshape(3, 4), allow_pickle=True)},
+        "header-dtype-object": {
+            **files,
+            "arrays/0.npy": _npy(np, np.array([None] * 12, dtype=object).reshape(3, 4), allow_pickle=True),
+        },
         "object-npy-and-manifest": _with_spec(saved, entry("c0", dtype="|O"))
         | {"arrays/0.npy": _npy(np, np.array([print] * 12, dtype=object).reshape(3, 4), allow_pickle=True)},
         "header-fortran-garbage": {**files, "arrays/0.npy": good.replace(b"False", b"'yes'")},
@@ -1061,18 +1075,23 @@ def test_constants_given_to_from_spec_are_checked(saved: dict[str, Any]) -> None
         SymbolicModel.from_spec(spec, [1, 2])
 
 
-def test_a_huge_npy_is_refused_before_it_is_allocated(saved: dict[str, Any], tmp_path: Path) -> None:
-    # The manifest and the header agree on 10**15 bytes that the file does not hold.
+def test_a_huge_npy_is_refused_before_it_is_allocated(
+    saved: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The manifest and the header agree on 10**15 bytes that the file does not hold:
+    # loading must refuse from the sizes alone, before it makes any array.
     np = saved["np"]
     files = _hostile_files(saved)["header-huge-both"]
-    path = _write(tmp_path / "huge", files, False)
-    with pytest.raises(SpecError, match="0.npy"):
-        symgraph.load(path)
-    # Loading it must not even try to allocate: np.empty/np.frombuffer of 10**15 bytes
-    # would raise MemoryError, not SpecError; this checks both paths raise SpecError.
-    with pytest.raises(SpecError):
-        symgraph.load(_write(tmp_path / "huge-zip", files, True))
-    assert np  # numpy was available for the files above
+    paths = [_write(tmp_path / "huge", files, False), _write(tmp_path / "huge", files, True)]
+
+    def no_arrays(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("loading made an array from a file that lies about its size")
+
+    for name in ("frombuffer", "empty", "zeros", "fromfile", "ndarray"):
+        monkeypatch.setattr(np, name, no_arrays)
+    for path in paths:
+        with pytest.raises(SpecError, match=r"0\.npy"):
+            symgraph.load(path)
 
 
 def test_symlinked_files_in_a_directory_are_refused(saved: dict[str, Any], tmp_path: Path) -> None:
@@ -1114,7 +1133,7 @@ def test_a_spec_larger_than_the_limit_is_refused(
     _check_loads(symgraph.load(path), saved)
     monkeypatch.setattr(symgraph._saving, "MAX_SPEC_BYTES", size - 1)
     for target in (path, zipped):
-        with pytest.raises(SpecError, match="spec.json"):
+        with pytest.raises(SpecError, match=r"spec\.json"):
             symgraph.load(target)
 
 
@@ -1154,8 +1173,10 @@ def test_zip_headers_that_lie_about_sizes_are_refused(
         elements = (declared - 128) // 8
         files = _with_spec(saved, lambda s: s["constants"]["c0"].update(shape=[elements]))
         files[member] = _npy_header(saved["np"], "<f8", (elements,), files[member][128:])
-    members = [(n, d, declared if n == member else None, method if n == member else zipfile.ZIP_STORED)
-               for n, d in files.items()]
+    members = [
+        (n, d, declared if n == member else None, method if n == member else zipfile.ZIP_STORED)
+        for n, d in files.items()
+    ]
     path = tmp_path / "lying.zip"
     path.write_bytes(craft_zip(members))
     with pytest.raises(SpecError):
@@ -1170,7 +1191,7 @@ def test_a_zip_bomb_member_is_refused(saved: dict[str, Any], tmp_path: Path, mon
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in {**saved["files"], "spec.json": spec}.items():
             archive.writestr(name, data)
-    with pytest.raises(SpecError, match="spec.json"):
+    with pytest.raises(SpecError, match=r"spec\.json"):
         symgraph.load(path)
 
 
@@ -1227,7 +1248,7 @@ def _fuzz_models() -> list[tuple[dict[str, Any], tuple[Any, ...]]]:
     )
     out.append((model.to_spec(), ([4, 5, 6], 1)))
     s = CustomInput("a,b")
-    model = SymbolicModel(s, [s.split(","), s.upper()[1:], len(s) if False else add_to_graph(len, s) > 2, s == "x"])
+    model = SymbolicModel(s, [s.split(","), s.upper()[1:], add_to_graph(len, s) > 2, s == "x"])
     out.append((model.to_spec(), ("q,r,s",)))
     d, k = CustomInput({"k": 1.5}), CustomInput("k")
     model = SymbolicModel({"d": d, "k": k}, (d.get(k, (1, {2}, b"x", None)), -d[k], add_to_graph(math.floor, d[k])))
@@ -1246,13 +1267,44 @@ json_scalars = st.one_of(
 )
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(alphabet="abc$_", max_size=5), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(alphabet="abc$_", max_size=5), inner, max_size=3)
+    ),
     max_leaves=6,
 )
-TAGS = ["$ref", "$tuple", "$dict", "$slice", "$namedtuple", "$float", "$complex", "$bytes", "$ellipsis", "$set",
-        "$frozenset", "$range", "$object", "$partial", "$constant", "$numpy.dtype", "$numpy.scalar", "$layer", "$x"]
-OBJECTS = ["os:system", "builtins:eval", "builtins:getattr", "builtins:len", "math:sqrt", "numpy:load", "pickle:loads",
-           "builtins:sorted", "operator:attrgetter", "subprocess:run"]
+TAGS = [
+    "$ref",
+    "$tuple",
+    "$dict",
+    "$slice",
+    "$namedtuple",
+    "$float",
+    "$complex",
+    "$bytes",
+    "$ellipsis",
+    "$set",
+    "$frozenset",
+    "$range",
+    "$object",
+    "$partial",
+    "$constant",
+    "$numpy.dtype",
+    "$numpy.scalar",
+    "$layer",
+    "$x",
+]
+OBJECTS = [
+    "os:system",
+    "builtins:eval",
+    "builtins:getattr",
+    "builtins:len",
+    "math:sqrt",
+    "numpy:load",
+    "pickle:loads",
+    "builtins:sorted",
+    "operator:attrgetter",
+    "subprocess:run",
+]
 tagged = st.builds(
     lambda tag, payload: {tag: payload},
     st.sampled_from(TAGS),
