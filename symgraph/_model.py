@@ -531,9 +531,9 @@ def _encode_core(model: SymbolicModel, ctx: Any) -> tuple[Plan, dict[str, Any]]:
 
 
 def _decode_core(section: dict[str, Any], ctx: Any, path: str) -> Callable[[Plan, dict[str, Any]], SymbolicModel]:
-    from symgraph._spec import _fields
+    from symgraph._spec_values import object_fields
 
-    _fields(section, path, set())
+    object_fields(section, path, set())
 
     def build(plan: Plan, options: dict[str, Any]) -> SymbolicModel:
         model = object.__new__(SymbolicModel)

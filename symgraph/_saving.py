@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from symgraph._errors import SpecError
-from symgraph._spec import _load_backend, constant_codec, model_to_spec, spec_to_model
+from symgraph._spec import model_to_spec, spec_to_model
+from symgraph._spec_codecs import constant_codec, load_backend
 from symgraph._text import escape
 
 __all__ = ["SPEC_FILE", "FileReader", "load", "read_spec", "save"]
@@ -274,11 +275,11 @@ def load(path: str | os.PathLike[str], *, allow: Iterable[Any] = (), max_bytes: 
         for name, entries in by_codec.items():
             codec = constant_codec(name)
             if codec is None and name.isidentifier():
-                _load_backend(name)
+                load_backend(name)
                 codec = constant_codec(name)
             if codec is None:
                 raise SpecError(f"spec.constants: no installed backend reads constants of codec {escape(repr(name))}")
             constants.update(codec.read(entries, reader))
-        return spec_to_model(spec, constants, allow)
+        return spec_to_model(spec, constants, allow, copy_constants=False)
     finally:
         reader.close()

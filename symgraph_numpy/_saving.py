@@ -112,6 +112,9 @@ class NpyCodec(ConstantCodec):
     def describe(self, value: Any) -> dict[str, Any]:
         return {"dtype": dtype_to_spec(value.dtype), "shape": list(value.shape)}
 
+    def copy(self, value: Any) -> Any:
+        return np.array(value, copy=True)
+
     def check(self, value: Any, entry: Mapping[str, Any], where: str) -> None:
         if type(value) is not np.ndarray:
             raise SpecError(f"{where}: expected a numpy array, got {type(value).__name__}")

@@ -72,6 +72,9 @@ _LAYER_SPECS: dict[type, LayerSpec] = {}
 _INTERNALS = frozenset(vars(nn.Module()))
 _HOOKS = tuple(sorted(name for name in _INTERNALS if "hook" in name))
 _SKIPPED_ARGUMENTS = frozenset({"device", "dtype"})
+# The memory formats a tensor is stored back in (a model moved to channels_last), by
+# spec name: the format and the number of dimensions it applies to.
+_MEMORY_FORMATS = {"channels_last": (torch.channels_last, 4), "channels_last_3d": (torch.channels_last_3d, 5)}
 # Caches a layer derives from its parameters (the RNNs' flat weights), rebuilt after loading.
 _DERIVED = frozenset({"_flat_weights", "_flat_weight_refs"})
 
@@ -172,6 +175,9 @@ class SafetensorsCodec(ConstantCodec):
         if tensor.dtype not in _SAFETENSORS_DTYPES:
             raise TypeError(f"a {tensor.dtype} tensor, which safetensors does not store; save with torch.save")
         return {"dtype": str(tensor.dtype).removeprefix("torch."), "shape": list(tensor.shape)}
+
+    def copy(self, value: Any) -> Any:
+        return value.detach().clone()
 
     def check(self, value: Any, entry: Mapping[str, Any], where: str) -> None:
         if not isinstance(value, torch.Tensor):
@@ -294,7 +300,7 @@ def _encode_check(check: ShapeCheck, ctx: EncodeContext) -> dict[str, Any]:
         path = ctx.state["torch.module_paths"].get(id(module))
         tensor = check._anchor_tensor()
         if path is not None:
-            anchor = {"layer": path[0], "module": path[1], "parameter": parameter}
+            anchor = _current_anchor(ctx.state["torch.layers"][path[0]], path, parameter)
         if (
             tensor is not None
             and dtype is not None
@@ -310,6 +316,27 @@ def _encode_check(check: ShapeCheck, ctx: EncodeContext) -> dict[str, Any]:
         "dtype": _dtype_name(dtype, "the input") if dtype is not None else None,
         "anchor": anchor,
     }
+
+
+def _current_anchor(layer: nn.Module, path: tuple[str, str], parameter: str) -> dict[str, str] | None:
+    """The anchor at ``path`` in the model's current ``layer``, which surgery may have replaced since.
+
+    As :class:`ShapeCheck` does when its parameter has moved: the parameter of that
+    name if the module is still there, else the layer's first floating parameter.
+    """
+    name, module_path = path
+    try:
+        module = layer.get_submodule(module_path)
+    except AttributeError:
+        module = None
+    found = module._parameters.get(parameter) if module is not None else None
+    if isinstance(found, torch.Tensor):
+        return {"layer": name, "module": module_path, "parameter": parameter}
+    for sub_path, sub in layer.named_modules():
+        for key, tensor in sub._parameters.items():
+            if tensor is not None and tensor.is_floating_point():
+                return {"layer": name, "module": sub_path, "parameter": key}
+    return None
 
 
 def _decode_check(fields: dict[str, Any], name: str, ctx: DecodeContext, where: str) -> ShapeCheck:
@@ -511,6 +538,11 @@ def _encode_model(model: DetachedSymbolicModel, ctx: EncodeContext) -> tuple[Pla
         current = read_module(model._modules, tuple(name.split(".")))
         ctx.name_object(original, {"$layer": name})
         current_layers.append((name, current))
+        if not isinstance(current, nn.Module):
+            raise SaveError(
+                f"cannot save this model in the symgraph format: its layer {escape(name)!r} was replaced by "
+                f"{describe(current)}, which is not an nn.Module"
+            )
         for module_path, module in current.named_modules(remove_duplicate=False):
             paths.setdefault(id(module), (name, module_path))
         for module_path, module in original.named_modules(remove_duplicate=False):
@@ -518,6 +550,8 @@ def _encode_model(model: DetachedSymbolicModel, ctx: EncodeContext) -> tuple[Pla
     tied: dict[str, str] = {}
     parameters: list[str] = []
     frozen: list[str] = []
+    needs_grad: list[str] = []
+    formats: dict[str, str] = {}
     seen: dict[int, str] = ctx.state.setdefault("torch.seen", {})
 
     def store(key: str, tensor: torch.Tensor) -> None:
@@ -530,6 +564,15 @@ def _encode_model(model: DetachedSymbolicModel, ctx: EncodeContext) -> tuple[Pla
         ctx.add_constant(tensor, _CODEC, key=full)
         if isinstance(tensor, nn.Parameter) and not tensor.requires_grad:
             frozen.append(full)
+        elif not isinstance(tensor, nn.Parameter) and tensor.requires_grad:
+            needs_grad.append(full)
+        for layout, (memory_format, dims) in _MEMORY_FORMATS.items():
+            if (
+                tensor.dim() == dims
+                and not tensor.is_contiguous()
+                and tensor.is_contiguous(memory_format=memory_format)
+            ):
+                formats[full] = layout
 
     for name, current in current_layers:
         ctx.where = f"layer {escape(name)!r}"
@@ -540,8 +583,9 @@ def _encode_model(model: DetachedSymbolicModel, ctx: EncodeContext) -> tuple[Pla
         if current.training != model.training:
             layer["training"] = current.training
         layers[name] = layer
-    # After the layers: a nested model among them set its own paths meanwhile.
+    # After the layers: a nested model among them set its own meanwhile.
     ctx.state["torch.module_paths"] = paths
+    ctx.state["torch.layers"] = dict(current_layers)
     ctx.where = "a tensor constant of the graph"
     for constant, name in zip(distinct_tensors(plan), model._tensor_names, strict=True):
         held = model._parameters.get(name) if name in model._parameters else model._buffers.get(name)
@@ -559,6 +603,8 @@ def _encode_model(model: DetachedSymbolicModel, ctx: EncodeContext) -> tuple[Pla
         "output_shape": encode_value(model._output_shape, ctx),
         "parameters": parameters,
         "frozen": frozen,
+        "requires_grad": needs_grad,
+        "memory_format": formats,
         "tied": tied,
     }
     return plan, section
@@ -647,6 +693,26 @@ def _decode_module_value(payload: Any, ctx: DecodeContext, where: str) -> nn.Mod
     return _decode_layer(payload, "layer", ctx, where)
 
 
+def _own_tensors(ctx: DecodeContext) -> dict[str, Any]:
+    """The constants by key, copied unless loading read them itself.
+
+    A model built by ``from_spec`` does not share its tensors with the model
+    they came from.
+    """
+    if ctx.constants is None:
+        return {}
+    if not ctx.copy_constants:
+        return dict(ctx.constants)
+    copies: dict[int, torch.Tensor] = {}
+    out: dict[str, Any] = {}
+    for key, value in ctx.constants.items():
+        if isinstance(value, torch.Tensor):
+            # Keyed by identity, so that tensors given twice (tied) stay one tensor.
+            value = copies.setdefault(id(value), value.detach().clone())
+        out[key] = value
+    return out
+
+
 def _tensor(key: str, parameter: bool, ctx: DecodeContext, where: str) -> Any:
     """The loaded tensor saved under ``key`` (or the key it is tied to), a Parameter if ``parameter``."""
     tensors: dict[str, Any] = ctx.state["torch.tensors"]
@@ -688,10 +754,23 @@ _SECTION_DEFAULTS: dict[str, Any] = {
     "output_shape": None,
     "parameters": [],
     "frozen": [],
+    "requires_grad": [],
+    "memory_format": {},
     "tied": {},
 }
 _SECTION = frozenset(
-    {"layers", "training", "direct_calls", "input_shape", "output_shape", "parameters", "frozen", "tied"}
+    {
+        "layers",
+        "training",
+        "direct_calls",
+        "input_shape",
+        "output_shape",
+        "parameters",
+        "frozen",
+        "requires_grad",
+        "memory_format",
+        "tied",
+    }
 )
 
 
@@ -712,13 +791,26 @@ def _decode_model(section: dict[str, Any], ctx: DecodeContext, path: str) -> Cal
         raise SpecError(f"{path}.layers: expected an object")
     if "torch.tensors" not in ctx.state:
         # Shared by the nested models: their keys are below their layer's name.
-        ctx.state["torch.tensors"] = dict(ctx.constants) if ctx.constants is not None else {}
+        ctx.state["torch.tensors"] = _own_tensors(ctx)
         ctx.state["torch.tied"] = {}
         ctx.state["torch.frozen"] = set()
         if ctx.constants is not None:
             ctx.constants = ctx.state["torch.tensors"]
+            ctx.copy_constants = False  # copied just now, once for all their names
     ctx.state["torch.tied"].update(tied)
     ctx.state["torch.frozen"].update(_str_list(section["frozen"], f"{path}.frozen"))
+    formats = section["memory_format"]
+    if type(formats) is not dict or not all(v in _MEMORY_FORMATS for v in formats.values()):
+        raise SpecError(f"{path}.memory_format: expected an object of {', '.join(sorted(_MEMORY_FORMATS))}")
+    tensors = ctx.state["torch.tensors"]
+    for key in _str_list(section["requires_grad"], f"{path}.requires_grad"):
+        if isinstance(tensors.get(key), torch.Tensor) and tensors[key].is_floating_point():
+            tensors[key].requires_grad_(True)
+    for key, layout in formats.items():
+        tensor = tensors.get(key)
+        memory_format, dims = _MEMORY_FORMATS[layout]
+        if isinstance(tensor, torch.Tensor) and tensor.dim() == dims:
+            tensors[key] = tensor.contiguous(memory_format=memory_format)
     if ctx.constants is not None:
         for key in _str_list(section["parameters"], f"{path}.parameters"):
             _tensor(key, True, ctx, f"{path}.parameters")

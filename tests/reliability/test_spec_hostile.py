@@ -34,7 +34,7 @@ from typing import Any
 
 import hypothesis.strategies as st
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 
 import symgraph
 import symgraph._saving
@@ -522,6 +522,11 @@ WRONG_TYPES: list[tuple[tuple[Any, ...], Any]] = [
     *((("steps", STEP[s], "op"), v) for s in ("ordered", "top") for v in [*STR_WRONG, "nope", "", "exec", "CALL"]),
     *((("steps", STEP[s], "of"), v) for s in ("top", "loud", "real", "items") for v in [*STR_WRONG, "nope", ""]),
     *((("steps", STEP["ordered"], "func"), v) for v in [{"$ref": "nope"}, {"$nope": 1}, {"$object": 1}]),
+    # Recording refuses to call what is not callable; so must loading.
+    *(
+        (("steps", STEP["ordered"], "func"), v)
+        for v in [None, 1, -1, 1.5, True, "sorted", [1], {"$tuple": []}, {"$bytes": ""}, {"$ellipsis": None}]
+    ),
     *((("steps", STEP[s], "args"), v) for s in ("ordered", "loud") for v in LIST_WRONG),
     *((("steps", STEP[s], "kwargs"), v) for s in ("ordered", "loud") for v in ["x", [], 1, None, True]),
     *((("steps", STEP["ordered"], "kwargs"), v) for v in [{"$tuple": []}, {"$dict": [[1, 2]]}, {"$ref": "x"}]),
@@ -535,7 +540,7 @@ WRONG_TYPES: list[tuple[tuple[Any, ...], Any]] = [
     *((("steps", STEP["items"], "exact"), v) for v in BOOL_WRONG),
     *((("steps", STEP["items"], "loop_at"), v) for v in STR_WRONG),
     *((("options", "check_inputs"), v) for v in BOOL_WRONG),
-    *((("options", "executor"), v) for v in [*STR_WRONG, "nope", ""]),
+    *((("options", "executor"), v) for v in STR_WRONG),
     *((("options", "executor_options"), v) for v in [*DICT_WRONG, {"bogus": 1}, {"fallback": 1}, {"$tuple": []}]),
 ]
 
@@ -546,8 +551,10 @@ def test_wrong_types_and_values_of_every_field_are_refused(path: tuple[Any, ...]
 
 
 _OPTIONAL = {"display", "description", "where", "check"}
+# A person writing a spec may leave out the input keys (positional inputs) and the options.
+_OPTIONAL_TOP = {"constants", "input_keys", "options"}
 REQUIRED = [
-    *((key,) for key in base_spec() if key != "constants"),
+    *((key,) for key in base_spec() if key not in _OPTIONAL_TOP),
     ("inputs", 0, "name"),
     *(("steps", i, key) for i, step in enumerate(base_spec()["steps"]) for key in step if key not in _OPTIONAL),
     *(("options", key) for key in base_spec()["options"]),
@@ -557,6 +564,27 @@ REQUIRED = [
 @pytest.mark.parametrize("path", REQUIRED, ids=str)
 def test_missing_keys_are_refused(path: tuple[Any, ...]) -> None:
     refused(_delete(base_spec(), path))
+
+
+def test_optional_keys_may_be_left_out() -> None:
+    spec = base_spec()
+    for key in _OPTIONAL_TOP:
+        del spec[key]
+    for step in spec["steps"]:
+        for key in _OPTIONAL:
+            step.pop(key, None)
+    model = SymbolicModel.from_spec(spec)
+    assert (model.executor, model.executor_options, model.check_inputs) == ("codegen", {}, True)
+    for data in BASE_DATA:
+        assert model(*data) == base_eager(*data)
+
+
+@pytest.mark.parametrize("name", ["nope", "", "codegen ", "../codegen"])
+def test_an_unknown_executor_is_refused_with_a_symgraph_error(name: str) -> None:
+    # The loader passes an executor's own error on (ExecutorError: which executors exist).
+    spec = _set(base_spec(), ("options", "executor"), name)
+    with pytest.raises((SpecError, symgraph.ExecutorError)):
+        SymbolicModel.from_spec(spec)
 
 
 UNKNOWN_KEYS: list[tuple[tuple[Any, ...], Any]] = [
@@ -791,7 +819,11 @@ def test_any_text_in_names_loads(tmp_path: Path, checks: Any) -> None:
     spec = json.dumps(base_spec()).replace('"ordered"', json.dumps(name))
     model = symgraph.load(write_spec(tmp_path / "m", spec))
     assert model.plan.steps[0].name == name
-    checks.model(model)
+    checks.source(model.source)
+    printed: list[str] = []
+    model.summary(print_fn=printed.append)
+    for line in printed[0].split("\n"):
+        checks.text(line, "summary line")
     for data in BASE_DATA:
         assert model(*data) == base_eager(*data)
 
@@ -1323,20 +1355,42 @@ def _locations(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ..
             yield from _locations(item, (*path, i))
 
 
+_VALUE_KEYS = {"operands", "args", "kwargs", "index", "func", "outputs"}
+
+
 def _mutate(spec: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
     spec = copy.deepcopy(spec)
-    for _ in range(data.draw(st.integers(1, 4), label="mutations")):
+    for _ in range(data.draw(st.sampled_from([1, 1, 1, 2, 4]), label="mutations")):
         places = [p for p in _locations(spec) if p]
-        path = data.draw(st.sampled_from(places), label="path")
+        # Half the mutations change the values a step computes with, which a spec
+        # may hold many of; the others may hit any part of the schema.
+        values = [p for p in places if any(k in _VALUE_KEYS for k in p if isinstance(k, str))]
+        on_values = bool(values) and data.draw(st.booleans(), label="on values")
+        path = data.draw(st.sampled_from(values if on_values else places), label="path")
         parent: Any = spec
         for key in path[:-1]:
             parent = parent[key]
         last = path[-1]
-        action = data.draw(st.sampled_from(["delete", "replace", "retype", "swap-ref", "tag", "duplicate"]))
+        actions = (
+            ["replace", "same-type", "same-type", "swap-ref", "tag"]
+            if on_values
+            else ["delete", "replace", "retype", "swap-ref", "tag", "duplicate"]
+        )
+        action = data.draw(st.sampled_from(actions), label="action")
         if action == "delete":
             del parent[last]
         elif action == "replace":
             parent[last] = data.draw(random_json, label="value")
+        elif action == "same-type":
+            old = parent[last]
+            strategy = {
+                bool: st.booleans(),
+                int: st.integers(-8, 8),
+                float: st.floats(-8, 8, width=16),
+                str: st.text(alphabet="abx,. ", max_size=4),
+                list: st.permutations(old) if isinstance(old, list) else st.nothing(),
+            }.get(type(old), random_json)
+            parent[last] = data.draw(strategy, label="value")
         elif action == "retype":
             old = parent[last]
             parent[last] = {str: lambda v: [v], int: str, bool: int, list: lambda v: {"$tuple": v}}.get(
@@ -1363,7 +1417,9 @@ def test_mutated_specs_build_or_raise_spec_error(data: st.DataObject, sentinel: 
     try:
         model = SymbolicModel.from_spec(mutated)
     except SpecError:
+        event("refused")
         return
+    event("built")
     try:
         if isinstance(args[0], dict):
             model(d=args[0], k=args[1])

@@ -204,11 +204,14 @@ def test_round_trip(case: str, suffix: str, tmp_path: Path, no_pickle: None) -> 
     model = build()
     trained_a_little(model, make_inputs())
     model.train()
+    generator = torch.random.get_rng_state()
     loaded = round_trip(model, tmp_path / f"model{suffix}")
+    assert torch.equal(torch.random.get_rng_state(), generator)  # loading initialises no weights
     assert (tmp_path / f"model{suffix}").is_dir() is (suffix == "")
 
     assert_same_state(model, loaded)
-    assert loaded.load_state_dict(model.state_dict()) is not None  # strict: raises on any key mismatch
+    result = loaded.load_state_dict(model.state_dict())  # strict: raises on any key or shape mismatch
+    assert (result.missing_keys, result.unexpected_keys) == ([], [])
     assert_same_computation(model, loaded, make_inputs())
     if case == "transformer_block":
         x = torch.rand(BATCH + 1, 5, 8)
