@@ -38,6 +38,7 @@ __all__ = [
     "is_dunder",
     "reference_of",
     "register_allowed_module",
+    "register_reference_home",
 ]
 
 #: Modules whose public functions and classes a spec may name, with their submodules
@@ -93,8 +94,8 @@ DENIED_MODULES = frozenset(
     }
 )
 
-# torch's compiled functions report these modules; they are the ones symgraph
-# records (torch.cat lives in torch._C._VariableFunctions), so they stay allowed
+# torch's compiled functions report these modules, and some are found nowhere
+# else (torch.nn.functional.linear is torch._C._nn.linear), so they stay allowed
 # although torch._C as a whole is not.
 _ALLOWED_PRIVATE_MODULES = frozenset(
     {
@@ -225,6 +226,24 @@ SAFE_BUILTINS = frozenset(
 
 # Modules that backends declare safe to name (their own layer classes).
 _REGISTERED_MODULES: set[str] = set()
+# Public modules that backends name their library's functions by, tried first:
+# torch.nn.functional.linear reports the module torch._C._nn.
+_HOMES: list[str] = []
+
+
+def register_reference_home(name: str) -> None:
+    """Name functions found in module ``name`` by it, before the module they report.
+
+    Example:
+        >>> import torch.nn.functional
+        >>> register_reference_home("torch.nn.functional")
+        >>> reference_of(torch.nn.functional.linear)
+        'torch.nn.functional:linear'
+    """
+    if type(name) is not str or not _PATH.fullmatch(name):
+        raise TypeError(f"register_reference_home() needs a module name, got {name!r}")
+    if name not in _HOMES:
+        _HOMES.append(name)
 
 
 def register_allowed_module(name: str) -> None:
@@ -258,10 +277,20 @@ def is_dunder(name: str) -> bool:
 
 
 def _resolve(module: str, qualname: str) -> Any:
+    """The object at ``qualname`` in ``module``; ``_MISSING`` unless every step before the last is a class.
+
+    A qualified name names something a module defines, or an attribute of a
+    class it defines (``Tensor.add``, ``Enum.MEMBER``). Through any other object,
+    a module that the module imported (``numpy._core._methods:os.system``) would
+    be one dot away.
+    """
     target: Any = importlib.import_module(module)
-    for part in qualname.split("."):
+    parts = qualname.split(".")
+    for k, part in enumerate(parts):
+        if k and not isinstance(target, type):
+            return _MISSING
         target = getattr(target, part, _MISSING)
-        if target is _MISSING:
+        if target is _MISSING or isinstance(target, types.ModuleType):
             return _MISSING
     return target
 
@@ -281,6 +310,8 @@ def _candidates(obj: Any) -> Iterable[tuple[str, str]]:
     if not isinstance(module, str):
         return
     if isinstance(name, str):
+        for home in _HOMES:
+            yield home, name
         # The shortest package that has it: torch.nn:Conv2d rather than
         # torch.nn.modules.conv:Conv2d (each is checked to be the same object).
         parts = module.split(".")
@@ -328,9 +359,9 @@ def _module_allowed(module: str) -> bool:
     prefixes = {".".join(parts[:k]) for k in range(1, len(parts) + 1)}
     if prefixes & DENIED_MODULES:
         return False
-    # A private submodule of numpy is where its functions live (numpy._core); torch's
-    # private ones are refused but for those listed.
-    return not (parts[0] == "torch" and any(p.startswith("_") for p in parts[1:]))
+    # Private submodules are internals (numpy.lib._format_impl opens memory maps);
+    # the public names of numpy and torch are how their functions are named.
+    return not any(p.startswith("_") for p in parts[1:])
 
 
 class Allowlist:

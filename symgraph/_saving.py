@@ -14,11 +14,13 @@ and each constant's header against its file and its manifest entry.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -75,20 +77,28 @@ class FileReader:
         """The size of file ``name`` in bytes.
 
         Raises:
-            SpecError: the name is not a plain relative name, or the file is missing.
+            SpecError: the name is not a plain relative name, the file is
+                missing or reached through a symlink, or a zip entry claims more
+                bytes than its compressed data can hold.
         """
         self._check(name)
-        try:
-            if self._zip is not None:
-                return self._zip.getinfo(name).file_size
-            file = self.path / name
-            if file.is_symlink() or not file.is_file():
-                raise FileNotFoundError(name)
-            return file.stat().st_size
-        except (KeyError, OSError):
-            raise SpecError(
-                f"{escape(str(self.path))} has no file {escape(repr(name))}, which the spec needs"
-            ) from None
+        missing = SpecError(f"{escape(str(self.path))} has no file {escape(repr(name))}, which the spec needs")
+        if self._zip is not None:
+            try:
+                info = self._zip.getinfo(name)
+            except KeyError:
+                raise missing from None
+            archive = self.path.stat().st_size
+            # Deflate expands at most about 1032 times: a larger claim is a lie.
+            if info.compress_size > archive or info.file_size > 1032 * info.compress_size + 2**16:
+                raise SpecError(f"{escape(name)}: its zip entry claims {info.file_size} bytes, more than it can hold")
+            return info.file_size
+        file = self.path / name
+        # Every part below the saved directory: a symlinked folder would lead out of it.
+        parts = [self.path / "/".join(name.split("/")[: k + 1]) for k in range(name.count("/") + 1)]
+        if any(p.is_symlink() for p in parts) or not file.is_file():
+            raise missing
+        return file.stat().st_size
 
     def read(self, name: str, max_bytes: int | None = None) -> bytes:
         """The bytes of file ``name``, refused before reading if larger than the limit."""
@@ -96,22 +106,33 @@ class FileReader:
         size = self.size(name)
         if size > limit:
             raise SpecError(f"{escape(name)} holds {size} bytes, more than the {limit} that load() reads")
+        chunks: list[bytes] = []
+        read = 0
         try:
-            if self._zip is not None:
-                with self._zip.open(name) as f:
-                    data = f.read(size + 1)  # a zip header can lie about the size
-            else:
-                with open(self.path / name, "rb") as f:
-                    data = f.read(size + 1)
-        except (OSError, zipfile.BadZipFile, RuntimeError, EOFError) as exc:
+            with self._zip.open(name) if self._zip is not None else open(self.path / name, "rb") as f:
+                # In pieces, so that a size claim that is still a lie costs at most one piece.
+                while read <= size:
+                    chunk = f.read(min(2**24, size + 1 - read))
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    read += len(chunk)
+        except (OSError, zipfile.BadZipFile, RuntimeError, EOFError, zlib.error) as exc:
             raise SpecError(f"{escape(name)} cannot be read: {escape(str(exc))}") from None
-        if len(data) != size:
+        if read != size:
             raise SpecError(f"{escape(name)} does not hold the {size} bytes its entry says")
-        return data
+        return b"".join(chunks)
 
 
 def _reject_constant(name: str) -> Any:
     raise SpecError(f"spec.json holds {name}, which is not JSON; numbers that are not finite are written as $float")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise SpecError(f"spec.json holds the number {text[:40]}, too large for a float; write it as $float")
+    return value
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -131,7 +152,9 @@ def read_spec(data: bytes) -> Any:
         {'a': [1, 2.5]}
     """
     try:
-        return json.loads(data.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+        return json.loads(
+            data.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite, object_pairs_hook=_unique_keys
+        )
     except SpecError:
         raise
     except RecursionError:

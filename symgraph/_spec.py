@@ -158,6 +158,8 @@ def _check_op(op: Operation, path: str) -> None:
     """Refuse what a hostile spec could reach through names resolved at run time."""
     if isinstance(op, (GetAttr, MethodCall)):
         _check_name(op.name, path)
+    if isinstance(op, Call) and isinstance(op.func, Const) and not callable(op.func.value):
+        raise SpecError(f"{path}.func: a call step's function must be callable, got {escape(describe(op.func.value))}")
     templates = list(op.templates())
     if isinstance(op, Call) and isinstance(op.func, Const) and any(op.func.value is f for f in _NAME_GETTERS):
         name = op.args[1] if len(op.args) > 1 else None

@@ -224,7 +224,12 @@ def list_of(payload: Any, path: str, n: int | None = None) -> list[Any]:
 def _number(value: Any, path: str) -> Any:
     if type(value) in (int, float):
         return value
-    if type(value) is dict and list(value) == ["$float"] and value["$float"] in _FLOATS:
+    if (
+        type(value) is dict
+        and list(value) == ["$float"]
+        and type(value["$float"]) is str
+        and value["$float"] in _FLOATS
+    ):
         return _FLOATS[value["$float"]]
     raise SpecError(f"{path}: expected a number, got {escape(describe(value))}")
 
@@ -313,7 +318,7 @@ def _hashable_key(key: Any) -> Any:
 
 def _decode_leaf(tag: str, payload: Any, ctx: DecodeContext, where: str, depth: int) -> Any:
     if tag == "$float":
-        if payload not in _FLOATS:
+        if type(payload) is not str or payload not in _FLOATS:
             raise SpecError(f"{where}: expected 'nan', 'inf' or '-inf', got {escape(describe(payload))}")
         return _FLOATS[payload]
     if tag == "$complex":

@@ -26,7 +26,7 @@ Example:
     2.0
 """
 
-from symgraph._allowlist import Allowlist, reference_of, register_allowed_module
+from symgraph._allowlist import Allowlist, reference_of, register_allowed_module, register_reference_home
 from symgraph._backends import (
     ENTRY_POINT_GROUP,
     Backend,
@@ -213,6 +213,7 @@ __all__ = [
     "register_emitter",
     "register_executor",
     "register_internal_package",
+    "register_reference_home",
     "register_model_codec",
     "register_op_codec",
     "register_value_codec",

@@ -52,6 +52,7 @@ from symgraph.plugin import (
     register_constant_codec,
     register_model_codec,
     register_op_codec,
+    register_reference_home,
     register_value_codec,
 )
 from symgraph_torch import useful_layers
@@ -944,6 +945,8 @@ register_layer_spec(nn.ModuleDict, _module_dict)
 register_layer_spec(nn.MultiheadAttention, _multihead_attention)
 register_constant_codec(_CODEC)
 register_allowed_module("symgraph_torch.useful_layers")
+for _home in ("torch", "torch.nn.functional", "torch.linalg", "torch.fft", "torch.special"):
+    register_reference_home(_home)
 register_value_codec(
     ValueCodec(
         "$torch", (torch.dtype, torch.layout, torch.memory_format), _encode_torch_constant, _decode_torch_constant

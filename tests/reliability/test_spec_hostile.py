@@ -303,18 +303,40 @@ def test_malformed_references_are_refused(reference: Any) -> None:
 @pytest.mark.parametrize(
     "reference",
     [
-        # numpy 2 keeps numpy.lib.format in numpy.lib._format_impl, and numpy.rec in
-        # numpy._core.records: the same functions under their real module's name.
+        # numpy 2 keeps numpy.lib.format in numpy.lib._format_impl: the same functions
+        # (open_memmap opens any path for reading or writing) under their real module's name.
         "numpy.lib._format_impl:read_array",
         "numpy.lib._format_impl:open_memmap",
         "numpy.lib._format_impl:write_array",
         "numpy._core.records:fromfile",
-        "numpy._core.records:array",
+        # A qualified name that walks through a module a numpy module imported.
+        "numpy._core._methods:os.spawnlp",
+        "numpy._core._methods:os.execv",
+        "numpy._core.records:os.remove",
+        "numpy._core.records:os.putenv",
+        "numpy._core.numeric:sys.modules",
+        "numpy.lib._format_impl:io.FileIO",
+        "numpy.lib._utils_impl:os.system",
     ],
 )
-def test_file_functions_under_their_implementation_modules_are_refused(reference: str) -> None:
+def test_numpy_internals_that_reach_files_or_processes_are_refused(reference: str, sentinel: Path) -> None:
     pytest.importorskip("numpy")
-    refused(_placements(reference)["func"])
+    for place in ("func", "arg"):
+        refused(_placements(reference)[place])
+
+
+def test_a_walk_from_sys_modules_to_a_process_is_refused(sentinel: Path) -> None:
+    # sys.modules -> os -> spawnlp, in three steps a hand-written spec can hold.
+    pytest.importorskip("numpy")
+    spec = step_spec(
+        call_step(
+            {"$object": "builtins:max"}, [{"$object": "numpy._core.numeric:sys.modules"}], name="mods", default=X
+        ),
+        {"name": "os", "op": "index", "of": "mods", "index": "os"},
+        {"name": "spawn", "op": "getattr", "of": "os", "attr": "spawnlp"},
+        call_step({"$ref": "spawn"}, 0, "touch", "touch", "SENTINEL", name="y"),
+    )
+    refused(spec)
 
 
 GETATTR = {"$object": "builtins:getattr"}
@@ -1361,7 +1383,9 @@ _VALUE_KEYS = {"operands", "args", "kwargs", "index", "func", "outputs"}
 def _mutate(spec: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
     spec = copy.deepcopy(spec)
     for _ in range(data.draw(st.sampled_from([1, 1, 1, 2, 4]), label="mutations")):
-        places = [p for p in _locations(spec) if p]
+        # Deepest first: Hypothesis favours the first items, and leaves are where most
+        # mutations leave a spec that still builds.
+        places = sorted((p for p in _locations(spec) if p), key=len, reverse=True)
         # Half the mutations change the values a step computes with, which a spec
         # may hold many of; the others may hit any part of the schema.
         values = [p for p in places if any(k in _VALUE_KEYS for k in p if isinstance(k, str))]
