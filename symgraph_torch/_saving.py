@@ -132,6 +132,9 @@ def register_layer_spec(layer_type: type[nn.Module], spec: LayerSpec) -> None:
         ...         self.k = factor  # not kept under its argument's name
         ...     def forward(self, x):
         ...         return x * self.k
+        >>> import sys, types  # Scale lives in a module of your project; here one made on the spot
+        >>> sys.modules["my_layers"] = types.SimpleNamespace(Scale=Scale)
+        >>> Scale.__module__ = "my_layers"
         >>> register_layer_spec(Scale, lambda layer: ([layer.k], {}))
         >>> x = Input((3,))
         >>> spec = SymbolicModel(x, Scale(2.0)(x)).to_spec()
