@@ -49,6 +49,14 @@ class FileReader:
 
     Raises:
         SpecError: ``path`` is neither a directory nor a zip file.
+
+    Example:
+        >>> import tempfile, symgraph
+        >>> x = symgraph.CustomInput(1)
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     saved = symgraph.save(symgraph.SymbolicModel(x, x + 1), f"{tmp}/m")
+        ...     FileReader(saved, 2**20).read("spec.json").startswith(b"{")
+        True
     """
 
     def __init__(self, path: Path, max_bytes: int) -> None:

@@ -439,6 +439,12 @@ def encode_model(model: Any, ctx: EncodeContext) -> dict[str, Any]:
 
     Nested models (a torch model used as a layer) are encoded with the
     enclosing model's context, so that all constants land in one manifest.
+
+    Example:
+        >>> import symgraph
+        >>> x = symgraph.CustomInput(1)
+        >>> encode_model(symgraph.SymbolicModel(x, -x), EncodeContext())["steps"][0]["symbol"]
+        'neg'
     """
     codec = model_codec_for_type(type(model))
     plan, section = codec.encode(model, ctx)
@@ -491,6 +497,14 @@ def decode_model(spec: Any, ctx: DecodeContext, path: str = "") -> Any:
 
     Raises:
         SpecError: the spec is malformed or names something not permitted.
+
+    Example:
+        >>> import symgraph
+        >>> from symgraph.plugin import Allowlist
+        >>> x = symgraph.CustomInput(1)
+        >>> spec = symgraph.SymbolicModel(x, -x).to_spec()
+        >>> decode_model(spec, DecodeContext(Allowlist(), None, {}))(5)
+        -5
     """
     where = path.rstrip(".") or "spec"
     _check_header(spec, where)
@@ -543,6 +557,13 @@ def spec_to_model(
 
     Raises:
         SpecError: the spec is malformed, is of another kind, or names something not permitted.
+
+    Example:
+        >>> import symgraph
+        >>> x = symgraph.CustomInput("a b")
+        >>> spec = symgraph.SymbolicModel(x, x.split()).to_spec()
+        >>> spec_to_model(spec)("c d e")
+        ['c', 'd', 'e']
     """
     if type(spec) is not dict:
         raise SpecError(f"spec: expected a dict, got {escape(describe(spec))}")

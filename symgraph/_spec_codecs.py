@@ -215,7 +215,13 @@ class ConstantCodec:
 
 
 class Files(Protocol):
-    """The files of a saved model, as constant codecs read them."""
+    """The files of a saved model, as constant codecs read them (:class:`symgraph.plugin.FileReader` is one).
+
+    Example:
+        >>> from symgraph.plugin import FileReader
+        >>> hasattr(FileReader, "size") and hasattr(FileReader, "read")
+        True
+    """
 
     def size(self, name: str) -> int:
         """The size of file ``name``; raises :class:`SpecError` when it is missing."""
@@ -275,7 +281,16 @@ def register_op_codec(codec: OpCodec) -> None:
 
 
 def register_check_codec(codec: CheckCodec) -> None:
-    """Store input checks of ``codec.check_type``; see :class:`CheckCodec`."""
+    """Store input checks of ``codec.check_type``; see :class:`CheckCodec`.
+
+    Example:
+        >>> from symgraph.plugin import CheckCodec, register_check_codec
+        >>> class Positive:
+        ...     def __call__(self, value):
+        ...         assert value > 0
+        >>> register_check_codec(CheckCodec("demo.positive", Positive, lambda c, ctx: {},
+        ...                                 lambda fields, name, ctx, path: Positive()))
+    """
     if not isinstance(codec, CheckCodec):
         raise TypeError(f"register_check_codec() needs a CheckCodec, got {type(codec).__name__}")
     with _LOCK:
@@ -284,7 +299,16 @@ def register_check_codec(codec: CheckCodec) -> None:
 
 
 def register_value_codec(codec: ValueCodec) -> None:
-    """Store values of ``codec.types`` inline as ``{codec.tag: payload}``; see :class:`ValueCodec`."""
+    """Store values of ``codec.types`` inline as ``{codec.tag: payload}``; see :class:`ValueCodec`.
+
+    Example:
+        >>> import fractions
+        >>> from symgraph.plugin import EncodeContext, ValueCodec, encode_value, register_value_codec
+        >>> register_value_codec(ValueCodec("$fraction", (fractions.Fraction,),
+        ...     lambda v, ctx: [v.numerator, v.denominator], lambda p, ctx, path: fractions.Fraction(*p)))
+        >>> encode_value(fractions.Fraction(1, 3), EncodeContext())
+        {'$fraction': [1, 3]}
+    """
     if not isinstance(codec, ValueCodec):
         raise TypeError(f"register_value_codec() needs a ValueCodec, got {type(codec).__name__}")
     if not codec.tag.startswith("$") or codec.tag in BUILTIN_TAGS:
@@ -294,7 +318,20 @@ def register_value_codec(codec: ValueCodec) -> None:
 
 
 def register_constant_codec(codec: ConstantCodec) -> None:
-    """Store values of ``codec.types`` in files beside the spec; see :class:`ConstantCodec`."""
+    """Store values of ``codec.types`` in files beside the spec; see :class:`ConstantCodec`.
+
+    Example:
+        >>> import array
+        >>> from symgraph.plugin import ConstantCodec, constant_codec, register_constant_codec
+        >>> class ArrayCodec(ConstantCodec):
+        ...     name = "demo.array"
+        ...     types = (array.array,)
+        ...     def describe(self, value):
+        ...         return {"typecode": value.typecode, "length": len(value)}
+        >>> register_constant_codec(ArrayCodec())
+        >>> constant_codec("demo.array").describe(array.array("d", [1.0, 2.0]))
+        {'typecode': 'd', 'length': 2}
+    """
     if not isinstance(codec, ConstantCodec):
         raise TypeError(f"register_constant_codec() needs a ConstantCodec, got {type(codec).__name__}")
     with _LOCK:
@@ -302,7 +339,14 @@ def register_constant_codec(codec: ConstantCodec) -> None:
 
 
 def register_model_codec(codec: ModelCodec) -> None:
-    """Store models of ``codec.model_type`` with ``"model": codec.kind``; see :class:`ModelCodec`."""
+    """Store models of ``codec.model_type`` with ``"model": codec.kind``; see :class:`ModelCodec`.
+
+    Example:
+        >>> import symgraph
+        >>> from symgraph.plugin import model_codec_for_type
+        >>> model_codec_for_type(symgraph.SymbolicModel).kind  # registered by the core
+        'symgraph'
+    """
     if not isinstance(codec, ModelCodec):
         raise TypeError(f"register_model_codec() needs a ModelCodec, got {type(codec).__name__}")
     with _LOCK:
@@ -310,12 +354,21 @@ def register_model_codec(codec: ModelCodec) -> None:
 
 
 def constant_codec(name: str) -> ConstantCodec | None:
-    """The registered constant codec called ``name``, or ``None``."""
+    """The registered constant codec called ``name``, or ``None``.
+
+    Example:
+        >>> constant_codec("no-such-codec") is None
+        True
+    """
     return next((c for c in _CONSTANT_CODECS if c.name == name), None)
 
 
 def load_backend(kind: str) -> None:
-    """Import the backend that registers ``kind``, through its entry point, if it has one."""
+    """Import the backend that registers ``kind``, through its entry point, if it has one.
+
+    Example:
+        >>> load_backend("no-such-backend")  # nothing to load: no error
+    """
     from symgraph._backends import _available_entry_points
 
     entry = _available_entry_points().get(kind)
@@ -328,6 +381,10 @@ def model_codec_for_kind(kind: str) -> ModelCodec:
 
     Raises:
         SpecError: no installed backend stores models of that kind.
+
+    Example:
+        >>> model_codec_for_kind("symgraph").kind
+        'symgraph'
     """
     codec = next((c for c in reversed(_MODEL_CODECS) if c.kind == kind), None)
     if codec is None and type(kind) is str and kind.isidentifier():
@@ -347,6 +404,13 @@ def model_codec_for_type(model_type: type) -> ModelCodec:
 
     Raises:
         SaveError: no codec stores that class.
+
+    Example:
+        >>> import symgraph
+        >>> class MyModel(symgraph.SymbolicModel):
+        ...     pass
+        >>> model_codec_for_type(MyModel).kind
+        'symgraph'
     """
     for cls in model_type.__mro__:
         for codec in reversed(_MODEL_CODECS):
