@@ -235,7 +235,7 @@ def _encode_check(check: Any, ctx: EncodeContext) -> Any:
     if codec is None:
         raise ctx.refuse(
             f"has an input check of type {type(check).__qualname__}, which no backend stores; "
-            "register a check codec (symgraph.plugin.register_check_codec), or save with check_inputs off"
+            "its backend must register a check codec for it (symgraph.plugin.register_check_codec)"
         )
     return {"kind": codec.kind, **codec.encode(check, ctx)}
 

@@ -103,7 +103,7 @@ try:
 except ImportError as _exc:  # pragma: no cover - pytest is what runs this module
     raise ImportError("symgraph.testing needs pytest: pip install pytest") from _exc
 
-from symgraph import CustomInput, ExecutorError, InputError, SymbolicData, SymbolicModel, add_to_graph
+from symgraph import CustomInput, ExecutorError, InputError, SymbolicData, SymbolicModel, add_to_graph, load, save
 from symgraph.plugin import ENTRY_POINT_GROUP, available_executors, backend_for, describe_value
 
 __all__ = ["EAGER_BINARY", "EAGER_UNARY", "BackendConformance", "models_on_each_executor"]
@@ -211,6 +211,10 @@ report["backend_is_entry_point"] = bool(eps) and symgraph.plugin.backend_for(typ
 report["replayed"] = symgraph.SymbolicModel(x, x * 2 + 1)(second)
 sys.stdout.write(base64.b64encode(pickle.dumps(report)).decode())
 """
+
+
+def _refuse_pickle(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("symgraph.load unpickled something; it must read no pickle")
 
 
 class BackendConformance:
@@ -604,6 +608,42 @@ class BackendConformance:
             expected = _program(a, b, self.reduce, _call)
             self._check_program(clones[0](a, b), expected, f"pickled program, draw {draw}")
             self._check_program(clones[1](a, b), expected, f"pickled interpreted program, draw {draw}")
+
+    def test_saved_models_replay_the_same(self, tmp_path: Any) -> None:
+        """Models saved with ``symgraph.save`` load with ``symgraph.load``, without pickle, and replay the same.
+
+        The backend's input checks must survive too: a backend that has them
+        registers a check codec (:func:`symgraph.plugin.register_check_codec`).
+
+        Example:
+            >>> import tempfile, symgraph
+            >>> x = symgraph.CustomInput([1])
+            >>> with tempfile.TemporaryDirectory() as tmp:
+            ...     symgraph.load(symgraph.save(symgraph.SymbolicModel(x, x * 3), f"{tmp}/m.zip"))([2])
+            [2, 2, 2]
+        """
+        rng = random.Random(11)
+        x, y = self._two_inputs(rng)
+        model = SymbolicModel({"x": x, "y": y}, {"sum": x + y, "mixed": x * y - x, "neg": -y, "first": x[0]})
+        real_loads = pickle.loads
+        pickle.loads = _refuse_pickle
+        try:
+            loaded = [load(save(model, tmp_path / name)) for name in ("model", "model.zip")]
+        finally:
+            pickle.loads = real_loads
+        for draw in range(_DRAWS):
+            a, b = self.make_value(rng), self.make_value(rng)
+            for where, clone in zip(("directory", "zip"), loaded, strict=True):
+                out = clone(x=a, y=b)
+                self._check_equal(out["sum"], a + b, f"saved to a {where}, draw {draw}")
+                self._check_equal(out["mixed"], a * b - a, f"saved to a {where}, draw {draw}")
+                self._check_equal(out["neg"], -b, f"saved to a {where}, draw {draw}")
+                self._check_equal(out["first"], a[0], f"saved to a {where}, draw {draw}")
+        unfit = self.make_unfit_value(rng)
+        if unfit is not None:
+            for clone in loaded:
+                with pytest.raises(InputError):
+                    clone(x=unfit, y=self.make_value(rng))
 
     def test_deepcopy(self) -> None:
         """``copy.deepcopy`` and ``copy.copy`` of a model replay as the model does.

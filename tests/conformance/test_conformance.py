@@ -16,7 +16,15 @@ import pytest
 
 import symgraph
 import symgraph.plugin
-from symgraph.plugin import Backend, SymbolicData, register_backend, restore_registry, snapshot_registry
+from symgraph.plugin import (
+    Backend,
+    CheckCodec,
+    SymbolicData,
+    register_backend,
+    register_check_codec,
+    restore_registry,
+    snapshot_registry,
+)
 from symgraph.testing import BackendConformance
 
 
@@ -152,6 +160,20 @@ class LengthCheck:
     def __call__(self, value):
         if not isinstance(value, Samples) or len(value) != self.length:
             raise symgraph.InputError(f"{self.name} expects Samples of length {self.length}, got {value!r}")
+
+
+def _encode_length_check(check, ctx):
+    return {"length": check.length}
+
+
+def _decode_length_check(fields, name, ctx, where):
+    if set(fields) != {"length"} or type(fields["length"]) is not int:
+        raise symgraph.SpecError(f"{where}: a samples.length check has an int length")
+    return LengthCheck(name, fields["length"])
+
+
+# How symgraph.save stores the check: a third party registers it as the backend does.
+register_check_codec(CheckCodec("samples.length", LengthCheck, _encode_length_check, _decode_length_check))
 
 
 class SamplesBackend(Backend):
