@@ -35,6 +35,7 @@ __all__ = [
     "INTROSPECTION_PREFIXES",
     "SAFE_BUILTINS",
     "Allowlist",
+    "attribute_name_permitted",
     "is_dunder",
     "reference_of",
     "register_allowed_module",
@@ -264,6 +265,35 @@ def register_allowed_module(name: str) -> None:
 
 _PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _MISSING = object()
+
+
+# Private names are internals (a tensor's _share_filename_cpu_), refused but for
+# the public API of named tuples.
+_PUBLIC_PRIVATE_NAMES = frozenset({"_asdict", "_replace", "_fields", "_make", "_field_defaults"})
+
+
+def _operator_dunders() -> frozenset[str]:
+    from symgraph._operators import OPERATORS
+
+    return frozenset(name for spec in OPERATORS.values() for name in (spec.dunder, spec.reflected) if name)
+
+
+_OPERATOR_DUNDERS = _operator_dunders()
+
+
+def attribute_name_permitted(name: str) -> bool:
+    """Whether a spec may record the attribute or method ``name`` on a value, resolved when the model runs.
+
+    Refused: private and dunder names (but the operators' own and named tuples'
+    public ones), the attributes of frames, code objects, generators and
+    tracebacks, and :data:`DENIED_ATTRIBUTES`.
+
+    Example:
+        >>> [attribute_name_permitted(n) for n in ("sum", "__add__", "__class__", "_private", "f_globals", "tofile")]
+        [True, True, False, False, False, False]
+    """
+    private = name.startswith("_") and name not in _OPERATOR_DUNDERS and name not in _PUBLIC_PRIVATE_NAMES
+    return not (private or name in DENIED_ATTRIBUTES or name.startswith(INTROSPECTION_PREFIXES))
 
 
 def is_dunder(name: str) -> bool:

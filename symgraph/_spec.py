@@ -31,9 +31,8 @@ import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from symgraph._allowlist import DENIED_ATTRIBUTES, INTROSPECTION_PREFIXES, Allowlist
+from symgraph._allowlist import Allowlist, attribute_name_permitted
 from symgraph._errors import SpecError, SymgraphError
-from symgraph._operators import OPERATORS
 from symgraph._ops import Call, Elements, GetAttr, MethodCall, Operation, Operator, Slice, Unpack
 from symgraph._plan import InputSpec, Plan, Step
 from symgraph._spec_codecs import (
@@ -107,22 +106,10 @@ FORMAT = "symgraph.model"
 #: The spec version this symgraph writes, and the newest it reads.
 VERSION = 1
 
-_OPERATOR_DUNDERS = frozenset(
-    name for spec in OPERATORS.values() for name in (spec.dunder, spec.reflected) if name is not None
-)
-
 
 # -- operations ----------------------------------------------------------------------
-
-
-# Private names are internals (a tensor's _share_filename_cpu_), refused but for
-# the public API of named tuples.
-_PUBLIC_PRIVATE_NAMES = frozenset({"_asdict", "_replace", "_fields", "_make", "_field_defaults"})
-
-
 def _check_name(name: str, path: str) -> None:
-    private = name.startswith("_") and name not in _OPERATOR_DUNDERS and name not in _PUBLIC_PRIVATE_NAMES
-    if private or name in DENIED_ATTRIBUTES or name.startswith(INTROSPECTION_PREFIXES):
+    if not attribute_name_permitted(name):
         raise SpecError(
             f"{path}: the attribute or method name {escape(name)!r} is refused when loading: private and "
             "dunder names (but operators'), the attributes of frames, code and generators, and names that "
@@ -266,6 +253,15 @@ def _encode_plan(plan: Plan, ctx: EncodeContext) -> dict[str, Any]:
                 f"is a {type(op).__qualname__} operation, which no backend stores; register an op codec "
                 "for it (symgraph.plugin.register_op_codec), or save the model with pickle"
             )
+        try:
+            _check_op(op, "it")
+        except SpecError as exc:
+            # Refused now rather than by whoever loads the file, maybe elsewhere, later.
+            raise ctx.refuse(
+                f"uses what loading refuses: {str(exc).removeprefix('it: ')}. Record it another way (a function "
+                "defined at the top level of a module, called with symgraph.add_to_graph), or save the model "
+                "with pickle"
+            ) from None
         parents = [names[a] for a in step.args]
         used = {r for t in op.templates() for r in t.refs()} | ({0} if codec.subject else set())
         if used != set(range(len(parents))):

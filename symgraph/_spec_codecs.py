@@ -9,10 +9,11 @@ what one model's encoding collects and one spec's decoding needs.
 
 from __future__ import annotations
 
+import contextlib
 import copy as _copy
 import dataclasses
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 from symgraph._allowlist import Allowlist
@@ -447,6 +448,21 @@ class EncodeContext:
     def name_object(self, obj: Any, encoded: Any) -> None:
         """Encode ``obj`` (by identity) as ``encoded``, a layer's ``{"$layer": name}`` say."""
         self._named[id(obj)] = (obj, encoded)
+
+    @contextlib.contextmanager
+    def names_scope(self, *, empty: bool = False) -> Iterator[None]:
+        """Within the block, :meth:`name_object` names only for the block: a nested model's layers.
+
+        Args:
+            empty: Start the block with no names at all (a layer's constructor
+                arguments, which are stored as values, not as the model's layers).
+        """
+        saved = self._named
+        self._named = {} if empty else dict(saved)
+        try:
+            yield
+        finally:
+            self._named = saved
 
     def named(self, obj: Any) -> Any:
         """What :meth:`name_object` gave for ``obj``, or ``None``."""

@@ -494,7 +494,10 @@ def _encode_layer(module: nn.Module, name: str, ctx: EncodeContext) -> dict[str,
         prefix = ctx.state.get("torch.prefix", "")
         ctx.state["torch.prefix"] = f"{prefix}{name}."
         try:
-            return {"model": encode_model(module, ctx)}
+            # Its layer names are its own: a layer it shares with the enclosing model
+            # has another name there.
+            with ctx.names_scope():
+                return {"model": encode_model(module, ctx)}
         finally:
             ctx.state["torch.prefix"] = prefix
     args, kwargs = _read_arguments(module, name)
@@ -509,11 +512,14 @@ def _encode_layer(module: nn.Module, name: str, ctx: EncodeContext) -> dict[str,
     where, ctx.where = ctx.where, f"layer {escape(name)!r}"
     inside, ctx.state["torch.in_layer"] = ctx.state.get("torch.in_layer", False), True
     try:
-        return {
-            "class": encode_value(type(module), ctx)["$object"],
-            "args": [encode_value(v, ctx) for v in args],
-            "kwargs": encode_value(kwargs, ctx),
-        }
+        # A recorded layer that surgery wrapped (Sequential(model.Linear_1, ...)) is
+        # an argument here, stored with its holder, not a reference to the model's layer.
+        with ctx.names_scope(empty=True):
+            return {
+                "class": encode_value(type(module), ctx)["$object"],
+                "args": [encode_value(v, ctx) for v in args],
+                "kwargs": encode_value(kwargs, ctx),
+            }
     finally:
         ctx.where = where
         ctx.state["torch.in_layer"] = inside
