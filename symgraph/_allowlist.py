@@ -16,6 +16,7 @@ every dunder name. Anything else needs the user's ``allow=``.
 
 from __future__ import annotations
 
+import builtins
 import enum
 import importlib
 import re
@@ -394,6 +395,11 @@ def _module_allowed(module: str) -> bool:
     return not any(p.startswith("_") for p in parts[1:])
 
 
+def _python_name(reference: str) -> str:
+    module, _, qualname = reference.partition(":")
+    return qualname if module == "builtins" else f"{module}.{qualname}"
+
+
 class Allowlist:
     """Decides which ``"module:qualname"`` names a spec may resolve, and resolves them.
 
@@ -449,7 +455,12 @@ class Allowlist:
         if any(module == m or module.startswith(m + ".") for m in self._modules):
             return True
         if module == "builtins":
-            return len(parts) == 1 and qualname in SAFE_BUILTINS
+            # A safe builtin, or a method of one of its classes (str.lower).
+            return (
+                parts[0] in SAFE_BUILTINS
+                and (len(parts) == 1 or (len(parts) == 2 and isinstance(getattr(builtins, parts[0], None), type)))
+                and all(attribute_name_permitted(p) for p in parts[1:])
+            )
         if module in _REGISTERED_MODULES:
             return not parts[0].startswith("_") and not any(p in DENIED_ATTRIBUTES for p in parts)
         if not _module_allowed(module):
@@ -478,7 +489,7 @@ class Allowlist:
                 f"{where} names {escape(reference)}, which loading does not run unless you allow it: only "
                 "numpy, torch, math, operator and safe builtins are allowed, and nothing that reads files, "
                 "unpickles or compiles code. If you trust this file, pass it: symgraph.load(path, "
-                f"allow=[{escape(reference.replace(':', '.'))}]) (the object itself, or its module)"
+                f"allow=[{escape(_python_name(reference))}]) (the object itself, or its module)"
             )
         module, _, qualname = reference.partition(":")
         expected = self._objects.get(reference, _MISSING)

@@ -61,6 +61,7 @@ BUILTIN_TAGS = frozenset(
         "$frozenset",
         "$range",
         "$object",
+        "$method",
         "$partial",
         "$constant",
     }

@@ -15,7 +15,7 @@ import types
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from symgraph._allowlist import reference_of
+from symgraph._allowlist import attribute_name_permitted, reference_of
 from symgraph._backends import backend_for
 from symgraph._errors import SpecError
 from symgraph._spec_codecs import (
@@ -132,12 +132,39 @@ def encode_value(value: Any, ctx: EncodeContext, _depth: int = 0) -> Any:
         encoded = _encode_by_codec(value, ctx)
     if encoded is not None:
         return encoded
+    if callable(value) and reference_of(value) is None:
+        method = _method_of(value)
+        if method is not None:
+            return {"$method": [encode_value(method[0], ctx, d), method[1]]}
     if callable(value) or isinstance(value, type) or reference_of(value) is not None:
         return {"$object": _reference(value, ctx)}
     raise ctx.refuse(
         f"holds {describe(value)}, a {type(value).__qualname__}, which the symgraph format cannot store; "
         "save the model with pickle, or register a value codec for the type (symgraph.plugin.register_value_codec)"
     )
+
+
+def _method_of(value: Any) -> tuple[Any, str] | None:
+    """``(owner, name)`` when ``value`` is ``owner.name``, a method the spec stores as ``$method``.
+
+    A bound method (``", ".join``, ``np.add.reduce``, ``dict.fromkeys``) or a
+    method of a builtin class (``str.lower``).
+    """
+    name = getattr(value, "__name__", None)
+    if type(name) is not str or not attribute_name_permitted(name):
+        return None
+    owner = getattr(value, "__self__", None)
+    if owner is not None and not isinstance(owner, types.ModuleType):
+        try:
+            # A bound method is made anew at each lookup; equal when of the same owner.
+            same = bool(getattr(owner, name) == value)
+        except Exception:  # an owner whose lookup fails is not known to give it back
+            return None
+        return (owner, name) if same else None
+    objclass = getattr(value, "__objclass__", None)
+    if isinstance(objclass, type) and getattr(objclass, name, None) is value:
+        return objclass, name
+    return None
 
 
 def _encode_by_codec(value: Any, ctx: EncodeContext) -> Any:
@@ -347,6 +374,15 @@ def _decode_leaf(tag: str, payload: Any, ctx: DecodeContext, where: str, depth: 
         return range(*items)
     if tag == "$object":
         return ctx.allow.resolve(payload, where)
+    if tag == "$method":
+        owner, name = list_of(payload, where, 2)
+        if type(name) is not str or not attribute_name_permitted(name):
+            raise SpecError(f"{where}[1]: the method name {escape(repr(name))} is refused when loading")
+        holder = decode_value(owner, ctx, f"{where}[0]", depth)
+        method = getattr(holder, name, None)
+        if not callable(method):
+            raise SpecError(f"{where}: {escape(describe(holder))} has no method {escape(repr(name))}")
+        return method
     if tag == "$partial":
         fields = object_fields(payload, where, {"func", "args", "kwargs"})
         func = decode_value(fields["func"], ctx, f"{where}.func", depth)
