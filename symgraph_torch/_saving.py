@@ -482,8 +482,6 @@ def _compare(original: nn.Module, rebuilt: nn.Module, name: str) -> None:
             )
         if a._modules.keys() != b._modules.keys():
             raise _refuse_layer(name, original, f"has other submodules at {where!r} than its constructor makes")
-        if a.training != original.training:
-            raise _refuse_layer(name, original, f"has {where!r} in another train/eval mode than the layer")
         stack.extend(
             (a._modules[k], b._modules[k], f"{path}.{k}".lstrip(".")) for k in a._modules if a._modules[k] is not None
         )
@@ -589,10 +587,7 @@ def _encode_model(model: DetachedSymbolicModel, ctx: EncodeContext) -> tuple[Pla
         if not isinstance(current, DetachedSymbolicModel):
             for key, tensor in _named_tensors(current):
                 store(f"{name}.{key}", tensor)
-        layer = _encode_layer(current, name, ctx)
-        if current.training != model.training:
-            layer["training"] = current.training
-        layers[name] = layer
+        layers[name] = _encode_layer(current, name, ctx)
     # After the layers: a nested model among them set its own meanwhile.
     ctx.state["torch.module_paths"] = paths
     ctx.state["torch.layers"] = dict(current_layers)
@@ -615,6 +610,9 @@ def _encode_model(model: DetachedSymbolicModel, ctx: EncodeContext) -> tuple[Pla
         "frozen": frozen,
         "requires_grad": needs_grad,
         "memory_format": formats,
+        # Every module in another train/eval mode than the model: a frozen
+        # BatchNorm in a block that trains, a dropout left on for sampling.
+        "modes": {path: m.training for path, m in model.named_modules() if path and m.training != model.training},
         "tied": tied,
     }
     return plan, section
@@ -640,8 +638,8 @@ def _decode_layer(spec: Any, name: str, ctx: DecodeContext, where: str) -> nn.Mo
     if type(spec) is not dict:
         raise SpecError(f"{where}: expected an object")
     if "model" in spec:
-        if set(spec) - {"model", "training"}:
-            raise SpecError(f"{where}: a nested model's entry has 'model' (and 'training') only")
+        if set(spec) != {"model"}:
+            raise SpecError(f"{where}: a nested model's entry has 'model' only")
         prefix = ctx.state.get("torch.prefix", "")
         ctx.state["torch.prefix"] = f"{prefix}{name}."
         try:
@@ -651,8 +649,8 @@ def _decode_layer(spec: Any, name: str, ctx: DecodeContext, where: str) -> nn.Mo
         if not isinstance(nested, DetachedSymbolicModel):
             raise SpecError(f"{where}.model: a nested model must be a torch model")
         return nested
-    if not {"class", "args", "kwargs"} <= set(spec) or set(spec) - {"class", "args", "kwargs", "training"}:
-        raise SpecError(f"{where}: a layer has 'class', 'args' and 'kwargs' (and 'training')")
+    if set(spec) != {"class", "args", "kwargs"}:
+        raise SpecError(f"{where}: a layer has 'class', 'args' and 'kwargs'")
     cls = ctx.allow.resolve(spec["class"], f"{where}.class")
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)) or issubclass(cls, DetachedSymbolicModel):
         raise SpecError(f"{where}.class: {escape(spec['class'])} is not an nn.Module layer class")
@@ -766,6 +764,7 @@ _SECTION_DEFAULTS: dict[str, Any] = {
     "frozen": [],
     "requires_grad": [],
     "memory_format": {},
+    "modes": {},
     "tied": {},
 }
 _SECTION = frozenset(
@@ -779,6 +778,7 @@ _SECTION = frozenset(
         "frozen",
         "requires_grad",
         "memory_format",
+        "modes",
         "tied",
     }
 )
@@ -832,16 +832,15 @@ def _decode_model(section: dict[str, Any], ctx: DecodeContext, path: str) -> Cal
         layer = _decode_layer(spec, name, ctx, where)
         if ctx.constants is not None and not isinstance(layer, DetachedSymbolicModel):
             _fill(layer, prefix + name, ctx, where)
-        training = spec.get("training", section["training"])
-        if type(training) is not bool:
-            raise SpecError(f"{where}.training: expected true or false")
-        layer.train(training)
         layers[name] = layer
     ctx.set_names("$layer", layers)
     input_shape = decode_value(section["input_shape"], ctx, f"{path}.input_shape")
     output_shape = decode_value(section["output_shape"], ctx, f"{path}.output_shape")
     direct_calls = section["direct_calls"]
     training = section["training"]
+    modes = section["modes"]
+    if type(modes) is not dict or not all(type(v) is bool for v in modes.values()):
+        raise SpecError(f"{path}.modes: expected an object of module paths to true or false")
 
     def build(plan: Plan, options: dict[str, Any]) -> SymbolicModel:
         names = {id(layer): name for name, layer in layers.items()}
@@ -867,8 +866,11 @@ def _decode_model(section: dict[str, Any], ctx: DecodeContext, path: str) -> Cal
                 f"{path}.layers: the steps register the layers {model._layer_names}, the spec lists {list(layers)}"
             )
         model.train(training)
-        for name, layer in layers.items():
-            layer.train(layers_spec[name].get("training", training))
+        for module_path, mode in modes.items():
+            try:
+                model.get_submodule(module_path).train(mode)
+            except AttributeError:
+                raise SpecError(f"{path}.modes: the model has no module {escape(repr(module_path))}") from None
         return model
 
     return build
