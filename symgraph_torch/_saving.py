@@ -73,9 +73,7 @@ _LAYER_SPECS: dict[type, LayerSpec] = {}
 _INTERNALS = frozenset(vars(nn.Module()))
 _HOOKS = tuple(sorted(name for name in _INTERNALS if "hook" in name))
 _SKIPPED_ARGUMENTS = frozenset({"device", "dtype"})
-# The memory formats a tensor is stored back in (a model moved to channels_last), by
-# spec name: the format and the number of dimensions it applies to.
-_MEMORY_FORMATS = {"channels_last": (torch.channels_last, 4), "channels_last_3d": (torch.channels_last_3d, 5)}
+
 # Caches a layer derives from its parameters (the RNNs' flat weights), rebuilt after loading.
 _DERIVED = frozenset({"_flat_weights", "_flat_weight_refs"})
 
@@ -559,7 +557,7 @@ def _encode_model(model: DetachedSymbolicModel, ctx: EncodeContext) -> tuple[Pla
     parameters: list[str] = []
     frozen: list[str] = []
     needs_grad: list[str] = []
-    formats: dict[str, str] = {}
+    orders: dict[str, list[int]] = {}
     seen: dict[int, str] = ctx.state.setdefault("torch.seen", {})
 
     def store(key: str, tensor: torch.Tensor) -> None:
@@ -574,13 +572,9 @@ def _encode_model(model: DetachedSymbolicModel, ctx: EncodeContext) -> tuple[Pla
             frozen.append(full)
         elif not isinstance(tensor, nn.Parameter) and tensor.requires_grad:
             needs_grad.append(full)
-        for layout, (memory_format, dims) in _MEMORY_FORMATS.items():
-            if (
-                tensor.dim() == dims
-                and not tensor.is_contiguous()
-                and tensor.is_contiguous(memory_format=memory_format)
-            ):
-                formats[full] = layout
+        order = _dim_order(tensor)
+        if order is not None:
+            orders[full] = order
 
     for name, current in current_layers:
         ctx.where = f"layer {escape(name)!r}"
@@ -609,7 +603,7 @@ def _encode_model(model: DetachedSymbolicModel, ctx: EncodeContext) -> tuple[Pla
         "parameters": parameters,
         "frozen": frozen,
         "requires_grad": needs_grad,
-        "memory_format": formats,
+        "dim_order": orders,
         # Every module in another train/eval mode than the model: a frozen
         # BatchNorm in a block that trains, a dropout left on for sampling.
         "modes": {path: m.training for path, m in model.named_modules() if path and m.training != model.training},
@@ -701,6 +695,32 @@ def _decode_module_value(payload: Any, ctx: DecodeContext, where: str) -> nn.Mod
     return _decode_layer(payload, "layer", ctx, where)
 
 
+def _dim_order(tensor: torch.Tensor) -> list[int] | None:
+    """The order of dimensions, outermost first, in which a dense tensor that is not contiguous is laid out.
+
+    ``None`` for contiguous tensors and for those no permutation makes contiguous
+    (views with gaps, which safetensors stores compacted). A model moved to
+    ``channels_last`` has weights in order ``[0, 2, 3, 1]``; a transposed weight
+    ``[1, 0]``. Kernels pick other algorithms for other layouts, so the layout is
+    part of what the model computes.
+
+    Example:
+        >>> _dim_order(torch.zeros(2, 3).t()), _dim_order(torch.zeros(2, 3))
+        ([1, 0], None)
+    """
+    if tensor.is_contiguous():
+        return None
+    order = sorted(range(tensor.dim()), key=lambda d: (-tensor.stride()[d], -tensor.shape[d]))
+    return order if tensor.permute(order).is_contiguous() else None
+
+
+def _in_dim_order(tensor: torch.Tensor, order: Any, where: str) -> torch.Tensor:
+    if type(order) is not list or sorted(order) != list(range(tensor.dim())) or not all(type(d) is int for d in order):
+        raise SpecError(f"{where}: expected a permutation of the tensor's {tensor.dim()} dimensions")
+    inverse = sorted(range(len(order)), key=order.__getitem__)
+    return tensor.permute(order).contiguous().permute(inverse)
+
+
 def _own_tensors(ctx: DecodeContext) -> dict[str, Any]:
     """The constants by key, copied unless loading read them itself.
 
@@ -763,7 +783,7 @@ _SECTION_DEFAULTS: dict[str, Any] = {
     "parameters": [],
     "frozen": [],
     "requires_grad": [],
-    "memory_format": {},
+    "dim_order": {},
     "modes": {},
     "tied": {},
 }
@@ -777,7 +797,7 @@ _SECTION = frozenset(
         "parameters",
         "frozen",
         "requires_grad",
-        "memory_format",
+        "dim_order",
         "modes",
         "tied",
     }
@@ -809,18 +829,17 @@ def _decode_model(section: dict[str, Any], ctx: DecodeContext, path: str) -> Cal
             ctx.copy_constants = False  # copied just now, once for all their names
     ctx.state["torch.tied"].update(tied)
     ctx.state["torch.frozen"].update(_str_list(section["frozen"], f"{path}.frozen"))
-    formats = section["memory_format"]
-    if type(formats) is not dict or not all(v in _MEMORY_FORMATS for v in formats.values()):
-        raise SpecError(f"{path}.memory_format: expected an object of {', '.join(sorted(_MEMORY_FORMATS))}")
+    orders = section["dim_order"]
+    if type(orders) is not dict:
+        raise SpecError(f"{path}.dim_order: expected an object of constant keys to dimension orders")
     tensors = ctx.state["torch.tensors"]
+    for key, order in orders.items():
+        tensor = tensors.get(key)
+        if isinstance(tensor, torch.Tensor):
+            tensors[key] = _in_dim_order(tensor, order, f"{path}.dim_order[{escape(repr(key))}]")
     for key in _str_list(section["requires_grad"], f"{path}.requires_grad"):
         if isinstance(tensors.get(key), torch.Tensor) and tensors[key].is_floating_point():
             tensors[key].requires_grad_(True)
-    for key, layout in formats.items():
-        tensor = tensors.get(key)
-        memory_format, dims = _MEMORY_FORMATS[layout]
-        if isinstance(tensor, torch.Tensor) and tensor.dim() == dims:
-            tensors[key] = tensor.contiguous(memory_format=memory_format)
     if ctx.constants is not None:
         for key in _str_list(section["parameters"], f"{path}.parameters"):
             _tensor(key, True, ctx, f"{path}.parameters")
