@@ -108,10 +108,26 @@ class FileReader:
             raise missing
         return file.stat().st_size
 
-    def read(self, name: str, max_bytes: int | None = None) -> bytes:
-        """The bytes of file ``name``, refused before reading if larger than the limit."""
+    def read(self, name: str, max_bytes: int | None = None, *, hint: bool = False) -> bytes:
+        """The bytes of file ``name``, refused before reading if larger than the limit.
+
+        Args:
+            name: The file.
+            max_bytes: A lower limit than the reader's.
+            hint: When the file is missing from a zip that holds it one folder
+                down (a zip of the saved directory), say so.
+        """
         limit = self.max_bytes if max_bytes is None else min(max_bytes, self.max_bytes)
-        size = self.size(name)
+        try:
+            size = self.size(name)
+        except SpecError:
+            nested = [n for n in self._zip.namelist() if n.endswith("/" + name)] if hint and self._zip else []
+            if nested:
+                raise SpecError(
+                    f"{escape(str(self.path))} holds {escape(nested[0])}, not {name}: it is a zip of the saved "
+                    "directory. Load the directory, or zip what the directory holds"
+                ) from None
+            raise
         if size > limit:
             raise SpecError(f"{escape(name)} holds {size} bytes, more than the {limit} that load() reads")
         chunks: list[bytes] = []
@@ -184,8 +200,27 @@ def _files(spec: dict[str, Any], constants: dict[str, Any]) -> dict[str, bytes]:
         for key, (file, data) in codec.write(values).items():
             manifest[key]["file"] = file
             files[file] = data
-    files[SPEC_FILE] = json.dumps(spec, indent=1, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    text = json.dumps(spec, indent=1, ensure_ascii=False, allow_nan=False)
+    try:
+        files[SPEC_FILE] = text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (os.fsdecode of a name that is not UTF-8) has no UTF-8
+        # form; JSON's \u escapes carry it, and read it back as it was.
+        files[SPEC_FILE] = json.dumps(spec, indent=1, ensure_ascii=True, allow_nan=False).encode("ascii")
     return files
+
+
+def _is_saved_model(path: Path) -> bool:
+    """Whether ``path`` holds a saved model, which ``overwrite=True`` may replace."""
+    if path.is_symlink():
+        return False
+    if path.is_dir():
+        return (path / SPEC_FILE).is_file()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return SPEC_FILE in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def save(model: Any, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
@@ -208,7 +243,8 @@ def save(model: Any, path: str | os.PathLike[str], *, overwrite: bool = False) -
         SaveError: the model holds what the format cannot store (a lambda, a
             layer whose constructor arguments cannot be read back); the message
             names the step or the layer, and what to do.
-        FileExistsError: ``path`` exists and ``overwrite`` is false, or it is not a saved model.
+        FileExistsError: ``path`` exists and ``overwrite`` is false, or it is not a
+            saved model (``overwrite`` replaces only saved models, never another file).
 
     Example:
         >>> import tempfile, symgraph
@@ -225,8 +261,8 @@ def save(model: Any, path: str | os.PathLike[str], *, overwrite: bool = False) -
     if target.exists() or target.is_symlink():
         if not overwrite:
             raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
-        if target.is_dir() and not (target / SPEC_FILE).is_file():
-            raise FileExistsError(f"{target} is a directory that is not a saved model; it is left as it is")
+        if not _is_saved_model(target):
+            raise FileExistsError(f"{target} is not a saved model, so overwrite=True leaves it as it is")
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.suffix.lower() == ".zip":
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
@@ -291,7 +327,7 @@ def load(path: str | os.PathLike[str], *, allow: Iterable[Any] = (), max_bytes: 
         raise TypeError(f"max_bytes must be a positive int, got {max_bytes!r}")
     reader = FileReader(Path(path), max_bytes)
     try:
-        spec = read_spec(reader.read(SPEC_FILE, MAX_SPEC_BYTES))
+        spec = read_spec(reader.read(SPEC_FILE, MAX_SPEC_BYTES, hint=True))
         if type(spec) is not dict:
             raise SpecError("spec.json: expected an object")
         manifest = spec.get("constants", {})

@@ -60,6 +60,7 @@ BUILTIN_TAGS = frozenset(
         "$set",
         "$frozenset",
         "$range",
+        "$ordereddict",
         "$object",
         "$method",
         "$partial",

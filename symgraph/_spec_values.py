@@ -9,6 +9,7 @@ part and turns names into objects only through the context's allowlist.
 from __future__ import annotations
 
 import base64
+import collections
 import functools
 import math
 import types
@@ -112,6 +113,8 @@ def encode_value(value: Any, ctx: EncodeContext, _depth: int = 0) -> Any:
         return {"$ellipsis": None}
     if tp is set or tp is frozenset:
         return {"$" + tp.__name__: [encode_value(v, ctx, d) for v in value]}
+    if tp is collections.OrderedDict:
+        return {"$ordereddict": [[encode_value(k, ctx, d), encode_value(v, ctx, d)] for k, v in value.items()]}
     if tp is range:
         return {"$range": [value.start, value.stop, value.step]}
     if tp is functools.partial:
@@ -183,9 +186,9 @@ def _reference(obj: Any, ctx: EncodeContext) -> str:
         return reference
     if not isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType)):
         raise ctx.refuse(
-            f"holds {describe(obj)}, a {type(obj).__qualname__} object: the symgraph format names functions and "
-            "classes by their import path, and stores no other objects. Use a function defined at the top level "
-            "of a module instead (loading then needs allow=[it]), or save the model with pickle"
+            f"holds {describe(obj)}, an object of type {type(obj).__qualname__}: the symgraph format names "
+            "functions and classes by their import path, and stores no other objects. Use a function defined "
+            "at the top level of a module instead (loading then needs allow=[it]), or save the model with pickle"
         )
     name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
     raise ctx.refuse(
@@ -367,6 +370,15 @@ def _decode_leaf(tag: str, payload: Any, ctx: DecodeContext, where: str, depth: 
             return set(items) if tag == "$set" else frozenset(items)
         except TypeError:
             raise SpecError(f"{where}: the items of a set must be hashable") from None
+    if tag == "$ordereddict":
+        pairs = [list_of(p, f"{where}[{i}]", 2) for i, p in enumerate(list_of(payload, where))]
+        try:
+            return collections.OrderedDict(
+                (decode_value(k, ctx, f"{where}[{i}][0]", depth), decode_value(v, ctx, f"{where}[{i}][1]", depth))
+                for i, (k, v) in enumerate(pairs)
+            )
+        except TypeError:
+            raise SpecError(f"{where}: the keys of an ordered dict must be hashable") from None
     if tag == "$range":
         items = list_of(payload, where, 3)
         if any(type(v) is not int for v in items) or items[2] == 0:

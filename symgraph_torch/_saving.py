@@ -21,6 +21,7 @@ it then overwrites nor draws from the global random generator.
 
 from __future__ import annotations
 
+import collections
 import inspect
 import json
 import math
@@ -101,6 +102,8 @@ _TORCH_CONSTANTS = {
 }
 _TORCH_CONSTANT_NAMES = {value: name for name, value in sorted(_TORCH_CONSTANTS.items(), reverse=True)}
 _TENSORS_FILE = "tensors.safetensors"
+# The modules of torch's quantized layers, which keep packed weights that are not tensors.
+_QUANTIZED = ("torch.ao.nn.quantized", "torch.nn.quantized", "torch.ao.nn.intrinsic.quantized")
 #: The most bytes of weights ``from_spec`` initialises for one layer when no constants are given.
 MAX_FRESH_BYTES = 2**32
 _MAX_HEADER = 100 * 2**20
@@ -374,12 +377,15 @@ def _decode_check(fields: dict[str, Any], name: str, ctx: DecodeContext, where: 
 
 
 # -- layers ----------------------------------------------------------------------------
-def _refuse_layer(name: str, module: nn.Module, why: str) -> SaveError:
+_SPEC_ADVICE = (
+    "Register a spec function for its class (symgraph_torch.register_layer_spec), or save the model with torch.save"
+)
+
+
+def _refuse_layer(name: str, module: nn.Module, why: str, advice: str = _SPEC_ADVICE) -> SaveError:
     return SaveError(
         f"cannot save this model in the symgraph format: layer {escape(name)!r} "
-        f"({type(module).__module__}.{type(module).__qualname__}) "
-        f"{why}. Register a spec function for its class (symgraph_torch.register_layer_spec), or save the "
-        "model with torch.save"
+        f"({type(module).__module__}.{type(module).__qualname__}) {why}. {advice}"
     )
 
 
@@ -496,6 +502,15 @@ def _encode_layer(module: nn.Module, name: str, ctx: EncodeContext) -> dict[str,
                 return {"model": encode_model(module, ctx)}
         finally:
             ctx.state["torch.prefix"] = prefix
+    quantized = next((m for m in module.modules() if type(m).__module__.startswith(_QUANTIZED)), None)
+    if quantized is not None:
+        raise _refuse_layer(
+            name,
+            module,
+            f"holds the quantized layer {type(quantized).__module__}.{type(quantized).__qualname__}, "
+            "whose packed weights the format does not store",
+            "Save the float model and quantize it after loading, or save the model with torch.save",
+        )
     args, kwargs = _read_arguments(module, name)
     with torch.device("meta"):
         try:
@@ -897,9 +912,9 @@ def _decode_model(section: dict[str, Any], ctx: DecodeContext, path: str) -> Cal
 
 # -- registration ----------------------------------------------------------------------
 def _sequential(module: nn.Module) -> tuple[list[Any], dict[str, Any]]:
-    if not all(k.isdigit() for k in module._modules):
-        raise SaveError("cannot save a Sequential built from an OrderedDict of names in the symgraph format yet")
-    return list(module._modules.values()), {}
+    if all(k == str(i) for i, k in enumerate(module._modules)):
+        return list(module._modules.values()), {}
+    return [collections.OrderedDict(module._modules)], {}  # Sequential(OrderedDict(...)) keeps the names
 
 
 def _module_list(module: nn.Module) -> tuple[list[Any], dict[str, Any]]:

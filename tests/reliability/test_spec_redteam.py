@@ -36,8 +36,21 @@ import pytest
 import symgraph
 from symgraph import SpecError
 
-torch = pytest.importorskip("torch")
-symgraph_torch = pytest.importorskip("symgraph_torch")
+try:
+    import torch
+
+    import symgraph_torch
+except ImportError:  # the core attacks still run
+    torch = None
+    symgraph_torch = None
+
+try:
+    import numpy
+except ImportError:
+    numpy = None
+
+needs_torch = pytest.mark.skipif(torch is None, reason="needs torch")
+needs_numpy = pytest.mark.skipif(numpy is None, reason="needs numpy")
 
 X = {"$ref": "x"}
 GETATTR = {"$object": "builtins:getattr"}
@@ -173,11 +186,8 @@ def assert_refused_at_load(spec: dict[str, Any], via: Path | None = None) -> Non
 
 
 @pytest.fixture
-def canary(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "CANARY"
-    yield path
-    if path.is_dir():
-        path.rmdir()
+def canary(tmp_path: Path) -> Path:
+    return tmp_path / "CANARY"
 
 
 @pytest.fixture
@@ -215,14 +225,17 @@ def _exec_at_load(canary: Path) -> dict[str, Any]:
     return _qat_layer(partial(REDUCE, obj("operator:call"), [obj("builtins:len"), exec_code(canary)], get_exec))
 
 
+@needs_torch
 def test_a_layer_constructor_does_not_run_exec_while_loading(canary: Path, tmp_path: Path) -> None:
     assert_defeated(_exec_at_load(canary), canary, via=tmp_path / "saved")
 
 
+@needs_torch
 def test_a_layer_constructor_does_not_run_exec_in_from_spec(canary: Path) -> None:
     assert_defeated(_exec_at_load(canary), canary, call_model=False)
 
 
+@needs_torch
 def test_a_layer_constructor_does_not_import_a_module_while_loading(
     canary_module: tuple[str, Path], tmp_path: Path
 ) -> None:
@@ -233,14 +246,16 @@ def test_a_layer_constructor_does_not_import_a_module_while_loading(
     assert name not in sys.modules
 
 
-def test_a_layer_constructor_does_not_open_files_while_loading(tmp_path: Path) -> None:
+@needs_torch
+def test_a_layer_constructor_does_not_read_files_while_loading(tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
-    secret.write_text("s3cr3t\n")
-    # numpy.ma.mrecords.openfile(path) is open(path): the layer would keep the open file.
-    spec = _qat_layer(partial(obj("numpy.ma.mrecords:openfile"), str(secret)))
+    secret.write_text("s3cr3t a\n1 2\n")
+    # numpy.ma.mrecords.fromtextfile(path) reads the file: the layer would keep its records.
+    spec = _qat_layer(partial(obj("numpy.ma.mrecords:fromtextfile"), str(secret)))
     assert_refused_at_load(spec)
 
 
+@needs_torch
 @pytest.mark.parametrize(
     "op",
     [
@@ -265,12 +280,14 @@ def _nested(depth: int) -> dict[str, Any]:
     return spec
 
 
+@needs_torch
 def test_models_nested_too_deeply_are_refused_with_spec_error() -> None:
     # JSON files stop at the parser's depth; a dict given to from_spec does not.
     with pytest.raises(SpecError):
         symgraph_torch.SymbolicModel.from_spec(_nested(400))
 
 
+@needs_torch
 def test_a_spec_that_contains_itself_is_refused_with_spec_error() -> None:
     spec = _nested(1)
     spec["torch"]["layers"]["m"]["model"] = spec
@@ -278,6 +295,7 @@ def test_a_spec_that_contains_itself_is_refused_with_spec_error() -> None:
         symgraph_torch.SymbolicModel.from_spec(spec)
 
 
+@needs_numpy
 def test_an_npy_dtype_with_a_huge_subarray_is_refused_with_spec_error(tmp_path: Path) -> None:
     # dtype_from_spec catches numpy's TypeError but not its ValueError.
     spec = core_spec(call("y", obj("operator:add"), X, {"$constant": "c0"}))
@@ -301,6 +319,7 @@ def test_getattr_hidden_in_a_slice_does_not_reach_exec(canary: Path, tmp_path: P
     assert_defeated(spec, canary, via=tmp_path / "saved")
 
 
+@needs_torch
 def test_getattr_hidden_in_a_named_tuple_does_not_reach_exec(canary: Path) -> None:
     # A named tuple's type is not tuple, so the same check does not look inside it.
     held = {"$namedtuple": {"type": "torch.ao.quantization:QConfig", "items": [GETATTR, None]}}
@@ -312,6 +331,7 @@ def test_getattr_hidden_in_a_named_tuple_does_not_reach_exec(canary: Path) -> No
     assert_defeated(spec, canary)
 
 
+@needs_torch
 @pytest.mark.parametrize(
     "layer_spec",
     [
@@ -334,6 +354,7 @@ def test_a_getattr_layer_does_not_reach_dunder_names(layer_spec: dict[str, Any],
     assert_defeated(spec, canary, via=tmp_path / "saved")
 
 
+@needs_torch
 def test_a_module_returned_by_torch_overrides_does_not_reach_os(canary: Path) -> None:
     # get_overridable_functions() is keyed by modules: torch, then torch.os.mkdir.
     spec = core_spec(
@@ -347,6 +368,7 @@ def test_a_module_returned_by_torch_overrides_does_not_reach_os(canary: Path) ->
     assert_defeated(spec, canary)
 
 
+@needs_torch
 def test_find_spec_re_exported_by_torch_does_not_load_posix(canary: Path) -> None:
     # torch.cuda.amp.common imports importlib.util.find_spec: its loader loads posix.
     spec = core_spec(
@@ -359,6 +381,7 @@ def test_find_spec_re_exported_by_torch_does_not_load_posix(canary: Path) -> Non
     assert_defeated(spec, canary)
 
 
+@needs_torch
 def test_torch_fx_re_exported_by_torch_ao_does_not_exec_generated_code(canary: Path) -> None:
     # torch.fx is denied by module, but torch.ao.quantization.fx.graph_module holds
     # its Graph and GraphModule; a placeholder's target is pasted into the code fx execs.
@@ -373,6 +396,7 @@ def test_torch_fx_re_exported_by_torch_ao_does_not_exec_generated_code(canary: P
     assert_defeated(spec, canary)
 
 
+@needs_numpy
 def test_numpy_add_newdoc_does_not_import_a_module(canary_module: tuple[str, Path]) -> None:
     name, imported = canary_module
     spec = core_spec(call("y", obj("numpy.lib:add_newdoc"), name, "value", X))
@@ -380,6 +404,7 @@ def test_numpy_add_newdoc_does_not_import_a_module(canary_module: tuple[str, Pat
     assert name not in sys.modules
 
 
+@needs_torch
 def test_torchscript_is_not_compiled(canary: Path) -> None:
     # torch.jit is denied by module; torch.CompilationUnit is torch.jit's, at the top level.
     spec = core_spec(call("y", obj("torch:CompilationUnit"), X))
@@ -387,6 +412,7 @@ def test_torchscript_is_not_compiled(canary: Path) -> None:
 
 
 # -- (3) files read or written when the model is called ----------------------------------
+@needs_torch
 @pytest.mark.parametrize("how", ["method", "function"])
 def test_the_profiler_event_list_does_not_write_files(how: str, canary: Path) -> None:
     write = (
@@ -403,6 +429,7 @@ def test_the_profiler_event_list_does_not_write_files(how: str, canary: Path) ->
     assert_defeated(spec, canary, arg=1)
 
 
+@needs_numpy
 @pytest.mark.parametrize("reader", ["openfile", "fromtextfile"])
 def test_numpy_ma_mrecords_does_not_read_files(reader: str, tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
@@ -414,6 +441,7 @@ def test_numpy_ma_mrecords_does_not_read_files(reader: str, tmp_path: Path) -> N
     assert "s3cr3t" not in str(result)
 
 
+@needs_torch
 def test_the_compile_executor_takes_no_inductor_config_from_a_spec(canary: Path) -> None:
     # executor_options.options go to torch._inductor.config: trace.debug_dir writes
     # files where the spec says (and cpp.cxx picks the compiler binary inductor runs).
@@ -502,6 +530,7 @@ def test_internal_attribute_names_on_values_are_refused(name: str, kind: str) ->
     assert_refused_at_load(core_spec(step))
 
 
+@needs_torch
 def test_dunder_call_of_getattr_with_a_dunder_name_is_refused() -> None:
     spec = torch_spec(
         {"l": layer("torch.nn:ReLU")},
@@ -657,6 +686,7 @@ def isolated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
 
 
+@needs_torch
 @pytest.mark.parametrize("case", _ISOLATED_IDS)
 def test_attacks_through_test_modules_and_ctypes_are_refused(case: str, isolated: dict[str, Any]) -> None:
     spec, called, _, canaries = isolated["cases"][case]
@@ -673,22 +703,23 @@ def test_attacks_through_test_modules_and_ctypes_are_refused(case: str, isolated
 
 
 # -- valid twins: the harness builds specs the loader accepts -------------------------------
-def test_twin_a_safe_slice_constant_and_named_tuple_load_and_run() -> None:
+def test_twin_a_slice_constant_of_ints_loads_and_runs(tmp_path: Path) -> None:
     spec = core_spec(
         call("s", obj("operator:getitem"), [{"$slice": [1, None, None]}, X], 0),
         attr("start", "s", "start"),
-        call(
-            "t",
-            obj("operator:getitem"),
-            [{"$namedtuple": {"type": "torch.ao.quantization:QConfig", "items": [2, 3]}}, X],
-            0,
-        ),
-        index("second", "t", 1),
-        call("y", obj("operator:add"), ref("start"), ref("second")),
+        call("y", obj("operator:add"), ref("start"), X),
     )
-    assert build(spec, None)(0.5) == 1 + 3
+    assert build(spec, tmp_path / "saved")(0.5) == 1 + 0.5
 
 
+@needs_torch
+def test_twin_a_named_tuple_constant_of_ints_loads_and_runs() -> None:
+    held = {"$namedtuple": {"type": "torch.ao.quantization:QConfig", "items": [2, 3]}}
+    spec = core_spec(call("t", obj("operator:getitem"), [held, X], 0), index("y", "t", 1))
+    assert build(spec, None)(0.5) == 3
+
+
+@needs_torch
 def test_twin_getattr_and_method_layers_with_safe_names_run() -> None:
     data = torch.arange(6.0).reshape(2, 3)
     for layer_spec, expected in (
@@ -699,6 +730,7 @@ def test_twin_getattr_and_method_layers_with_safe_names_run() -> None:
         assert torch.equal(model(data), expected)
 
 
+@needs_torch
 def test_twin_a_qat_layer_with_an_allowed_qconfig_loads(tmp_path: Path) -> None:
     # The same layer, with a harmless callable, builds: the refusal above is of the payload.
     spec = _qat_layer(partial(obj("torch.nn:Identity")))
@@ -707,6 +739,7 @@ def test_twin_a_qat_layer_with_an_allowed_qconfig_loads(tmp_path: Path) -> None:
     assert model(data).shape == (1, 1, 2, 2)
 
 
+@needs_torch
 def test_twin_a_torch_layer_spec_loads_from_a_file(tmp_path: Path) -> None:
     spec = torch_spec({"l": layer("torch.nn:ReLU")}, module_step("y", "l", X))
     model = build(spec, tmp_path / "saved")
