@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import symgraph
+import symgraph_numpy
 from symgraph import InputError, SaveError, SymbolicModel
 from tests.numpy_backend.conftest import assert_same
 
@@ -284,3 +285,24 @@ def test_a_fresh_process_loads_and_runs_the_saved_model(model: SymbolicModel, tm
         np.testing.assert_array_equal(got, value)
     assert_same(model(**data), pipeline(**data))
     assert report["torch"] is False, "loading a numpy model imported torch"
+
+
+def test_ufunc_methods_round_trip(tmp_path):
+    x = symgraph_numpy.Input((None, 3))
+    model = symgraph.SymbolicModel(
+        x,
+        {
+            "reduce": np.add.reduce(x, axis=1),
+            "accumulate": np.maximum.accumulate(x, axis=0),
+            "outer": np.multiply.outer(x[0], x[1]),
+        },
+    )
+    loaded = symgraph.load(symgraph.save(model, tmp_path / "m.zip"))
+    data = np.random.default_rng(3).normal(size=(4, 3))
+    eager = {
+        "reduce": np.add.reduce(data, axis=1),
+        "accumulate": np.maximum.accumulate(data, axis=0),
+        "outer": np.multiply.outer(data[0], data[1]),
+    }
+    assert_same(loaded(data), eager)
+    assert_same(model(data), eager)

@@ -150,21 +150,17 @@ def build(spec: dict[str, Any], via: Path | None) -> Any:
 
 def assert_defeated(
     spec: dict[str, Any], *canaries: Path, arg: Any = 1.0, via: Path | None = None, call_model: bool = True
-) -> Any:
-    """The attack does nothing: refused at load, or the model raises when called; no canary exists.
-
-    Returns what the model returned, if it was called and returned.
-    """
+) -> None:
+    """The attack does nothing: refused at load, or the model raises when called; no canary exists."""
     try:
         model = build(spec, via)
     except SpecError:
         for canary in canaries:
             assert not canary.exists(), f"refused, but only after the payload ran while loading: {canary}"
-        return None
+        return
     for canary in canaries:
         assert not canary.exists(), f"the payload ran while loading: {canary} was created"
     assert call_model, "loaded a spec that must be refused at load (calling it would run the payload)"
-    result: Any = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -177,7 +173,6 @@ def assert_defeated(
             pytest.fail(f"the hostile model ran and returned {str(result)[:200]!r}")
     for canary in canaries:
         assert not canary.exists(), f"the payload ran when the model was called: {canary} was created"
-    return result
 
 
 def assert_refused_at_load(spec: dict[str, Any], via: Path | None = None) -> None:
@@ -437,8 +432,7 @@ def test_numpy_ma_mrecords_does_not_read_files(reader: str, tmp_path: Path) -> N
     steps = [call("f", obj(f"numpy.ma.mrecords:{reader}"), X)]
     if reader == "openfile":
         steps.append(method("y", "f", "readline"))
-    result = assert_defeated(core_spec(*steps), arg=str(secret))
-    assert "s3cr3t" not in str(result)
+    assert_defeated(core_spec(*steps), arg=str(secret))
 
 
 @needs_torch
