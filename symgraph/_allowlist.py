@@ -6,12 +6,16 @@ imports those names, so it is where a hostile file would try to run code: the
 loader resolves a name only when :class:`Allowlist` permits it, and it decides
 from the name alone, before importing anything.
 
-What is permitted by default (:data:`DEFAULT_MODULES`): numpy, torch (its
-``nn``, ``nn.functional``, ``linalg``, ``fft``, ``special`` and the compiled
-modules their functions live in), :mod:`math`, :mod:`operator` and a list of
-builtins. Within those, what reads or writes files, unpickles, compiles or loads
-code is refused by name (:data:`DENIED_NAMES`, :data:`DENIED_MODULES`), and so is
-every dunder name. Anything else needs the user's ``allow=``.
+A name is permitted by default in two steps. It must be found in one of
+:data:`PUBLIC_MODULES`: the public API of numpy and torch (``nn``,
+``nn.functional``, ``linalg``, ``fft``, ``special`` and the compiled modules their
+functions live in), :mod:`math`, :mod:`operator`, and a list of builtins; with no
+private part and none of :data:`DENIED_NAMES` (what reads or writes files,
+unpickles, compiles, loads code or changes the process's settings). And the
+object found must be defined in one of :data:`HOME_PACKAGES`, outside
+:data:`DENIED_MODULES`: a public module that imported ``functools.reduce`` or
+``pathlib.Path`` does not make them permitted. Backends add their own classes
+with :func:`register_allowed`; anything else needs the user's ``allow=``.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from symgraph._errors import SpecError
 from symgraph._text import escape
 
 __all__ = [
-    "DEFAULT_MODULES",
+    "HOME_PACKAGES",
+    "PUBLIC_MODULES",
     "DENIED_ATTRIBUTES",
     "DENIED_MODULES",
     "DENIED_NAMES",
@@ -39,21 +44,61 @@ __all__ = [
     "attribute_name_permitted",
     "is_dunder",
     "reference_of",
-    "register_allowed_module",
+    "register_allowed",
     "register_reference_home",
 ]
 
-#: Modules whose public functions and classes a spec may name, with their submodules
-#: unless :data:`DENIED_MODULES` lists them.
-DEFAULT_MODULES = (
-    "math",
-    "operator",
-    "numpy",
-    "torch",
+#: The modules a spec may name functions and classes in, by default: their public
+#: API, where symgraph names what it saves (``numpy:mean``, ``torch.nn:Conv2d``).
+#: Their submodules are not included: a library's other modules hold its tests,
+#: its tooling and its re-exports of the standard library.
+PUBLIC_MODULES = frozenset(
+    {
+        "math",
+        "operator",
+        "numpy",
+        "numpy.linalg",
+        "numpy.fft",
+        "numpy.random",
+        "numpy.ma",
+        "numpy.char",
+        "numpy.strings",
+        "numpy.emath",
+        "numpy.dtypes",
+        "numpy.polynomial",
+        "numpy.polynomial.polynomial",
+        "numpy.polynomial.chebyshev",
+        "numpy.polynomial.legendre",
+        "numpy.polynomial.hermite",
+        "numpy.polynomial.hermite_e",
+        "numpy.polynomial.laguerre",
+        "torch",
+        "torch.nn",
+        "torch.nn.functional",
+        "torch.nn.init",
+        "torch.nn.utils.rnn",
+        "torch.linalg",
+        "torch.fft",
+        "torch.special",
+        # torch's compiled functions that no public module holds under the same name.
+        "torch._C._nn",
+        "torch._C._VariableFunctions",
+        "torch._C._linalg",
+        "torch._C._fft",
+        "torch._C._special",
+        "torch._C._nested",
+    }
 )
+#: Where what a spec names by default may be defined: a function or class found in
+#: a public module must come from one of these (minus :data:`DENIED_MODULES`), so a
+#: name of the standard library that a library imported (``functools.reduce``,
+#: ``pathlib.Path``) is not permitted through it.
+HOME_PACKAGES = frozenset({"math", "operator", "_operator", "numpy", "torch"})
 
-#: Submodules of the default modules that read or write files, unpickle, compile,
-#: load native code or talk to the network. A prefix denies its submodules too.
+#: Modules of the home packages that read or write files, unpickle, compile, load
+#: native code, talk to the network or set up hooks: what they define is never
+#: permitted by default. A prefix denies its submodules too, and so does a part
+#: named ``tests``, ``testing`` or ``conftest``.
 DENIED_MODULES = frozenset(
     {
         "numpy.ctypeslib",
@@ -92,24 +137,19 @@ DENIED_MODULES = frozenset(
         "torch.backends",
         "torch.profiler",
         "torch.autograd.profiler",
-        "torch.ao.quantization.quantize_fx",
+        "torch.autograd.profiler_util",
+        "torch.autograd.profiler_legacy",
+        "torch.overrides",
+        "torch.ao",
+        "torch.cuda.amp.common",
+        "torch.xpu",
+        "numpy.ma.mrecords",
     }
 )
+_TEST_PARTS = frozenset({"tests", "testing", "conftest"})
 
-# torch's compiled functions report these modules, and some are found nowhere
-# else (torch.nn.functional.linear is torch._C._nn.linear), so they stay allowed
-# although torch._C as a whole is not.
-_ALLOWED_PRIVATE_MODULES = frozenset(
-    {
-        "torch._C._nn",
-        "torch._C._VariableFunctions",
-        "torch._C._linalg",
-        "torch._C._fft",
-        "torch._C._special",
-        "torch._C._nested",
-        "torch._C._TensorBase",
-    }
-)
+# torch._C is denied as a whole; its compiled modules of functions are homes too.
+_ALLOWED_PRIVATE_MODULES = frozenset(m for m in PUBLIC_MODULES if m.startswith("torch._C."))
 
 #: Names refused wherever they appear in a default module: the last part of a
 #: qualified name, ``getattr``'s constant name, and attribute and method names
@@ -147,6 +187,30 @@ DENIED_NAMES = frozenset(
         "set_default_tensor_type",
         "as_strided",
         "NpzFile",
+        "add_newdoc",
+        "add_docstring",
+        "openfile",
+        "fromtextfile",
+        "export_chrome_trace",
+        "share_memory",
+        "share_memory_",
+        "test",
+        "CompilationUnit",
+        # Settings of the whole process, which a loaded file must not change.
+        "seterr",
+        "seterrcall",
+        "setbufsize",
+        "set_printoptions",
+        "seed",
+        "manual_seed",
+        "set_num_threads",
+        "set_num_interop_threads",
+        "set_flush_denormal",
+        "use_deterministic_algorithms",
+        "set_float32_matmul_precision",
+        "set_warn_always",
+        "set_rng_state",
+        "set_anomaly_enabled",
     }
 )
 
@@ -165,10 +229,10 @@ DENIED_ATTRIBUTES = DENIED_NAMES | frozenset(
         "format_map",
         "ctypes",
         "mro",
-        "register_forward_hook",
-        "register_forward_pre_hook",
     }
 )
+# Hooks run a callable on later calls, of this model and of any other in the process.
+_DENIED_PREFIXES = ("register_",)
 # Frames, code objects, generators and tracebacks lead to a module's globals, and
 # from there to any builtin: the attributes that reach them are refused by prefix.
 INTROSPECTION_PREFIXES = ("f_", "gi_", "cr_", "ag_", "co_", "tb_", "func_")
@@ -226,11 +290,33 @@ SAFE_BUILTINS = frozenset(
     }
 )
 
-# Modules that backends declare safe to name (their own layer classes).
-_REGISTERED_MODULES: set[str] = set()
+# The references of objects that backends declare safe to name (their own layer classes).
+_REGISTERED: dict[str, Any] = {}
+
+
+def register_allowed(obj: Any) -> None:
+    """Let every spec name ``obj``, a class or function that a backend ships and trusts as its own code.
+
+    Example:
+        >>> import symgraph_torch.useful_layers as layers
+        >>> register_allowed(layers.ConcatLayer)
+        >>> Allowlist().permits("symgraph_torch.useful_layers:ConcatLayer")
+        True
+    """
+    reference = reference_of(obj)
+    if reference is None:
+        raise TypeError(f"register_allowed() needs a function or class with an import path, got {escape(repr(obj))}")
+    _REGISTERED[reference] = obj
+
+
 # Public modules that backends name their library's functions by, tried first:
 # torch.nn.functional.linear reports the module torch._C._nn.
 _HOMES: list[str] = []
+
+
+# Builtins that read an attribute named by a string: only the function a step calls
+# (where the spec decoder checks the name), never a value (map(getattr, ...)).
+_NAME_GETTERS = (getattr, hasattr)
 
 
 def register_reference_home(name: str) -> None:
@@ -246,22 +332,6 @@ def register_reference_home(name: str) -> None:
         raise TypeError(f"register_reference_home() needs a module name, got {name!r}")
     if name not in _HOMES:
         _HOMES.append(name)
-
-
-def register_allowed_module(name: str) -> None:
-    """Let every spec name the public functions and classes of module ``name`` (not its submodules).
-
-    For backends: a module of layer classes they ship, whose code is as
-    trusted as the backend's own.
-
-    Example:
-        >>> register_allowed_module("symgraph_torch.useful_layers")
-        >>> Allowlist().permits("symgraph_torch.useful_layers:ReshapeLayer")
-        True
-    """
-    if type(name) is not str or not _PATH.fullmatch(name):
-        raise TypeError(f"register_allowed_module() needs a module name, got {name!r}")
-    _REGISTERED_MODULES.add(name)
 
 
 _PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -287,14 +357,19 @@ def attribute_name_permitted(name: str) -> bool:
 
     Refused: private and dunder names (but the operators' own and named tuples'
     public ones), the attributes of frames, code objects, generators and
-    tracebacks, and :data:`DENIED_ATTRIBUTES`.
+    tracebacks, hook registrations (``register_*``), and :data:`DENIED_ATTRIBUTES`.
 
     Example:
         >>> [attribute_name_permitted(n) for n in ("sum", "__add__", "__class__", "_private", "f_globals", "tofile")]
         [True, True, False, False, False, False]
     """
     private = name.startswith("_") and name not in _OPERATOR_DUNDERS and name not in _PUBLIC_PRIVATE_NAMES
-    return not (private or name in DENIED_ATTRIBUTES or name.startswith(INTROSPECTION_PREFIXES))
+    return not (
+        private
+        or name in DENIED_ATTRIBUTES
+        or name.startswith(INTROSPECTION_PREFIXES)
+        or name.startswith(_DENIED_PREFIXES)
+    )
 
 
 def is_dunder(name: str) -> bool:
@@ -381,18 +456,33 @@ def reference_of(obj: Any) -> str | None:
     return None
 
 
-def _module_allowed(module: str) -> bool:
+def _denied(module: str) -> bool:
+    parts = module.split(".")
+    prefixes = {".".join(parts[:k]) for k in range(1, len(parts) + 1)}
+    return bool(prefixes & DENIED_MODULES or _TEST_PARTS.intersection(parts))
+
+
+def _home(obj: Any) -> str | None:
+    """The module that defines ``obj``: its own ``__module__``, or its type's (numpy's ufuncs)."""
+    module = getattr(obj, "__module__", None) if isinstance(obj, (type, types.FunctionType)) or callable(obj) else None
+    if not isinstance(module, str):
+        module = getattr(type(obj), "__module__", None)
+    return module if isinstance(module, str) else None
+
+
+def _home_permitted(obj: Any, trees: Iterable[str]) -> bool:
+    module = _home(obj)
+    if module is None:
+        return False
+    if module == "builtins":
+        # Only the safe builtins, wherever a module re-exports them.
+        name = getattr(obj, "__name__", None)
+        return name in SAFE_BUILTINS and getattr(builtins, name) is obj
     if module in _ALLOWED_PRIVATE_MODULES:
         return True
-    parts = module.split(".")
-    if parts[0] not in DEFAULT_MODULES:
-        return False
-    prefixes = {".".join(parts[:k]) for k in range(1, len(parts) + 1)}
-    if prefixes & DENIED_MODULES:
-        return False
-    # Private submodules are internals (numpy.lib._format_impl opens memory maps);
-    # the public names of numpy and torch are how their functions are named.
-    return not any(p.startswith("_") for p in parts[1:])
+    if any(module == t or module.startswith(t + ".") for t in trees):
+        return True  # a module the user allowed
+    return any(module == t or module.startswith(t + ".") for t in HOME_PACKAGES) and not _denied(module)
 
 
 def _python_name(reference: str) -> str:
@@ -448,28 +538,20 @@ class Allowlist:
         if not (_PATH.fullmatch(module) and _PATH.fullmatch(qualname)):
             return False
         parts = qualname.split(".")
-        if any(is_dunder(p) for p in parts):
-            return False
-        if reference in self._objects:
+        if reference in self._objects or reference in _REGISTERED:
             return True
+        if any(p.startswith("_") for p in parts):
+            return False  # private and dunder names are internals
         if any(module == m or module.startswith(m + ".") for m in self._modules):
             return True
+        if any(not attribute_name_permitted(p) or p in DENIED_NAMES for p in parts):
+            return False
         if module == "builtins":
             # A safe builtin, or a method of one of its classes (str.lower).
-            return (
-                parts[0] in SAFE_BUILTINS
-                and (len(parts) == 1 or (len(parts) == 2 and isinstance(getattr(builtins, parts[0], None), type)))
-                and all(attribute_name_permitted(p) for p in parts[1:])
+            return parts[0] in SAFE_BUILTINS and (
+                len(parts) == 1 or (len(parts) == 2 and isinstance(getattr(builtins, parts[0], None), type))
             )
-        if module in _REGISTERED_MODULES:
-            return not parts[0].startswith("_") and not any(p in DENIED_ATTRIBUTES for p in parts)
-        if not _module_allowed(module):
-            return False
-        if any(p in DENIED_ATTRIBUTES or p.startswith(INTROSPECTION_PREFIXES) for p in parts):
-            return False
-        # A private name of a default module is internal (numpy._core is where numpy's
-        # functions live, but numpy._core._internal is not a public function).
-        return not parts[0].startswith("_") or module in _ALLOWED_PRIVATE_MODULES
+        return module in PUBLIC_MODULES
 
     def resolve(self, reference: object, where: str) -> Any:
         """The object ``reference`` names, if permitted.
@@ -499,8 +581,17 @@ class Allowlist:
             raise SpecError(
                 f"{where} names {escape(reference)}, which cannot be imported: {escape(str(exc))}"
             ) from None
-        if found is _MISSING or isinstance(found, types.ModuleType):
+        if found is _MISSING or isinstance(found, types.ModuleType) or any(found is f for f in _NAME_GETTERS):
             raise SpecError(f"{where} names {escape(reference)}, which is not a function, class or constant there")
         if expected is not _MISSING and found is not expected:
             raise SpecError(f"{where} names {escape(reference)}, which is not the object allow= permitted")
+        if expected is _MISSING and _REGISTERED.get(reference, _MISSING) is not found:
+            # Found where it may be named; it must also be defined where code may come from.
+            owner = _resolve(module, qualname.split(".")[0]) if "." in qualname else found
+            if not _home_permitted(owner, self._modules):
+                raise SpecError(
+                    f"{where} names {escape(reference)}, which {escape(module)} only imports from "
+                    f"{escape(str(_home(owner)))}; loading does not run it unless you allow it: "
+                    f"symgraph.load(path, allow=[...])"
+                )
         return found

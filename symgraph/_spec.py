@@ -158,12 +158,31 @@ def _check_op(op: Operation, path: str) -> None:
         raise SpecError(f"{path}: getattr and hasattr may only be the function a step calls, with a constant name")
 
 
+def _field_refs(op: Operation, codec: OpCodec) -> list[int]:
+    """The parents the op's fields refer to, in the order decoding meets them."""
+    refs: list[int] = []
+    for attribute, _, kind in codec.fields:
+        value = getattr(op, attribute)
+        for template in (value,) if kind == "template" else value if kind == "templates" else ():
+            refs += template.refs()
+    return refs
+
+
 def _encode_field(value: Any, kind: str, names: Sequence[str], ctx: EncodeContext) -> Any:
     if kind == "template":
         return encode_template(value, names, ctx)
     if kind == "templates":
         return [encode_template(t, names, ctx) for t in value]
     return value
+
+
+_NAME_GETTER_REFERENCES = {"builtins:getattr": getattr, "builtins:hasattr": hasattr}
+
+
+def _name_getter(j: Any) -> Any:
+    if type(j) is dict and list(j) == ["$object"] and type(j["$object"]) is str:
+        return _NAME_GETTER_REFERENCES.get(j["$object"])
+    return None
 
 
 def _decode_field(j: Any, kind: str, ctx: DecodeContext, path: str, refs: RefResolver) -> Any:
@@ -274,6 +293,10 @@ def _encode_plan(plan: Plan, ctx: EncodeContext) -> dict[str, Any]:
             entry["of"] = parents[0]
         for attribute, key, kind in codec.fields:
             entry[key] = _encode_field(getattr(op, attribute), kind, parents, ctx)
+        natural = list(dict.fromkeys([*([0] if codec.subject else []), *_field_refs(op, codec)]))
+        if natural != list(range(len(parents))):
+            # Loading takes parents in order of first use; this step's differ, and summaries show them.
+            entry["parents"] = parents
         if step.description:
             entry["description"] = step.description
         if step.where:
@@ -320,17 +343,26 @@ def _decode_plan(spec: Mapping[str, Any], ctx: DecodeContext, path: str) -> Plan
                 f"{where}.op: {escape(repr(kind))} is not a known operation (known: {', '.join(sorted(_OP_BY_KIND))})"
             )
         required = {"name", "op", *(key for _, key, _ in codec.fields)} | ({"of"} if codec.subject else set())
-        fields = object_fields(entry, where, required, {"display", "description", "where"})
+        fields = object_fields(entry, where, required, {"display", "description", "where", "parents"})
         name = _name(fields["name"], f"{where}.name", slots)
         parents = _Parents(slots)
         ref = parents.ref
+        order = fields.get("parents")
+        if order is not None:
+            if type(order) is not list or len(set(map(repr, order))) != len(order):
+                raise SpecError(f"{where}.parents: expected a list of distinct names")
+            for k, name_ in enumerate(order):
+                ref(name_, f"{where}.parents[{k}]")
 
         if codec.subject:
             ref(fields["of"], f"{where}.of")
-        values = {
-            attribute: _decode_field(fields[key], kind_, ctx, f"{where}.{key}", ref)
-            for attribute, key, kind_ in codec.fields
-        }
+        values: dict[str, Any] = {}
+        for attribute, key, kind_ in codec.fields:  # in order: parents are numbered by first use
+            getter = _name_getter(fields[key]) if codec.op_type is Call and attribute == "func" else None
+            # getattr is never a value, only the function of a call step, whose name _check_op checks.
+            values[attribute] = (
+                Const(getter) if getter else _decode_field(fields[key], kind_, ctx, f"{where}.{key}", ref)
+            )
         try:
             op = codec.op_type(*(values[a] for a in codec.op_type.payload))
         except SpecError:
@@ -340,6 +372,11 @@ def _decode_plan(spec: Mapping[str, Any], ctx: DecodeContext, path: str) -> Plan
         _check_op(op, where)
         if not parents.slots:
             raise SpecError(f"{where}: a step must use an input or an earlier step")
+        if order is not None and len(parents.slots) != len(order):
+            raise SpecError(f"{where}.parents: the step uses inputs or steps that its parents do not list")
+        used = {r for t in op.templates() for r in t.refs()} | ({0} if codec.subject else set())
+        if used != set(range(len(parents.slots))):
+            raise SpecError(f"{where}.parents: every parent must be used by the step")
         display = expect_type(fields.get("display", name), str, f"{where}.display", "a str")
         description = expect_type(fields.get("description", ""), str, f"{where}.description", "a str")
         location = expect_type(fields.get("where", ""), str, f"{where}.where", "a str")
@@ -418,11 +455,23 @@ def _encode_options(model: Any, ctx: EncodeContext) -> dict[str, Any]:
     }
 
 
+# The executor options a spec may set: plain choices, no configuration of compilers.
+_LOADED_OPTIONS: dict[str, tuple[type, ...]] = {"fallback": (str,), "fast_paths": (bool,)}
+
+
 def _decode_options(j: Any, ctx: DecodeContext, path: str) -> dict[str, Any]:
     fields = object_fields(j, path, {"check_inputs", "executor", "executor_options"})
     options = decode_value(fields["executor_options"], ctx, f"{path}.executor_options")
     if type(options) is not dict or not all(type(k) is str for k in options):
         raise SpecError(f"{path}.executor_options: expected an object")
+    unsafe = sorted(k for k, v in options.items() if type(v) not in _LOADED_OPTIONS.get(k, ()))
+    if unsafe:
+        # Executors' options configure compilers (torch.compile's reach inductor's
+        # config: directories to write, the compiler to run): not taken from a file.
+        raise SpecError(
+            f"{path}.executor_options: the options {', '.join(map(repr, unsafe))} are not loaded from a file, "
+            f"only {', '.join(sorted(_LOADED_OPTIONS))}; set them after loading: model.set_executor(name, ...)"
+        )
     return {
         "check_inputs": expect_type(fields["check_inputs"], bool, f"{path}.check_inputs", "true or false"),
         "executor": expect_type(fields["executor"], str, f"{path}.executor", "an executor's name"),

@@ -44,7 +44,7 @@ __all__ = [
 
 _LOCK = threading.Lock()
 # The keys every step has; an op codec's fields may not use them.
-_STEP_KEYS = frozenset({"name", "display", "op", "of", "description", "where"})
+_STEP_KEYS = frozenset({"name", "display", "op", "of", "parents", "description", "where"})
 # The tags of the values the core stores; a value codec's tag must be another.
 BUILTIN_TAGS = frozenset(
     {

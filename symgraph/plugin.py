@@ -26,7 +26,13 @@ Example:
     2.0
 """
 
-from symgraph._allowlist import Allowlist, reference_of, register_allowed_module, register_reference_home
+from symgraph._allowlist import (
+    Allowlist,
+    attribute_name_permitted,
+    reference_of,
+    register_allowed,
+    register_reference_home,
+)
 from symgraph._backends import (
     ENTRY_POINT_GROUP,
     Backend,
@@ -175,6 +181,7 @@ __all__ = [
     "Unpack",
     "ValueCodec",
     "WeakGraph",
+    "attribute_name_permitted",
     "available_executors",
     "backend_for",
     "build_plan",
@@ -208,7 +215,7 @@ __all__ = [
     "record",
     "record_operator",
     "reference_of",
-    "register_allowed_module",
+    "register_allowed",
     "register_backend",
     "register_check_codec",
     "register_constant_codec",

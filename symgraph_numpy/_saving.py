@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import io
 import math
+import re
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +30,7 @@ from symgraph.plugin import (
     ValueCodec,
     decode_value,
     encode_value,
+    escape,
     register_check_codec,
     register_constant_codec,
     register_value_codec,
@@ -36,6 +39,8 @@ from symgraph_numpy._shapes import ArrayCheck
 
 __all__ = ["NpyCodec", "dtype_from_spec", "dtype_to_spec"]
 
+# An array-protocol dtype string: byte order, kind, size, and a datetime unit.
+_DTYPE = re.compile(r"[<>|=]?[A-Za-z][0-9]{0,5}(\[[0-9]{0,5}[A-Za-z]{1,2}\])?")
 # The largest .npy header read: numpy's own default limit.
 _MAX_HEADER = 10_000
 
@@ -62,11 +67,13 @@ def dtype_from_spec(payload: Any, where: str) -> np.dtype[Any]:
         >>> dtype_from_spec("<i8", "spec")
         dtype('int64')
     """
-    if type(payload) is not str or len(payload) > 32:
-        raise SpecError(f"{where}: expected a dtype string such as '<f8'")
+    if type(payload) is not str or not _DTYPE.fullmatch(payload):
+        raise SpecError(f"{where}: expected a dtype string such as '<f8', got {escape(repr(payload))}")
     try:
-        dtype = np.dtype(payload)
-    except TypeError:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # numpy deprecates some spellings ('a0'): refused, not warned
+            dtype = np.dtype(payload)
+    except (TypeError, ValueError, Warning):
         raise SpecError(f"{where}: {payload!r} is not a numpy dtype") from None
     if dtype.fields is not None or dtype.subdtype is not None or dtype.hasobject:
         raise SpecError(f"{where}: the dtype {payload!r} is not one the symgraph format stores")

@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from symgraph import SaveError, SpecError
 from symgraph._text import describe, escape
@@ -44,11 +45,12 @@ from symgraph.plugin import (
     OpCodec,
     Plan,
     ValueCodec,
+    attribute_name_permitted,
     decode_model,
     decode_value,
     encode_model,
     encode_value,
-    register_allowed_module,
+    register_allowed,
     register_check_codec,
     register_constant_codec,
     register_model_codec,
@@ -104,6 +106,10 @@ _TORCH_CONSTANT_NAMES = {value: name for name, value in sorted(_TORCH_CONSTANTS.
 _TENSORS_FILE = "tensors.safetensors"
 # The modules of torch's quantized layers, which keep packed weights that are not tensors.
 _QUANTIZED = ("torch.ao.nn.quantized", "torch.nn.quantized", "torch.ao.nn.intrinsic.quantized")
+#: The most models nested in one another that a spec may hold.
+MAX_NESTING = 32
+#: The most torch calls one layer's constructor may make while loading.
+MAX_TENSOR_CALLS = 50_000
 #: The most bytes of weights ``from_spec`` initialises for one layer when no constants are given.
 MAX_FRESH_BYTES = 2**32
 _MAX_HEADER = 100 * 2**20
@@ -650,11 +656,14 @@ def _decode_layer(spec: Any, name: str, ctx: DecodeContext, where: str) -> nn.Mo
         if set(spec) != {"model"}:
             raise SpecError(f"{where}: a nested model's entry has 'model' only")
         prefix = ctx.state.get("torch.prefix", "")
-        ctx.state["torch.prefix"] = f"{prefix}{name}."
+        depth = ctx.state.get("torch.depth", 0)
+        if depth >= MAX_NESTING:
+            raise SpecError(f"{where}: models are nested more than {MAX_NESTING} deep")
+        ctx.state["torch.prefix"], ctx.state["torch.depth"] = f"{prefix}{name}.", depth + 1
         try:
             nested = decode_model(spec["model"], ctx, f"{where}.model.")
         finally:
-            ctx.state["torch.prefix"] = prefix
+            ctx.state["torch.prefix"], ctx.state["torch.depth"] = prefix, depth
         if not isinstance(nested, DetachedSymbolicModel):
             raise SpecError(f"{where}.model: a nested model must be a torch model")
         return nested
@@ -693,14 +702,47 @@ def _construct_from(cls: type, spec: dict[str, Any], ctx: DecodeContext, where: 
     return _construct(cls, args, kwargs, device, spec["class"], where)
 
 
+class _Budget(TorchFunctionMode):
+    """Stops a constructor after :data:`MAX_TENSOR_CALLS` torch calls.
+
+    A spec can ask for ``nn.RNN(1, 1, num_layers=10**9)``: tiny weights, so no
+    size check refuses it, but building it would not end, even on the meta device.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.calls += 1
+        if self.calls > MAX_TENSOR_CALLS:
+            raise _OverBudgetError
+        return func(*args, **(kwargs or {}))
+
+
+class _OverBudgetError(Exception):
+    """Raised inside a constructor by :class:`_Budget`; turned into a SpecError outside it."""
+
+
 def _construct(cls: type, args: list[Any], kwargs: dict[str, Any], device: str, name: str, where: str) -> nn.Module:
     try:
-        with torch.device(device):
+        with torch.device(device), _Budget():
             layer = cls(*args, **kwargs)
+    except _OverBudgetError:
+        raise SpecError(
+            f"{where}: {escape(name)}(...) makes more than {MAX_TENSOR_CALLS} tensors; a layer that large is "
+            "not built from a file"
+        ) from None
     except Exception as exc:  # any failure of the constructor is a bad spec
         raise SpecError(f"{where}: {escape(name)}(...) failed: {escape(str(exc), 300)}") from None
     if not isinstance(layer, nn.Module):
         raise SpecError(f"{where}: {escape(name)}(...) did not make a layer")
+    for module in layer.modules():
+        # The pytorch-symbolic layers that read an attribute or call a method by name.
+        names = [getattr(module, "name", None)] if isinstance(module, useful_layers.GetAttr) else []
+        names += [getattr(module, "method_name", None)] if isinstance(module, useful_layers.MethodCall) else []
+        if any(type(n) is not str or not attribute_name_permitted(n) for n in names):
+            raise SpecError(f"{where}: the attribute or method name {escape(repr(names[0]))} is refused when loading")
     return layer
 
 
@@ -989,7 +1031,29 @@ register_layer_spec(nn.ModuleList, _module_list)
 register_layer_spec(nn.ModuleDict, _module_dict)
 register_layer_spec(nn.MultiheadAttention, _multihead_attention)
 register_constant_codec(_CODEC)
-register_allowed_module("symgraph_torch.useful_layers")
+# The pytorch-symbolic layers a model may hold; GetAttr and MethodCall, which take
+# names, are checked when loaded (_decode_layer).
+for _layer in (
+    useful_layers.LambdaOpLayer,
+    useful_layers.NamedLambdaOpLayer,
+    useful_layers.AddOpLayer,
+    useful_layers.SubOpLayer,
+    useful_layers.MulOpLayer,
+    useful_layers.ModOpLayer,
+    useful_layers.MatmulOpLayer,
+    useful_layers.ConcatLayer,
+    useful_layers.StackLayer,
+    useful_layers.ReshapeLayer,
+    useful_layers.ViewCopyLayer,
+    useful_layers.CallbackLayer,
+    useful_layers.AggregateLayer,
+    useful_layers.SliceLayer,
+    useful_layers.SliceLayerSymbolicIdx,
+    useful_layers.MethodCall,
+    useful_layers.UnpackLayer,
+    useful_layers.GetAttr,
+):
+    register_allowed(_layer)
 for _home in ("torch", "torch.nn.functional", "torch.linalg", "torch.fft", "torch.special"):
     register_reference_home(_home)
 register_value_codec(

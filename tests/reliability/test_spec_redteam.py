@@ -138,14 +138,14 @@ def save_spec(spec: dict[str, Any], folder: Path) -> Path:
     return folder
 
 
-def build(spec: dict[str, Any], via: Path | None) -> Any:
+def build(spec: dict[str, Any], via: Path | None, allow: Any = ()) -> Any:
     # Warnings off: a DeprecationWarning turned into an error by the test settings
     # would stop a payload that runs in production.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if via is not None:
-            return symgraph.load(save_spec(spec, via))
-        return _model_class(spec).from_spec(spec)
+            return symgraph.load(save_spec(spec, via), allow=allow)
+        return _model_class(spec).from_spec(spec, allow=allow)
 
 
 def assert_defeated(
@@ -708,9 +708,14 @@ def test_twin_a_slice_constant_of_ints_loads_and_runs(tmp_path: Path) -> None:
 
 @needs_torch
 def test_twin_a_named_tuple_constant_of_ints_loads_and_runs() -> None:
+    # torch.ao is not permitted by default: the user allows the class.
+    from torch.ao.quantization import QConfig
+
     held = {"$namedtuple": {"type": "torch.ao.quantization:QConfig", "items": [2, 3]}}
     spec = core_spec(call("t", obj("operator:getitem"), [held, X], 0), index("y", "t", 1))
-    assert build(spec, None)(0.5) == 3
+    with pytest.raises(symgraph.SpecError, match="torch.ao.quantization:QConfig"):
+        build(spec, None)
+    assert build(spec, None, allow=[QConfig])(0.5) == 3
 
 
 @needs_torch
@@ -727,8 +732,11 @@ def test_twin_getattr_and_method_layers_with_safe_names_run() -> None:
 @needs_torch
 def test_twin_a_qat_layer_with_an_allowed_qconfig_loads(tmp_path: Path) -> None:
     # The same layer, with a harmless callable, builds: the refusal above is of the payload.
+    from torch.ao.nn.intrinsic.qat import ConvBn2d
+    from torch.ao.quantization import QConfig
+
     spec = _qat_layer(partial(obj("torch.nn:Identity")))
-    model = build(spec, None)
+    model = build(spec, None, allow=[ConvBn2d, QConfig])
     data = torch.ones(1, 1, 2, 2)
     assert model(data).shape == (1, 1, 2, 2)
 
