@@ -713,7 +713,7 @@ def test_twin_a_named_tuple_constant_of_ints_loads_and_runs() -> None:
 
     held = {"$namedtuple": {"type": "torch.ao.quantization:QConfig", "items": [2, 3]}}
     spec = core_spec(call("t", obj("operator:getitem"), [held, X], 0), index("y", "t", 1))
-    with pytest.raises(symgraph.SpecError, match="torch.ao.quantization:QConfig"):
+    with pytest.raises(symgraph.SpecError, match=r"torch\.ao\.quantization:QConfig"):
         build(spec, None)
     assert build(spec, None, allow=[QConfig])(0.5) == 3
 
@@ -747,3 +747,18 @@ def test_twin_a_torch_layer_spec_loads_from_a_file(tmp_path: Path) -> None:
     model = build(spec, tmp_path / "saved")
     data = torch.tensor([-1.0, 2.0])
     assert torch.equal(model(data), torch.relu(data))
+
+
+@needs_torch
+def test_a_layer_whose_constructor_would_not_end_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    # nn.RNN(1, 1, num_layers=10**9) has tiny weights, so no size check refuses it.
+    import symgraph_torch._saving
+
+    monkeypatch.setattr(symgraph_torch._saving, "MAX_TENSOR_CALLS", 500)
+    spec = torch_spec({"r": layer("torch.nn:RNN", 1, 1, 10**6)}, module_step("y", "r", X))
+    with pytest.raises(symgraph.SpecError, match="makes more than 500 tensors"):
+        build(spec, None)
+    # What real layers make stays far below the limit that loading uses.
+    small = torch_spec({"r": layer("torch.nn:LSTM", 8, 8, 4)}, module_step("y", "r", X))
+    monkeypatch.setattr(symgraph_torch._saving, "MAX_TENSOR_CALLS", 50_000)
+    assert isinstance(build(small, None).r, torch.nn.LSTM)
