@@ -38,6 +38,7 @@ from hypothesis import HealthCheck, event, given, settings
 
 import symgraph
 import symgraph._saving
+import symgraph._spec_codecs
 from symgraph import SpecError, SymbolicModel
 
 FUZZ = settings(
@@ -1326,27 +1327,8 @@ json_values = st.recursive(
     ),
     max_leaves=6,
 )
-TAGS = [
-    "$ref",
-    "$tuple",
-    "$dict",
-    "$slice",
-    "$namedtuple",
-    "$float",
-    "$complex",
-    "$bytes",
-    "$ellipsis",
-    "$set",
-    "$frozenset",
-    "$range",
-    "$object",
-    "$partial",
-    "$constant",
-    "$numpy.dtype",
-    "$numpy.scalar",
-    "$layer",
-    "$x",
-]
+# Every tag the core reads, the numpy ones, and two it does not know.
+TAGS = [*sorted(symgraph._spec_codecs.BUILTIN_TAGS), "$numpy.dtype", "$numpy.scalar", "$layer", "$x"]
 OBJECTS = [
     "os:system",
     "builtins:eval",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -33,3 +36,18 @@ def run_watching_forward(call: Callable[..., Any], cls: type, *args: Any) -> tup
     finally:
         sys.setprofile(None)
     return out, bool(seen)
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "pytorch_symbolic"
+
+
+def load_example(name: str) -> ModuleType:
+    """The pytorch-symbolic example module ``name``, loaded once from its file (examples/ is not a package)."""
+    key = f"_pytorch_symbolic_example_{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, EXAMPLES / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]

@@ -13,11 +13,7 @@ exactly; gradients and buffers are compared with float tolerance.
 from __future__ import annotations
 
 import ast
-import importlib.util
-import sys
 import warnings
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -28,8 +24,8 @@ from torch import nn  # noqa: E402
 
 import symgraph  # noqa: E402
 from symgraph_torch import Input, SymbolicModel  # noqa: E402
+from tests.torch_backend.conftest import EXAMPLES, load_example  # noqa: E402
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "pytorch_symbolic"
 NAMES = ("resnet", "vgg", "lstm", "encoder_decoder")
 BATCH = 5  # the examples are built on a batch of 2
 
@@ -51,18 +47,6 @@ PYTORCH_SYMBOLIC_NAMES = frozenset(
         "useful_layers",
     }
 )
-
-
-def load(name: str) -> ModuleType:
-    """The example module ``name``, loaded from its file (examples/ is not a package)."""
-    key = f"_pytorch_symbolic_example_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, EXAMPLES / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
 
 
 def as_tuple(value):  # type: ignore[no-untyped-def]
@@ -128,7 +112,7 @@ def assert_train_agrees(symbolic: nn.Module, reference: nn.Module, *inputs: torc
 
 def assert_state_dict_round_trip(name: str, model: SymbolicModel, *inputs: torch.Tensor) -> None:
     torch.manual_seed(12345)
-    fresh = load(name).build()
+    fresh = load_example(name).build()
     fresh.eval()
     model.eval()
     with torch.no_grad():
@@ -180,7 +164,7 @@ class ResNet(nn.Module):
 
 def test_resnet_matches_a_hand_written_resnet():
     torch.manual_seed(0)
-    model = load("resnet").build()
+    model = load_example("resnet").build()
     reference = ResNet(model)
     assert_same_layers(model, reference)
     randomize_batchnorm(model)
@@ -223,7 +207,7 @@ class VGG(nn.Module):
 
 
 def test_vgg_matches_a_hand_written_vgg():
-    vgg = load("vgg")
+    vgg = load_example("vgg")
     torch.manual_seed(0)
     model = vgg.build()
     reference = VGG(model, vgg.CONFIG)
@@ -257,7 +241,7 @@ class LSTMClassifier(nn.Module):
 
 def test_lstm_matches_a_hand_written_classifier():
     torch.manual_seed(0)
-    model = load("lstm").build(vocab_size=50, seq_len=12)
+    model = load_example("lstm").build(vocab_size=50, seq_len=12)
     reference = LSTMClassifier(model)
     assert_same_layers(model, reference)
     randomize_batchnorm(model)
@@ -304,7 +288,7 @@ class UNet(nn.Module):
 
 def test_encoder_decoder_matches_a_hand_written_unet():
     torch.manual_seed(0)
-    model = load("encoder_decoder").build()
+    model = load_example("encoder_decoder").build()
     reference = UNet(model)
     assert_same_layers(model, reference)
     randomize_batchnorm(model)
@@ -339,7 +323,7 @@ def test_example_imports_only_what_pytorch_symbolic_exports(name):
     ],
 )
 def test_example_main_runs(name, printed, capsys):
-    load(name).main()
+    load_example(name).main()
     out = capsys.readouterr().out
     assert out.startswith(printed + "\n")
     assert "Total params:" in out

@@ -14,7 +14,6 @@ leave nothing at the target path; hostile files to raise ``SpecError``.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pickle
@@ -24,7 +23,6 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -40,22 +38,12 @@ import symgraph  # noqa: E402
 import symgraph_torch  # noqa: E402
 from symgraph_torch import Input, SymbolicModel  # noqa: E402
 from tests.torch_backend import _saving_layers as layers  # noqa: E402
+from tests.torch_backend.conftest import load_example  # noqa: E402
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "pytorch_symbolic"
 BATCH = 3  # the models are built on a batch of 2 (the symbolic example values)
 
 
 # -- helpers ---------------------------------------------------------------------------
-def load_example(name: str) -> ModuleType:
-    """The example module ``name``, loaded from its file as test_migration_examples.py does."""
-    key = f"_pytorch_symbolic_example_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, EXAMPLES / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
 
 
 @pytest.fixture
