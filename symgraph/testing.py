@@ -67,6 +67,7 @@ Example:
     test_output_structures
     test_pickled_models_replay_the_same
     test_replay_equals_eager_and_interpreter
+    test_saved_models_replay_the_same
     test_summary_uses_the_backend_description
     test_the_plugin_loads_lazily_through_its_entry_point
     test_values_get_the_backend_class
