@@ -119,7 +119,8 @@ def _check_name(name: str, path: str) -> None:
 
 # Builtins that read an attribute named by a string: allowed only as the function
 # a step calls, with a constant name that is checked. Anywhere else (map(getattr,
-# ...), a partial of it, a key= argument) the name would come from data.
+# ...), a partial of it, a key= argument) the name would come from data. Loading
+# never decodes them as values; saving refuses them here, with the step's name.
 _NAME_GETTERS = (getattr, hasattr)
 
 
@@ -131,8 +132,10 @@ def _holds_name_getter(value: Any) -> bool:
         item = stack.pop()
         if any(item is f for f in _NAME_GETTERS):
             return True
-        if type(item) in (list, tuple, set, frozenset):
+        if isinstance(item, (list, tuple, set, frozenset)):
             stack.extend(item)
+        elif type(item) is slice:
+            stack.extend((item.start, item.stop, item.step))
         elif type(item) is dict:
             stack.extend(item.keys())
             stack.extend(item.values())
