@@ -26,7 +26,7 @@ import importlib
 import re
 import sys
 import types
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from symgraph._errors import SpecError
@@ -45,6 +45,7 @@ __all__ = [
     "is_dunder",
     "reference_of",
     "register_allowed",
+    "register_home_check",
     "register_reference_home",
 ]
 
@@ -196,6 +197,13 @@ DENIED_NAMES = frozenset(
         "share_memory_",
         "test",
         "CompilationUnit",
+        "get_device_module",
+        "frombuffer",
+        "cond",
+        "while_loop",
+        "storage",
+        "untyped_storage",
+        "resize",
         # Settings of the whole process, which a loaded file must not change.
         "seterr",
         "seterrcall",
@@ -231,8 +239,13 @@ DENIED_ATTRIBUTES = DENIED_NAMES | frozenset(
         "mro",
     }
 )
-# Hooks run a callable on later calls, of this model and of any other in the process.
-_DENIED_PREFIXES = ("register_",)
+# Hooks run a callable on later calls, of this model and of any other in the process;
+# setters change the process's settings (set_grad_enabled, numpy.random.set_state)
+# or, on a tensor, point it at other memory (Tensor.set_).
+_DENIED_PREFIXES = ("register_", "set_")
+# Storages are raw memory: resizing one under a tensor, or a tensor over one,
+# reads and writes out of bounds.
+_DENIED_SUFFIXES = ("Storage",)
 # Frames, code objects, generators and tracebacks lead to a module's globals, and
 # from there to any builtin: the attributes that reach them are refused by prefix.
 INTROSPECTION_PREFIXES = ("f_", "gi_", "cr_", "ag_", "co_", "tb_", "func_")
@@ -246,7 +259,6 @@ SAFE_BUILTINS = frozenset(
         "ascii",
         "bin",
         "bool",
-        "bytearray",
         "bytes",
         "callable",
         "chr",
@@ -270,7 +282,6 @@ SAFE_BUILTINS = frozenset(
         "list",
         "map",
         "max",
-        "memoryview",
         "min",
         "next",
         "oct",
@@ -312,6 +323,27 @@ def register_allowed(obj: Any) -> None:
 # Public modules that backends name their library's functions by, tried first:
 # torch.nn.functional.linear reports the module torch._C._nn.
 _HOMES: list[str] = []
+
+
+# Checks a backend adds for what its package defines (see register_home_check).
+_HOME_CHECKS: dict[str, Callable[[Any], bool]] = {}
+
+
+def register_home_check(package: str, check: Callable[[Any], bool]) -> None:
+    """Permit by default only the objects of ``package`` for which ``check(obj)`` is true.
+
+    For backends whose library defines, beside its computations, bindings that
+    report the library as their module (torch re-exports its compiled ``torch._C``
+    names as ``torch.*``): the check tells the computations apart.
+
+    Example:
+        >>> register_home_check("math", lambda obj: True)
+        >>> Allowlist().resolve("math:floor", "spec")(2.5)
+        2
+    """
+    if package not in HOME_PACKAGES or not callable(check):
+        raise TypeError(f"register_home_check() needs one of {sorted(HOME_PACKAGES)} and a callable")
+    _HOME_CHECKS[package] = check
 
 
 # Builtins that read an attribute named by a string: only the function a step calls
@@ -357,7 +389,8 @@ def attribute_name_permitted(name: str) -> bool:
 
     Refused: private and dunder names (but the operators' own and named tuples'
     public ones), the attributes of frames, code objects, generators and
-    tracebacks, hook registrations (``register_*``), and :data:`DENIED_ATTRIBUTES`.
+    tracebacks, hook registrations (``register_*``), setters (``set_*``),
+    storages (``*Storage``) and :data:`DENIED_ATTRIBUTES`.
 
     Example:
         >>> [attribute_name_permitted(n) for n in ("sum", "__add__", "__class__", "_private", "f_globals", "tofile")]
@@ -369,6 +402,7 @@ def attribute_name_permitted(name: str) -> bool:
         or name in DENIED_ATTRIBUTES
         or name.startswith(INTROSPECTION_PREFIXES)
         or name.startswith(_DENIED_PREFIXES)
+        or name.endswith(_DENIED_SUFFIXES)
     )
 
 
@@ -478,11 +512,24 @@ def _home_permitted(obj: Any, trees: Iterable[str]) -> bool:
         # Only the safe builtins, wherever a module re-exports them.
         name = getattr(obj, "__name__", None)
         return name in SAFE_BUILTINS and getattr(builtins, name) is obj
-    if module in _ALLOWED_PRIVATE_MODULES:
-        return True
     if any(module == t or module.startswith(t + ".") for t in trees):
         return True  # a module the user allowed
-    return any(module == t or module.startswith(t + ".") for t in HOME_PACKAGES) and not _denied(module)
+    package = module.split(".")[0]
+    if package not in HOME_PACKAGES or (_denied(module) and module not in _ALLOWED_PRIVATE_MODULES):
+        return False
+    check = _HOME_CHECKS.get(package)
+    return check is None or check(obj)
+
+
+_IMMUTABLE = (type(None), bool, int, float, complex, str, bytes)
+
+
+def _immutable_or_callable(obj: Any) -> bool:
+    if callable(obj) or isinstance(obj, enum.Enum):
+        return True
+    if type(obj) is tuple:
+        return all(_immutable_or_callable(item) for item in obj)
+    return type(obj) in _IMMUTABLE
 
 
 def _python_name(reference: str) -> str:
@@ -585,6 +632,13 @@ class Allowlist:
             raise SpecError(f"{where} names {escape(reference)}, which is not a function, class or constant there")
         if expected is not _MISSING and found is not expected:
             raise SpecError(f"{where} names {escape(reference)}, which is not the object allow= permitted")
+        if expected is _MISSING and not _immutable_or_callable(found):
+            # A module's own arrays and tables (numpy.polynomial.Polynomial.domain) are
+            # shared by the whole process: a spec that mutated one would change it for all.
+            raise SpecError(
+                f"{where} names {escape(reference)}, a {type(found).__qualname__} that could be changed in "
+                "place; a spec names functions, classes and immutable constants only"
+            )
         if expected is _MISSING and _REGISTERED.get(reference, _MISSING) is not found:
             # Found where it may be named; it must also be defined where code may come from.
             owner = _resolve(module, qualname.split(".")[0]) if "." in qualname else found

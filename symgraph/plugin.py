@@ -31,6 +31,7 @@ from symgraph._allowlist import (
     attribute_name_permitted,
     reference_of,
     register_allowed,
+    register_home_check,
     register_reference_home,
 )
 from symgraph._backends import (
@@ -220,6 +221,7 @@ __all__ = [
     "register_check_codec",
     "register_constant_codec",
     "register_emitter",
+    "register_home_check",
     "register_executor",
     "register_internal_package",
     "register_reference_home",

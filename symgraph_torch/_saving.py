@@ -53,6 +53,7 @@ from symgraph.plugin import (
     register_allowed,
     register_check_codec,
     register_constant_codec,
+    register_home_check,
     register_model_codec,
     register_op_codec,
     register_reference_home,
@@ -952,6 +953,39 @@ def _decode_model(section: dict[str, Any], ctx: DecodeContext, path: str) -> Cal
     return build
 
 
+# -- what a spec may name of torch ---------------------------------------------------------
+# The compiled modules of torch's operators; a compiled function of torch found
+# in none of them is a binding (file writers, TorchScript, autocast settings) that
+# torch re-exports under its own name.
+_OP_MODULES = tuple(
+    getattr(torch._C, name) for name in ("_VariableFunctions", "_nn", "_linalg", "_fft", "_special", "_nested")
+)
+# Compiled classes that are values a model computes with.
+_VALUE_TYPES = frozenset(
+    {torch.Size, torch.device, torch.dtype, torch.layout, torch.memory_format, torch.finfo, torch.iinfo}
+)
+# Tensors over a caller's buffer: over bytes, which Python shares between values,
+# writing to the tensor changes them for the whole process.
+_BUFFER_VIEWS = frozenset({"asarray", "from_numpy", "frombuffer"})
+
+
+def _torch_computation(obj: Any) -> bool:
+    """Whether a spec may name ``obj``, found in torch: an operator, a layer class, a value type.
+
+    Example:
+        >>> [_torch_computation(obj) for obj in (torch.cat, torch.nn.Linear, torch.PyTorchFileWriter)]
+        [True, True, False]
+    """
+    name = getattr(obj, "__name__", None)
+    if not isinstance(name, str) or name in _BUFFER_VIEWS:
+        return False
+    if isinstance(obj, type):
+        return obj in _VALUE_TYPES or getattr(torch._C, name, None) is not obj
+    if type(obj).__name__ == "builtin_function_or_method":
+        return any(getattr(module, name, None) is obj for module in _OP_MODULES)
+    return getattr(torch._C, name, None) is not obj
+
+
 # -- registration ----------------------------------------------------------------------
 def _sequential(module: nn.Module) -> tuple[list[Any], dict[str, Any]]:
     if all(k == str(i) for i, k in enumerate(module._modules)):
@@ -1056,6 +1090,7 @@ for _layer in (
     register_allowed(_layer)
 for _home in ("torch", "torch.nn.functional", "torch.linalg", "torch.fft", "torch.special"):
     register_reference_home(_home)
+register_home_check("torch", _torch_computation)
 register_value_codec(
     ValueCodec(
         "$torch", (torch.dtype, torch.layout, torch.memory_format), _encode_torch_constant, _decode_torch_constant
