@@ -258,7 +258,14 @@ class ExecutorChoice:
         return model_to_spec(self)[1]
 
     @classmethod
-    def from_spec(cls, spec: Mapping[str, Any], constants: Mapping[str, Any] | None = None, *, allow: Any = ()) -> Any:
+    def from_spec(
+        cls,
+        spec: Mapping[str, Any],
+        constants: Mapping[str, Any] | None = None,
+        *,
+        allow: Any = (),
+        executor: str | None = None,
+    ) -> Any:
         """Build a model from a spec, as :meth:`to_spec` gives or a person writes it.
 
         Loading treats the spec as untrusted: it is checked against the schema,
@@ -269,6 +276,9 @@ class ExecutorChoice:
             spec: The spec.
             constants: The values of its ``$constant`` entries, by key.
             allow: More functions, classes or modules the spec may name.
+            executor: The executor to run on, instead of the spec's. A spec may
+                choose only ``"codegen"`` or ``"interpreter"`` by itself; plugin
+                executors (``"compile"``), which compile or capture, are chosen here.
 
         Raises:
             SpecError: the spec is malformed, is for another model class, or
@@ -289,7 +299,7 @@ class ExecutorChoice:
         """
         from symgraph._spec import model_codec_for_type, spec_to_model
 
-        return spec_to_model(spec, constants, allow, kind=model_codec_for_type(cls).kind)
+        return spec_to_model(spec, constants, allow, kind=model_codec_for_type(cls).kind, executor=executor)
 
     def executor_stats(self) -> dict[str, Any]:
         """What the executor reports about its work; ``{"executor": name}`` from one that reports nothing.

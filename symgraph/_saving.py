@@ -294,7 +294,9 @@ def save(model: Any, path: str | os.PathLike[str], *, overwrite: bool = False) -
     return target
 
 
-def load(path: str | os.PathLike[str], *, allow: Iterable[Any] = (), max_bytes: int = 2**40) -> Any:
+def load(
+    path: str | os.PathLike[str], *, allow: Iterable[Any] = (), executor: str | None = None, max_bytes: int = 2**40
+) -> Any:
     """Load a model saved by :func:`save`, running no code but what the spec names and ``allow`` permits.
 
     The files are treated as hostile: the spec is checked against its schema,
@@ -306,6 +308,10 @@ def load(path: str | os.PathLike[str], *, allow: Iterable[Any] = (), max_bytes: 
         path: The directory or zip file.
         allow: More functions, classes or modules the spec may name (your own
             layer classes or functions, say).
+        executor: The executor the model runs on, instead of the one it was
+            saved with. A file may choose only ``"codegen"`` or ``"interpreter"``;
+            a model saved with a plugin executor (``"compile"``, which runs a
+            compiler) is loaded only when it is named here.
         max_bytes: The largest file to read.
 
     Returns:
@@ -347,6 +353,6 @@ def load(path: str | os.PathLike[str], *, allow: Iterable[Any] = (), max_bytes: 
             if codec is None:
                 raise SpecError(f"spec.constants: no installed backend reads constants of codec {escape(repr(name))}")
             constants.update(codec.read(entries, reader))
-        return spec_to_model(spec, constants, allow, copy_constants=False)
+        return spec_to_model(spec, constants, allow, copy_constants=False, executor=executor)
     finally:
         reader.close()

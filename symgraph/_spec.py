@@ -458,6 +458,9 @@ def _encode_options(model: Any, ctx: EncodeContext) -> dict[str, Any]:
     }
 
 
+# The executors a spec may choose by itself: the core's, which compile nothing but
+# the straight-line Python generated from the checked plan.
+_LOADED_EXECUTORS = ("codegen", "interpreter")
 # The executor options a spec may set: plain choices, no configuration of compilers.
 _LOADED_OPTIONS: dict[str, tuple[type, ...]] = {"fallback": (str,), "fast_paths": (bool,)}
 
@@ -568,6 +571,16 @@ def decode_model(spec: Any, ctx: DecodeContext, path: str = "") -> Any:
     build = codec.decode(section, ctx, f"{path}{kind}")
     plan = _decode_plan(spec, ctx, path)
     options = _decode_options(spec.get("options", _DEFAULT_OPTIONS), ctx, f"{path}options")
+    if path == "" and ctx.executor is not None:
+        options["executor"] = ctx.executor
+    elif options["executor"] not in _LOADED_EXECUTORS:
+        # A plugin executor compiles (torch.compile runs inductor and a C++ compiler)
+        # or captures: chosen by whoever loads the model, not by the file.
+        raise SpecError(
+            f"{path}options.executor: the spec asks for the executor {escape(repr(options['executor']))}; loading "
+            f"takes only {' or '.join(map(repr, _LOADED_EXECUTORS))} from a file. Choose it when loading: "
+            f"symgraph.load(path, executor={escape(repr(options['executor']))})"
+        )
     try:
         return build(plan, options)
     except SymgraphError:
@@ -592,6 +605,7 @@ def spec_to_model(
     *,
     kind: str | None = None,
     copy_constants: bool = True,
+    executor: str | None = None,
 ) -> Any:
     """Build a model from ``spec``; ``constants`` holds the values of its ``$constant`` entries.
 
@@ -602,6 +616,8 @@ def spec_to_model(
         kind: The model kind the caller builds (``from_spec`` of a model class); ``None``: any.
         copy_constants: Copy the constants, which belong to the caller; ``load``
             passes ``False`` for those it has just read.
+        executor: The executor the model runs on, instead of the spec's; a spec
+            may only choose ``"codegen"`` or ``"interpreter"`` by itself.
 
     Raises:
         SpecError: the spec is malformed, is of another kind, or names something not permitted.
@@ -626,4 +642,5 @@ def spec_to_model(
         )
     ctx = DecodeContext(Allowlist(allow), constants, manifest)
     ctx.copy_constants = copy_constants
+    ctx.executor = executor
     return decode_model(spec, ctx)

@@ -523,6 +523,8 @@ class DecodeContext:
         #: Whether constants are copied before use: those given to ``from_spec`` belong
         #: to the caller; those ``load`` read from the files are the model's own.
         self.copy_constants = True
+        #: The executor the caller chose for the model, over the spec's; ``None``: the spec's.
+        self.executor: str | None = None
         #: What a backend keeps while decoding (the layers built so far, say).
         self.state: dict[str, Any] = {}
         self._names: dict[str, dict[str, Any]] = {}

@@ -114,3 +114,18 @@ def test_a_layer_replaced_by_one_without_the_anchor_parameter_loads(tmp_path):
     assert torch.equal(loaded(t), model(t))
     with pytest.raises(symgraph.InputError):
         loaded(t.double())
+
+
+def test_a_plugin_executor_is_chosen_by_who_loads_not_by_the_file(tmp_path):
+    torch.manual_seed(3)
+    x = Input((4,))
+    model = SymbolicModel(x, nn.Linear(4, 2)(x))
+    spec = model.to_spec()
+    spec["options"]["executor"] = "compile"  # as a model built with executor="compile" saves
+    constants = model.spec_constants()
+    with pytest.raises(symgraph.SpecError, match=r"executor 'compile'.*symgraph\.load\(path, executor='compile'\)"):
+        SymbolicModel.from_spec(spec, constants)
+    loaded = SymbolicModel.from_spec(spec, constants, executor="interpreter")
+    assert loaded.executor == "interpreter"
+    t = torch.randn(3, 4)
+    assert torch.equal(loaded(t), model(t))
