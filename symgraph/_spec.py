@@ -33,6 +33,7 @@ from typing import Any
 
 from symgraph._allowlist import Allowlist, attribute_name_permitted
 from symgraph._errors import SpecError, SymgraphError
+from symgraph._guards import LoadedGetAttr, read_attribute
 from symgraph._ops import Call, Elements, GetAttr, MethodCall, Operation, Operator, Slice, Unpack
 from symgraph._plan import InputSpec, Plan, Step
 from symgraph._spec_codecs import (
@@ -121,7 +122,7 @@ def _check_name(name: str, path: str) -> None:
 # a step calls, with a constant name that is checked. Anywhere else (map(getattr,
 # ...), a partial of it, a key= argument) the name would come from data. Loading
 # never decodes them as values; saving refuses them here, with the step's name.
-_NAME_GETTERS = (getattr, hasattr)
+_NAME_GETTERS = (getattr, hasattr, read_attribute)
 
 
 def _holds_name_getter(value: Any) -> bool:
@@ -179,7 +180,8 @@ def _encode_field(value: Any, kind: str, names: Sequence[str], ctx: EncodeContex
     return value
 
 
-_NAME_GETTER_REFERENCES = {"builtins:getattr": getattr, "builtins:hasattr": hasattr}
+# A loaded model reads attributes through read_attribute, which checks the value too.
+_NAME_GETTER_REFERENCES = {"builtins:getattr": read_attribute, "builtins:hasattr": hasattr}
 
 
 def _name_getter(j: Any) -> Any:
@@ -202,6 +204,8 @@ def _decode_field(j: Any, kind: str, ctx: DecodeContext, path: str, refs: RefRes
 for _codec in (
     OpCodec("operator", Operator, (("symbol", "symbol", "str"), ("operands", "operands", "templates"))),
     OpCodec("getattr", GetAttr, (("name", "attr", "str"),), subject=True),
+    # Registered last for its kind: what loading builds (see symgraph._guards).
+    OpCodec("getattr", LoadedGetAttr, (("name", "attr", "str"),), subject=True),
     OpCodec("index", Slice, (("index", "index", "template"),), subject=True),
     OpCodec(
         "call", Call, (("func", "func", "template"), ("args", "args", "templates"), ("kwargs", "kwargs", "template"))

@@ -19,6 +19,7 @@ from typing import Any
 from symgraph._allowlist import attribute_name_permitted, reference_of
 from symgraph._backends import backend_for
 from symgraph._errors import SpecError
+from symgraph._guards import read_attribute
 from symgraph._spec_codecs import (
     _CONSTANT_CODECS,
     _VALUE_CODECS,
@@ -135,6 +136,8 @@ def encode_value(value: Any, ctx: EncodeContext, _depth: int = 0) -> Any:
         encoded = _encode_by_codec(value, ctx)
     if encoded is not None:
         return encoded
+    if value is read_attribute:
+        return {"$object": "builtins:getattr"}  # what a loaded model calls for getattr
     if callable(value) and reference_of(value) is None:
         method = _method_of(value)
         if method is not None:

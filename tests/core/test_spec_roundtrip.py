@@ -102,7 +102,9 @@ def assert_same_structure(loaded: SymbolicModel, model: SymbolicModel) -> None:
     assert loaded.plan.input_keys == model.plan.input_keys
     assert summary_of(loaded) == summary_of(model)
     # The constant pool may be numbered differently; the code must be the same.
-    assert re.sub(r"\bc\d+\b", "c", loaded.source) == re.sub(r"\bc\d+\b", "c", model.source)
+    # Constants are numbered in another order, and a loaded model reads attributes
+    # through symgraph's guard (a constant) rather than the builtin getattr.
+    assert re.sub(r"\bc\d+\b", "c", loaded.source) == re.sub(r"\bc\d+\b|\bgetattr\b", "c", model.source)
     assert loaded.executor == model.executor
     assert loaded.executor_options == model.executor_options
     assert loaded.check_inputs == model.check_inputs
