@@ -15,8 +15,10 @@ import builtins
 import io
 import keyword
 import re
+import sys
 import tokenize
 import unicodedata
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -168,3 +170,24 @@ def sentinel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     path = tmp_path / "SENTINEL"
     yield path
     assert not path.exists(), "a hostile payload ran: the SENTINEL file was created"
+
+
+@pytest.fixture
+def canary(tmp_path: Path) -> Path:
+    """A file that an attack would create: it must never exist."""
+    return tmp_path / "CANARY"
+
+
+@pytest.fixture
+def canary_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
+    """A module on sys.path that creates a file when it is imported: an attacker's module beside the model."""
+    name = f"redteam_canary_{uuid.uuid4().hex}"
+    folder = tmp_path / "on_sys_path"
+    folder.mkdir()
+    imported = tmp_path / "IMPORTED"
+    (folder / f"{name}.py").write_text(f"open({str(imported)!r}, 'w').close()\nvalue = 1\n")
+    monkeypatch.syspath_prepend(str(folder))
+    try:
+        yield name, imported
+    finally:
+        sys.modules.pop(name, None)

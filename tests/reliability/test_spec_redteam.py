@@ -26,8 +26,6 @@ import json
 import subprocess
 import sys
 import uuid
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +33,26 @@ import pytest
 
 import symgraph
 from symgraph import SpecError
+from tests.reliability.spec_builders import (
+    GETATTR,
+    X,
+    assert_defeated,
+    attr,
+    build,
+    call,
+    carry,
+    core_spec,
+    exec_code,
+    index,
+    layer,
+    method,
+    module_step,
+    obj,
+    partial,
+    ref,
+    save_spec,
+    torch_spec,
+)
 
 try:
     import torch
@@ -52,70 +70,8 @@ except ImportError:
 needs_torch = pytest.mark.skipif(torch is None, reason="needs torch")
 needs_numpy = pytest.mark.skipif(numpy is None, reason="needs numpy")
 
-X = {"$ref": "x"}
-GETATTR = {"$object": "builtins:getattr"}
-
 
 # -- spec builders ---------------------------------------------------------------------
-def obj(reference: str) -> dict[str, str]:
-    return {"$object": reference}
-
-
-def ref(name: str) -> dict[str, str]:
-    return {"$ref": name}
-
-
-def call(name: str, func: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    return {"name": name, "op": "call", "func": func, "args": list(args), "kwargs": kwargs}
-
-
-def method(name: str, of: str, method_name: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    return {"name": name, "op": "method", "of": of, "method": method_name, "args": list(args), "kwargs": kwargs}
-
-
-def attr(name: str, of: str, attribute: str) -> dict[str, Any]:
-    return {"name": name, "op": "getattr", "of": of, "attr": attribute}
-
-
-def index(name: str, of: str, key: Any) -> dict[str, Any]:
-    return {"name": name, "op": "index", "of": of, "index": key}
-
-
-def module_step(name: str, layer: str, *args: Any) -> dict[str, Any]:
-    return {"name": name, "op": "module", "layer": {"$layer": layer}, "args": list(args), "kwargs": {}}
-
-
-def carry(name: str, reference: str) -> dict[str, Any]:
-    """A step whose value is the object ``reference`` names: ``[obj, x][0]``."""
-    return call(name, obj("operator:getitem"), [obj(reference), X], 0)
-
-
-def partial(func: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    return {"$partial": {"func": func, "args": list(args), "kwargs": kwargs}}
-
-
-def layer(cls: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    return {"class": cls, "args": list(args), "kwargs": kwargs}
-
-
-def core_spec(*steps: dict[str, Any]) -> dict[str, Any]:
-    """A core model of one unchecked input ``x``; the output is the last step."""
-    return {
-        "format": "symgraph.model",
-        "version": 1,
-        "model": "symgraph",
-        "inputs": [{"name": "x"}],
-        "steps": list(steps),
-        "outputs": ref(steps[-1]["name"]),
-    }
-
-
-def torch_spec(layers: dict[str, Any], *steps: dict[str, Any]) -> dict[str, Any]:
-    return {**core_spec(*steps), "model": "torch", "torch": {"layers": layers}}
-
-
-def exec_code(canary: Path) -> str:
-    return f"open({str(canary)!r}, 'w').close()"
 
 
 def via_builtins_exec(getter: str, canary: Path) -> list[dict[str, Any]]:
@@ -128,76 +84,11 @@ def via_builtins_exec(getter: str, canary: Path) -> list[dict[str, Any]]:
 
 
 # -- checks ------------------------------------------------------------------------------
-def _model_class(spec: dict[str, Any]) -> Any:
-    return symgraph_torch.SymbolicModel if spec.get("model") == "torch" else symgraph.SymbolicModel
-
-
-def save_spec(spec: dict[str, Any], folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "spec.json").write_text(json.dumps(spec))
-    return folder
-
-
-def build(spec: dict[str, Any], via: Path | None, allow: Any = ()) -> Any:
-    # Warnings off: a DeprecationWarning turned into an error by the test settings
-    # would stop a payload that runs in production.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if via is not None:
-            return symgraph.load(save_spec(spec, via), allow=allow)
-        return _model_class(spec).from_spec(spec, allow=allow)
-
-
-def assert_defeated(
-    spec: dict[str, Any], *canaries: Path, arg: Any = 1.0, via: Path | None = None, call_model: bool = True
-) -> None:
-    """The attack does nothing: refused at load, or the model raises when called; no canary exists."""
-    try:
-        model = build(spec, via)
-    except SpecError:
-        for canary in canaries:
-            assert not canary.exists(), f"refused, but only after the payload ran while loading: {canary}"
-        return
-    for canary in canaries:
-        assert not canary.exists(), f"the payload ran while loading: {canary} was created"
-    assert call_model, "loaded a spec that must be refused at load (calling it would run the payload)"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            result = model(arg)
-        except Exception:
-            pass
-        else:
-            for canary in canaries:
-                assert not canary.exists(), f"the payload ran when the model was called: {canary} was created"
-            pytest.fail(f"the hostile model ran and returned {str(result)[:200]!r}")
-    for canary in canaries:
-        assert not canary.exists(), f"the payload ran when the model was called: {canary} was created"
 
 
 def assert_refused_at_load(spec: dict[str, Any], via: Path | None = None) -> None:
     with pytest.raises(SpecError):
         build(spec, via)
-
-
-@pytest.fixture
-def canary(tmp_path: Path) -> Path:
-    return tmp_path / "CANARY"
-
-
-@pytest.fixture
-def canary_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
-    """A module on sys.path that creates a file when it is imported: an attacker's module beside the model."""
-    name = f"redteam_canary_{uuid.uuid4().hex}"
-    folder = tmp_path / "on_sys_path"
-    folder.mkdir()
-    imported = tmp_path / "IMPORTED"
-    (folder / f"{name}.py").write_text(f"open({str(imported)!r}, 'w').close()\nvalue = 1\n")
-    monkeypatch.syspath_prepend(str(folder))
-    try:
-        yield name, imported
-    finally:
-        sys.modules.pop(name, None)
 
 
 # -- (1) code that runs while loading ------------------------------------------------------

@@ -31,17 +31,34 @@ import hashlib
 import json
 import subprocess
 import sys
-import uuid
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import symgraph
 from symgraph import SpecError
+from tests.reliability.spec_builders import (
+    X,
+    after,
+    assert_defeated,
+    assert_state_kept,
+    attr,
+    bound,
+    build,
+    call,
+    const,
+    core_spec,
+    index,
+    layer,
+    method,
+    module_step,
+    obj,
+    ref,
+    torch_spec,
+)
 
 try:
     import torch
@@ -59,70 +76,8 @@ except ImportError:
 needs_torch = pytest.mark.skipif(torch is None, reason="needs torch")
 needs_numpy = pytest.mark.skipif(numpy is None, reason="needs numpy")
 
-X = {"$ref": "x"}
-
 
 # -- spec builders ---------------------------------------------------------------------
-def obj(reference: str) -> dict[str, str]:
-    return {"$object": reference}
-
-
-def ref(name: str) -> dict[str, str]:
-    return {"$ref": name}
-
-
-def call(name: str, func: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    return {"name": name, "op": "call", "func": func, "args": list(args), "kwargs": kwargs}
-
-
-def method(name: str, of: str, method_name: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    return {"name": name, "op": "method", "of": of, "method": method_name, "args": list(args), "kwargs": kwargs}
-
-
-def attr(name: str, of: str, attribute: str) -> dict[str, Any]:
-    return {"name": name, "op": "getattr", "of": of, "attr": attribute}
-
-
-def index(name: str, of: str, key: Any) -> dict[str, Any]:
-    return {"name": name, "op": "index", "of": of, "index": key}
-
-
-def const(name: str, value: Any) -> dict[str, Any]:
-    """A step whose value is ``value``: ``[value, x][0]`` (a step must use an input)."""
-    return call(name, obj("operator:getitem"), [value, X], 0)
-
-
-def after(name: str, first: str, then: str) -> dict[str, Any]:
-    """A step whose value is step ``then``, evaluated after step ``first``: ``[first, then][1]``."""
-    return call(name, obj("operator:getitem"), [ref(first), ref(then)], 1)
-
-
-def bound(owner: Any, name: str) -> dict[str, Any]:
-    return {"$method": [owner, name]}
-
-
-def layer(cls: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    return {"class": cls, "args": list(args), "kwargs": kwargs}
-
-
-def module_step(name: str, layer_name: str, *args: Any) -> dict[str, Any]:
-    return {"name": name, "op": "module", "layer": {"$layer": layer_name}, "args": list(args), "kwargs": {}}
-
-
-def core_spec(*steps: dict[str, Any]) -> dict[str, Any]:
-    """A core model of one unchecked input ``x``; the output is the last step."""
-    return {
-        "format": "symgraph.model",
-        "version": 1,
-        "model": "symgraph",
-        "inputs": [{"name": "x"}],
-        "steps": list(steps),
-        "outputs": ref(steps[-1]["name"]),
-    }
-
-
-def torch_spec(layers: dict[str, Any], *steps: dict[str, Any]) -> dict[str, Any]:
-    return {**core_spec(*steps), "model": "torch", "torch": {"layers": layers}}
 
 
 def b64(data: bytes) -> dict[str, str]:
@@ -130,87 +85,6 @@ def b64(data: bytes) -> dict[str, str]:
 
 
 # -- checks ------------------------------------------------------------------------------
-def save_spec(spec: dict[str, Any], folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "spec.json").write_text(json.dumps(spec))
-    return folder
-
-
-def build(spec: dict[str, Any], via: Path | None = None, allow: Any = ()) -> Any:
-    # Warnings off: a UserWarning turned into an error by the test settings would
-    # stop a payload that runs in production, where warnings are only printed.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if via is not None:
-            return symgraph.load(save_spec(spec, via), allow=allow)
-        cls = symgraph_torch.SymbolicModel if spec.get("model") == "torch" else symgraph.SymbolicModel
-        return cls.from_spec(spec, allow=allow)
-
-
-def run_model(model: Any, arg: Any) -> tuple[bool, Any]:
-    """``(True, result)`` when the model returns, ``(False, error)`` when it raises."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return True, model(arg)
-        except Exception as exc:
-            return False, exc
-
-
-def assert_defeated(spec: dict[str, Any], *canaries: Path, arg: Any = 1.0, via: Path | None = None) -> None:
-    """Refused at load, or the model raises when called; no canary exists either way."""
-    try:
-        model = build(spec, via)
-    except SpecError:
-        for canary in canaries:
-            assert not canary.exists(), f"refused, but only after the payload ran while loading: {canary}"
-        return
-    for canary in canaries:
-        assert not canary.exists(), f"the payload ran while loading: {canary} was created"
-    returned, result = run_model(model, arg)
-    for canary in canaries:
-        assert not canary.exists(), f"the payload ran when the model was called: {canary} was created"
-    assert not returned, f"the hostile model ran and returned {str(result)[:200]!r}"
-
-
-def assert_state_kept(spec: dict[str, Any], arg: Any, read: Callable[[], Any], restore: Callable[[Any], None]) -> None:
-    """Loading and calling the model leaves the process-wide setting that ``read`` returns as it was."""
-    before = read()
-    try:
-        try:
-            model = build(spec)
-        except SpecError:
-            assert read() == before, "refused, but only after the setting was changed while loading"
-            return
-        assert read() == before, "loading the spec changed a process-wide setting"
-        returned, result = run_model(model, arg)
-        now = read()
-        assert now == before, (
-            f"calling the loaded model changed a process-wide setting from {before!r} to {now!r} "
-            f"(the model {'returned' if returned else 'raised'} {str(result)[:100]!r})"
-        )
-    finally:
-        restore(before)
-
-
-@pytest.fixture
-def canary(tmp_path: Path) -> Path:
-    return tmp_path / "CANARY"
-
-
-@pytest.fixture
-def canary_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
-    """A module on sys.path that creates a file when it is imported: an attacker's module beside the model."""
-    name = f"redteam2_canary_{uuid.uuid4().hex}"
-    folder = tmp_path / "on_sys_path"
-    folder.mkdir()
-    imported = tmp_path / "IMPORTED"
-    (folder / f"{name}.py").write_text(f"open({str(imported)!r}, 'w').close()\nvalue = 1\n")
-    monkeypatch.syspath_prepend(str(folder))
-    try:
-        yield name, imported
-    finally:
-        sys.modules.pop(name, None)
 
 
 # -- (1) modules handed out at run time ----------------------------------------------------

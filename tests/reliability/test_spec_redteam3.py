@@ -17,7 +17,6 @@ work fail; that is intended. The tests after them keep what held.
 from __future__ import annotations
 
 import importlib
-import json
 import types
 import warnings
 from collections.abc import Callable
@@ -26,9 +25,21 @@ from typing import Any
 
 import pytest
 
-import symgraph
 from symgraph import SpecError
 from symgraph._allowlist import PUBLIC_MODULES, Allowlist, attribute_name_permitted
+from tests.reliability.spec_builders import (
+    X,
+    assert_state_kept,
+    attr,
+    build,
+    call,
+    const,
+    core_spec,
+    method,
+    obj,
+    ref,
+    run_model,
+)
 
 numpy = pytest.importorskip("numpy")
 
@@ -39,94 +50,11 @@ except ImportError:
 
 needs_torch = pytest.mark.skipif(torch is None, reason="needs torch")
 
-X = {"$ref": "x"}
-
 
 # -- spec builders ---------------------------------------------------------------------
-def obj(reference: str) -> dict[str, str]:
-    return {"$object": reference}
-
-
-def ref(name: str) -> dict[str, str]:
-    return {"$ref": name}
-
-
-def call(name: str, func: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    return {"name": name, "op": "call", "func": func, "args": list(args), "kwargs": kwargs}
-
-
-def method(name: str, of: str, method_name: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    return {"name": name, "op": "method", "of": of, "method": method_name, "args": list(args), "kwargs": kwargs}
-
-
-def attr(name: str, of: str, attribute: str) -> dict[str, Any]:
-    return {"name": name, "op": "getattr", "of": of, "attr": attribute}
-
-
-def const(name: str, value: Any) -> dict[str, Any]:
-    """A step whose value is ``value``: ``[value, x][0]`` (a step must use an input)."""
-    return call(name, obj("operator:getitem"), [value, X], 0)
-
-
-def core_spec(*steps: dict[str, Any]) -> dict[str, Any]:
-    """A core model of one unchecked input ``x``; the output is the last step."""
-    return {
-        "format": "symgraph.model",
-        "version": 1,
-        "model": "symgraph",
-        "inputs": [{"name": "x"}],
-        "steps": list(steps),
-        "outputs": ref(steps[-1]["name"]),
-    }
 
 
 # -- checks ------------------------------------------------------------------------------
-def build(spec: dict[str, Any], via: Path | None = None) -> Any:
-    # Warnings off: a UserWarning turned into an error by the test settings would
-    # stop a payload that runs in production, where warnings are only printed.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if via is not None:
-            via.mkdir(parents=True, exist_ok=True)
-            (via / "spec.json").write_text(json.dumps(spec))
-            return symgraph.load(via)
-        return symgraph.SymbolicModel.from_spec(spec)
-
-
-def run_model(model: Any, arg: Any) -> tuple[bool, Any]:
-    """``(True, result)`` when the model returns, ``(False, error)`` when it raises."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return True, model(arg)
-        except Exception as exc:
-            return False, exc
-
-
-def assert_state_kept(
-    spec: dict[str, Any],
-    arg: Any,
-    read: Callable[[], Any],
-    restore: Callable[[Any], None],
-    via: Path | None = None,
-) -> None:
-    """Loading and calling the model leaves the process-wide state that ``read`` returns as it was."""
-    before = read()
-    try:
-        try:
-            model = build(spec, via)
-        except SpecError:
-            assert read() == before, "refused, but only after the state was changed while loading"
-            return
-        assert read() == before, "loading the spec changed process-wide state"
-        returned, result = run_model(model, arg)
-        now = read()
-        assert now == before, (
-            f"calling the loaded model changed process-wide state from {before!r} to {now!r} "
-            f"(the model {'returned' if returned else 'raised'} {str(result)[:100]!r})"
-        )
-    finally:
-        restore(before)
 
 
 # -- (1) class-level arrays read at run time -----------------------------------------------
