@@ -71,6 +71,7 @@ from symgraph._spec_values import (
 )
 from symgraph._templates import (
     Const,
+    Ref,
 )
 from symgraph._text import describe, escape
 
@@ -149,6 +150,8 @@ def _check_op(op: Operation, path: str) -> None:
     """Refuse what a hostile spec could reach through names resolved at run time."""
     if isinstance(op, (GetAttr, MethodCall)):
         _check_name(op.name, path)
+    if isinstance(op, Call) and not isinstance(op.func, (Const, Ref)):
+        raise SpecError(f"{path}.func: a call step's function is a function or the $ref of a step, not a structure")
     if isinstance(op, Call) and isinstance(op.func, Const) and not callable(op.func.value):
         raise SpecError(f"{path}.func: a call step's function must be callable, got {escape(describe(op.func.value))}")
     templates = list(op.templates())

@@ -1467,3 +1467,14 @@ def test_random_zip_contents_raise_spec_error(
         return
     with pytest.raises(SpecError):
         symgraph.load(_zip_of(folder / "members.zip", members))
+
+
+def test_a_call_of_a_structure_is_refused_before_code_is_generated() -> None:
+    # Found by the fuzzer: a list holding a ref as a call's function would have been
+    # generated as `[v3](v1)`, which Python compiles with a SyntaxWarning.
+    x, n = symgraph.CustomInput([1, 2, 1]), symgraph.CustomInput(1)
+    spec = SymbolicModel((x, n), x.count(n)).to_spec()
+    assert SymbolicModel.from_spec(spec)([3, 3], 3) == 2
+    spec["steps"][1]["func"] = [{"$ref": spec["steps"][0]["name"]}]
+    with pytest.raises(SpecError, match=r"steps\[1\]\.func: a call step's function"):
+        SymbolicModel.from_spec(spec)
