@@ -39,11 +39,13 @@ __all__ = [
     "DENIED_MODULES",
     "DENIED_NAMES",
     "INTROSPECTION_PREFIXES",
+    "NAME_GETTERS",
     "SAFE_BUILTINS",
     "Allowlist",
     "attribute_name_permitted",
     "is_dunder",
     "reference_of",
+    "shareable",
     "register_allowed",
     "register_home_check",
     "register_reference_home",
@@ -348,7 +350,7 @@ def register_home_check(package: str, check: Callable[[Any], bool]) -> None:
 
 # Builtins that read an attribute named by a string: only the function a step calls
 # (where the spec decoder checks the name), never a value (map(getattr, ...)).
-_NAME_GETTERS = (getattr, hasattr)
+NAME_GETTERS = (getattr, hasattr)
 
 
 def register_reference_home(name: str) -> None:
@@ -521,15 +523,25 @@ def _home_permitted(obj: Any, trees: Iterable[str]) -> bool:
     return check is None or check(obj)
 
 
-_IMMUTABLE = (type(None), bool, int, float, complex, str, bytes)
+_IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, range, slice)
 
 
-def _immutable_or_callable(obj: Any) -> bool:
-    if callable(obj) or isinstance(obj, enum.Enum):
+def shareable(value: Any) -> bool:
+    """Whether ``value`` may be handed to a spec's steps although the process shares it.
+
+    Functions, classes and immutable values: not a module, and not a mutable
+    array or table that a module or class holds for every caller.
+
+    Example:
+        >>> import math
+        >>> shareable(math.pi), shareable(math.floor), shareable((1, "a")), shareable([1]), shareable(math)
+        (True, True, True, False, False)
+    """
+    if isinstance(value, types.ModuleType):
+        return False
+    if callable(value) or isinstance(value, (enum.Enum, *_IMMUTABLE)):
         return True
-    if type(obj) is tuple:
-        return all(_immutable_or_callable(item) for item in obj)
-    return type(obj) in _IMMUTABLE
+    return type(value) in (tuple, frozenset) and all(shareable(item) for item in value)
 
 
 def _python_name(reference: str) -> str:
@@ -628,11 +640,11 @@ class Allowlist:
             raise SpecError(
                 f"{where} names {escape(reference)}, which cannot be imported: {escape(str(exc))}"
             ) from None
-        if found is _MISSING or isinstance(found, types.ModuleType) or any(found is f for f in _NAME_GETTERS):
+        if found is _MISSING or isinstance(found, types.ModuleType) or any(found is f for f in NAME_GETTERS):
             raise SpecError(f"{where} names {escape(reference)}, which is not a function, class or constant there")
         if expected is not _MISSING and found is not expected:
             raise SpecError(f"{where} names {escape(reference)}, which is not the object allow= permitted")
-        if expected is _MISSING and not _immutable_or_callable(found):
+        if expected is _MISSING and not shareable(found):
             # A module's own arrays and tables (numpy.polynomial.Polynomial.domain) are
             # shared by the whole process: a spec that mutated one would change it for all.
             raise SpecError(

@@ -10,27 +10,17 @@ both. Recorded models are not affected: they run the user's own code.
 
 from __future__ import annotations
 
-import enum
 import types
 from collections.abc import Sequence
 from typing import Any
 
+from symgraph._allowlist import shareable
 from symgraph._codegen import EmitContext, register_emitter
 from symgraph._errors import GuardError
 from symgraph._ops import GetAttr
 from symgraph._text import describe, escape
 
 __all__ = ["LoadedGetAttr", "read_attribute"]
-
-_IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, range, slice)
-
-
-def _shareable(value: Any) -> bool:
-    if callable(value) or isinstance(value, (enum.Enum, *_IMMUTABLE)):
-        return not isinstance(value, types.ModuleType)
-    if type(value) in (tuple, frozenset):
-        return all(_shareable(item) for item in value)
-    return False
 
 
 def read_attribute(owner: Any, name: str) -> Any:
@@ -53,7 +43,7 @@ def read_attribute(owner: Any, name: str) -> Any:
     value = getattr(owner, name)
     if isinstance(value, types.ModuleType):
         raise GuardError(f"a loaded model reads {escape(name)!r} of {describe(owner)}, a module; it may not")
-    if isinstance(owner, (type, types.ModuleType)) and not _shareable(value):
+    if isinstance(owner, (type, types.ModuleType)) and not shareable(value):
         raise GuardError(
             f"a loaded model reads {escape(name)!r} of {describe(owner)}, a {type(value).__qualname__} that "
             f"{describe(owner)} shares with the whole process; a model loaded from a file may not change it"

@@ -297,7 +297,8 @@ class ExecutorChoice:
             >>> symgraph.SymbolicModel.from_spec(spec)([2, 3, 1])
             [3, 2, 1]
         """
-        from symgraph._spec import model_codec_for_type, spec_to_model
+        from symgraph._spec import spec_to_model
+        from symgraph._spec_codecs import model_codec_for_type
 
         return spec_to_model(spec, constants, allow, kind=model_codec_for_type(cls).kind, executor=executor)
 
@@ -554,7 +555,7 @@ def _decode_core(section: dict[str, Any], ctx: Any, path: str) -> Callable[[Plan
 
 
 def _register() -> None:
-    from symgraph._spec import ModelCodec, register_model_codec
+    from symgraph._spec_codecs import ModelCodec, register_model_codec
 
     register_model_codec(ModelCodec("symgraph", SymbolicModel, _encode_core, _decode_core))
 

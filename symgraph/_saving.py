@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from symgraph._errors import SpecError
-from symgraph._spec import model_to_spec, spec_to_model
-from symgraph._spec_codecs import constant_codec, load_backend
+from symgraph._spec import check_manifest, model_to_spec, spec_to_model
+from symgraph._spec_codecs import constant_codec
 from symgraph._text import escape
 
 __all__ = ["SPEC_FILE", "FileReader", "load", "read_spec", "save"]
@@ -190,15 +190,11 @@ def read_spec(data: bytes) -> Any:
 def _files(spec: dict[str, Any], constants: dict[str, Any]) -> dict[str, bytes]:
     """Every file of the saved model, the spec last (it gets each constant's file name)."""
     files: dict[str, bytes] = {}
-    manifest: dict[str, dict[str, Any]] = spec["constants"]
-    by_codec: dict[str, dict[str, Any]] = {}
-    for key, entry in manifest.items():
-        by_codec.setdefault(entry["codec"], {})[key] = constants[key]
-    for name, values in by_codec.items():
+    for name, entries in check_manifest(spec["constants"]).items():
         codec = constant_codec(name)
-        assert codec is not None  # the entry was made by this codec
-        for key, (file, data) in codec.write(values).items():
-            manifest[key]["file"] = file
+        assert codec is not None  # the entries were made by this codec
+        for key, (file, data) in codec.write({key: constants[key] for key in entries}).items():
+            entries[key]["file"] = file
             files[file] = data
     text = json.dumps(spec, indent=1, ensure_ascii=False, allow_nan=False)
     try:
@@ -336,20 +332,9 @@ def load(
         spec = read_spec(reader.read(SPEC_FILE, MAX_SPEC_BYTES, hint=True))
         if type(spec) is not dict:
             raise SpecError("spec.json: expected an object")
-        manifest = spec.get("constants", {})
-        if type(manifest) is not dict:
-            raise SpecError("spec.constants: expected an object of constant entries")
-        by_codec: dict[str, dict[str, Any]] = {}
-        for key, entry in manifest.items():
-            if type(entry) is not dict or type(entry.get("codec")) is not str or type(entry.get("file")) is not str:
-                raise SpecError(f"spec.constants[{escape(repr(key))}]: expected an object with a 'codec' and a 'file'")
-            by_codec.setdefault(entry["codec"], {})[key] = entry
         constants: dict[str, Any] = {}
-        for name, entries in by_codec.items():
+        for name, entries in check_manifest(spec.get("constants", {}), with_files=True).items():
             codec = constant_codec(name)
-            if codec is None and name.isidentifier():
-                load_backend(name)
-                codec = constant_codec(name)
             if codec is None:
                 raise SpecError(f"spec.constants: no installed backend reads constants of codec {escape(repr(name))}")
             constants.update(codec.read(entries, reader))

@@ -31,7 +31,7 @@ import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from symgraph._allowlist import Allowlist, attribute_name_permitted
+from symgraph._allowlist import NAME_GETTERS, Allowlist, attribute_name_permitted
 from symgraph._errors import SpecError, SymgraphError
 from symgraph._guards import LoadedGetAttr, read_attribute
 from symgraph._ops import Call, Elements, GetAttr, MethodCall, Operation, Operator, Slice, Unpack
@@ -41,23 +41,13 @@ from symgraph._spec_codecs import (
     _CHECK_BY_TYPE,
     _OP_BY_KIND,
     _OP_BY_TYPE,
-    CheckCodec,
-    ConstantCodec,
     DecodeContext,
     EncodeContext,
-    Files,
-    ModelCodec,
     OpCodec,
-    ValueCodec,
-    constant_codec,
     load_backend,
     model_codec_for_kind,
     model_codec_for_type,
-    register_check_codec,
-    register_constant_codec,
-    register_model_codec,
     register_op_codec,
-    register_value_codec,
 )
 from symgraph._spec_values import (
     RefResolver,
@@ -78,28 +68,10 @@ from symgraph._text import describe, escape
 __all__ = [
     "FORMAT",
     "VERSION",
-    "CheckCodec",
-    "ConstantCodec",
-    "DecodeContext",
-    "EncodeContext",
-    "Files",
-    "ModelCodec",
-    "OpCodec",
-    "ValueCodec",
-    "constant_codec",
+    "check_manifest",
     "decode_model",
-    "decode_value",
     "encode_model",
-    "encode_template",
-    "encode_value",
-    "model_codec_for_kind",
-    "model_codec_for_type",
     "model_to_spec",
-    "register_check_codec",
-    "register_constant_codec",
-    "register_model_codec",
-    "register_op_codec",
-    "register_value_codec",
     "spec_to_model",
 ]
 
@@ -123,7 +95,7 @@ def _check_name(name: str, path: str) -> None:
 # a step calls, with a constant name that is checked. Anywhere else (map(getattr,
 # ...), a partial of it, a key= argument) the name would come from data. Loading
 # never decodes them as values; saving refuses them here, with the step's name.
-_NAME_GETTERS = (getattr, hasattr, read_attribute)
+_NAME_GETTERS = (*NAME_GETTERS, read_attribute)
 
 
 def _holds_name_getter(value: Any) -> bool:
@@ -596,13 +568,30 @@ def decode_model(spec: Any, ctx: DecodeContext, path: str = "") -> Any:
         raise SpecError(f"{where}: the model cannot be built: {escape(str(exc), 500)}") from None
 
 
-def _check_manifest(manifest: Any) -> dict[str, dict[str, Any]]:
+def check_manifest(manifest: Any, *, with_files: bool = False) -> dict[str, dict[str, dict[str, Any]]]:
+    """The entries of ``spec["constants"]``, validated, grouped by codec: ``{codec: {key: entry}}``.
+
+    Args:
+        manifest: The manifest.
+        with_files: Each entry must name its file too (a saved model's).
+
+    Raises:
+        SpecError: it is not an object of entries with a ``codec`` (and a ``file``).
+
+    Example:
+        >>> check_manifest({"c0": {"codec": "numpy", "dtype": "<f8", "shape": [3]}})
+        {'numpy': {'c0': {'codec': 'numpy', 'dtype': '<f8', 'shape': [3]}}}
+    """
     if type(manifest) is not dict:
         raise SpecError("spec.constants: expected an object of constant entries")
+    groups: dict[str, dict[str, dict[str, Any]]] = {}
     for key, entry in manifest.items():
         if type(entry) is not dict or type(entry.get("codec")) is not str:
             raise SpecError(f"spec.constants[{escape(repr(key))}]: expected an object with a 'codec'")
-    return manifest
+        if with_files and type(entry.get("file")) is not str:
+            raise SpecError(f"spec.constants[{escape(repr(key))}]: expected the 'file' that holds it")
+        groups.setdefault(entry["codec"], {})[key] = entry
+    return groups
 
 
 def spec_to_model(
@@ -638,7 +627,8 @@ def spec_to_model(
     """
     if type(spec) is not dict:
         raise SpecError(f"spec: expected a dict, got {escape(describe(spec))}")
-    manifest = _check_manifest(spec.get("constants", {}))
+    manifest = spec.get("constants", {})
+    check_manifest(manifest)
     if constants is not None and not isinstance(constants, Mapping):
         raise TypeError(f"constants must be a mapping of key to value, got {type(constants).__name__}")
     _check_header(spec, "spec")

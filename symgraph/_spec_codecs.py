@@ -357,13 +357,17 @@ def register_model_codec(codec: ModelCodec) -> None:
 
 
 def constant_codec(name: str) -> ConstantCodec | None:
-    """The registered constant codec called ``name``, or ``None``.
+    """The constant codec called ``name``, loading the backend of that name if needed; ``None`` if none has it.
 
     Example:
         >>> constant_codec("no-such-codec") is None
         True
     """
-    return next((c for c in _CONSTANT_CODECS if c.name == name), None)
+    codec = next((c for c in _CONSTANT_CODECS if c.name == name), None)
+    if codec is None and type(name) is str and name.isidentifier():
+        load_backend(name)  # the numpy codec is the numpy backend's
+        codec = next((c for c in _CONSTANT_CODECS if c.name == name), None)
+    return codec
 
 
 def load_backend(kind: str) -> None:

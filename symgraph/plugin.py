@@ -90,7 +90,8 @@ from symgraph._ops import (
 from symgraph._plan import InputSpec, Plan, Step, build_plan
 from symgraph._registries import RegistrySnapshot, restore_registry, snapshot_registry
 from symgraph._saving import FileReader, read_spec
-from symgraph._spec import (
+from symgraph._spec import decode_model, encode_model
+from symgraph._spec_codecs import (
     CheckCodec,
     ConstantCodec,
     DecodeContext,
@@ -100,11 +101,6 @@ from symgraph._spec import (
     OpCodec,
     ValueCodec,
     constant_codec,
-    decode_model,
-    decode_value,
-    encode_model,
-    encode_template,
-    encode_value,
     model_codec_for_kind,
     model_codec_for_type,
     register_check_codec,
@@ -113,6 +109,7 @@ from symgraph._spec import (
     register_op_codec,
     register_value_codec,
 )
+from symgraph._spec_values import decode_value, encode_template, encode_value
 from symgraph._summary import format_summary
 from symgraph._symbolic import (
     ArgumentCollector,

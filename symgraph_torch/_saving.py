@@ -157,15 +157,6 @@ def register_layer_spec(layer_type: type[nn.Module], spec: LayerSpec) -> None:
 
 
 # -- tensors -------------------------------------------------------------------------
-def _dtype_name(dtype: torch.dtype, where: str) -> str:
-    if dtype not in _SAFETENSORS_DTYPES:
-        raise SaveError(
-            f"cannot save this model in the symgraph format: {where} is a {dtype} tensor, "
-            "which safetensors does not store"
-        )
-    return str(dtype).removeprefix("torch.")
-
-
 class SafetensorsCodec(ConstantCodec):
     """torch tensors, all in one ``tensors.safetensors`` file, read without pickle.
 
@@ -325,7 +316,8 @@ def _encode_check(check: ShapeCheck, ctx: EncodeContext) -> dict[str, Any]:
         raise ctx.refuse("has an input check that follows a tensor of no layer, which the format cannot store")
     return {
         "shape": list(check.dims),
-        "dtype": _dtype_name(dtype, "the input") if dtype is not None else None,
+        # Any dtype torch names: an input need not be one safetensors stores.
+        "dtype": _TORCH_CONSTANT_NAMES[dtype] if dtype is not None else None,
         "anchor": anchor,
     }
 
@@ -357,11 +349,12 @@ def _decode_check(fields: dict[str, Any], name: str, ctx: DecodeContext, where: 
     shape = fields["shape"]
     if type(shape) is not list or len(shape) > 64 or not all(d is None or (type(d) is int and d >= 0) for d in shape):
         raise SpecError(f"{where}.shape: expected a list of sizes or nulls")
-    dtype = None
+    dtype: torch.dtype | None = None
     if fields["dtype"] is not None:
-        dtype = _DTYPES_BY_NAME.get(fields["dtype"])
-        if dtype is None:
+        found = _TORCH_CONSTANTS.get(fields["dtype"]) if type(fields["dtype"]) is str else None
+        if not isinstance(found, torch.dtype):
             raise SpecError(f"{where}.dtype: {escape(repr(fields['dtype']))} is not a torch dtype")
+        dtype = found
     anchor: Any = None
     if fields["anchor"] is not None:
         spec = fields["anchor"]
@@ -845,21 +838,7 @@ _SECTION_DEFAULTS: dict[str, Any] = {
     "modes": {},
     "tied": {},
 }
-_SECTION = frozenset(
-    {
-        "layers",
-        "training",
-        "direct_calls",
-        "input_shape",
-        "output_shape",
-        "parameters",
-        "frozen",
-        "requires_grad",
-        "dim_order",
-        "modes",
-        "tied",
-    }
-)
+_SECTION = frozenset({"layers", *_SECTION_DEFAULTS})
 
 
 def _decode_model(section: dict[str, Any], ctx: DecodeContext, path: str) -> Callable[[Plan, dict[str, Any]], Any]:

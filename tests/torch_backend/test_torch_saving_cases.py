@@ -129,3 +129,15 @@ def test_a_plugin_executor_is_chosen_by_who_loads_not_by_the_file(tmp_path):
     assert loaded.executor == "interpreter"
     t = torch.randn(3, 4)
     assert torch.equal(loaded(t), model(t))
+
+
+def test_an_input_of_a_dtype_safetensors_does_not_store_keeps_its_check(tmp_path):
+    x = Input((3,), dtype=torch.complex64)
+    model = SymbolicModel(x, x.real * 2)
+    loaded = round_trip(model, tmp_path)
+    t = torch.randn(2, 3, dtype=torch.complex64)
+    assert torch.equal(loaded(t), t.real * 2)
+    with pytest.raises(symgraph.InputError):
+        loaded(t.real)  # a float tensor, refused as by the original model
+    with pytest.raises(symgraph.InputError):
+        model(t.real)
