@@ -65,3 +65,44 @@ def test_a_zip_of_the_saved_directory_is_named_as_such(tmp_path):
             archive.write(file, f"model/{file.relative_to(folder)}")
     with pytest.raises(symgraph.SpecError, match=r"model/spec\.json.*zip of the saved directory"):
         symgraph.load(tmp_path / "wrapped.zip")
+
+
+def test_a_saved_model_loads_after_a_restart_importing_only_symgraph(tmp_path):
+    import json
+    import math
+    import operator
+    import subprocess
+    import sys
+
+    text = symgraph.CustomInput("b a b")
+    scale = symgraph.CustomInput(2.0)
+    words = text.split()
+    counts = {"n": symgraph.add_to_graph(len, words), "first": words[0]}
+    norm = symgraph.add_to_graph(math.hypot, scale, 3.0)
+    model = symgraph.SymbolicModel(
+        {"text": text, "scale": scale},
+        {
+            "counts": counts["n"],
+            "first": counts["first"],
+            "norm": norm,
+            "sum": symgraph.add_to_graph(operator.add, scale, 1),
+        },
+    )
+    saved = symgraph.save(model, tmp_path / "model.zip")
+    code = (
+        "import json, sys, symgraph\n"
+        "assert not any(m in sys.modules for m in ('numpy', 'torch')), 'only symgraph is imported'\n"
+        f"model = symgraph.load({str(saved)!r})\n"
+        "print(json.dumps(model(text='c d c e', scale=4.0)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert (
+        json.loads(done.stdout)
+        == model(text="c d c e", scale=4.0)
+        == {
+            "counts": 4,
+            "first": "c",
+            "norm": math.hypot(4.0, 3.0),
+            "sum": 5.0,
+        }
+    )
