@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 # The local CPU build of torch lives here on the project's machines.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 
-.PHONY: demo test lint typecheck env
+.PHONY: demo test lint typecheck env docs pandas-plugin
 
 $(STAMP): pyproject.toml constraints.txt requirements-dev.txt
 	@echo "Setting up $(VENV): installing symgraph with its torch, numpy, dask and drawing extras and the"
@@ -29,7 +29,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-test: lint typecheck
+# The documentation site; --strict turns every warning (a broken link, a docstring
+# mkdocstrings cannot read) into a failure. The site goes to a temporary folder.
+docs: $(STAMP)
+	site=$$(mktemp -d) && $(VENV)/bin/mkdocs build --strict --quiet --site-dir "$$site" && rm -r "$$site"
+
+# The third-party plugin in examples/ is tested as its users get it: installed from
+# its own folder as a regular (not editable) package, registered by its entry point.
+pandas-plugin: $(STAMP)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --force-reinstall ./examples/symgraph_pandas
+
+test: lint typecheck docs pandas-plugin
 	# Tier 1: the core with every backend library made unimportable.
 	SYMGRAPH_NO_BACKENDS=1 $(PY) -m pytest -q -p no:cacheprovider tests/core
 	# Everything: core again, the conformance suite per backend, backend tests, docs.
