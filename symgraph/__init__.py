@@ -38,6 +38,7 @@ from symgraph._symbolic import SymbolicData
 from symgraph._trace import CustomInput, add_to_graph
 
 __version__ = "0.1.0"
+"""The version of symgraph, as in the package metadata of ``symgraph-py``."""
 
 __all__ = [
     "CustomInput",

@@ -38,6 +38,7 @@ __all__ = [
     "DENIED_ATTRIBUTES",
     "DENIED_MODULES",
     "DENIED_NAMES",
+    "INDIRECT_METHODS",
     "INTROSPECTION_PREFIXES",
     "NAME_GETTERS",
     "SAFE_BUILTINS",
@@ -239,8 +240,33 @@ DENIED_ATTRIBUTES = DENIED_NAMES | frozenset(
         "format_map",
         "ctypes",
         "mro",
+        # pandas: the writers, and query, which evaluates a string.
+        "query",
+        "to_pickle",
+        "to_csv",
+        "to_parquet",
+        "to_excel",
+        "to_hdf",
+        "to_sql",
+        "to_json",
+        "to_html",
+        "to_string",
+        "to_latex",
+        "to_markdown",
+        "to_feather",
+        "to_orc",
+        "to_stata",
+        "to_clipboard",
+        "to_xml",
+        "to_zarr",
+        "to_netcdf",
     }
 )
+
+#: Methods that look up another method by a string argument (pandas'
+#: ``df.agg("to_csv", path)``): a loaded model checks every string they are given
+#: when it runs, as it checks the name of a method it calls itself.
+INDIRECT_METHODS = frozenset({"agg", "aggregate", "apply", "applymap", "map", "transform", "pipe"})
 # Hooks run a callable on later calls, of this model and of any other in the process;
 # setters change the process's settings (set_grad_enabled, numpy.random.set_state)
 # or, on a tensor, point it at other memory (Tensor.set_).

@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "symgraph.backends"
+"""The entry-point group of backends: ``<library> = "<plugin module>:<backend object>"``, loaded lazily."""
 
 
 class Backend:

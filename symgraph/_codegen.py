@@ -206,9 +206,8 @@ class EmitContext:
         return parts
 
 
-#: An emitter for operations of type ``OpT``: ``emitter(op, arg_names, ctx)``
-#: returns a Python expression.
 Emitter: TypeAlias = Callable[[OpT, Sequence[str], EmitContext], str]
+"""An emitter for operations of type ``OpT``: ``emitter(op, arg_names, ctx)`` returns a Python expression."""
 
 _EMITTERS: dict[type, Emitter[Any]] = {}
 

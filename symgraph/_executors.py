@@ -47,10 +47,12 @@ __all__ = [
 ]
 
 EXECUTOR_ENTRY_POINT_GROUP = "symgraph.executors"
+"""The entry-point group of executors: ``<name> = "<module>:<Executor object>"``."""
 DEFAULT_EXECUTOR = "codegen"
+"""The executor of models built without ``executor=``: the generated code."""
 
-#: What an executor returns: ``runner(*values)``, one value per input slot.
 Runner = Callable[..., Any]
+"""What an executor returns: ``runner(*values)``, one value per input slot."""
 #: ``factory(plan, options, host)`` returns a runner.
 ExecutorFactory = Callable[[Plan, Mapping[str, Any], Any], Runner]
 

@@ -10,17 +10,18 @@ both. Recorded models are not affected: they run the user's own code.
 
 from __future__ import annotations
 
+import functools
 import types
 from collections.abc import Sequence
 from typing import Any
 
-from symgraph._allowlist import shareable
+from symgraph._allowlist import INDIRECT_METHODS, attribute_name_permitted, shareable
 from symgraph._codegen import EmitContext, register_emitter
 from symgraph._errors import GuardError
-from symgraph._ops import GetAttr
+from symgraph._ops import GetAttr, MethodCall
 from symgraph._text import describe, escape
 
-__all__ = ["LoadedGetAttr", "read_attribute"]
+__all__ = ["LoadedGetAttr", "LoadedMethodCall", "call_method", "read_attribute"]
 
 
 def read_attribute(owner: Any, name: str) -> Any:
@@ -41,6 +42,9 @@ def read_attribute(owner: Any, name: str) -> Any:
         symgraph.GuardError: a loaded model reads 'rows' of Table, a list that Table shares with the whole ...
     """
     value = getattr(owner, name)
+    if name in INDIRECT_METHODS and callable(value):
+        # Called later by a call step, with arguments that must be checked then.
+        return functools.partial(call_method, owner, name)
     if isinstance(value, types.ModuleType):
         raise GuardError(f"a loaded model reads {escape(name)!r} of {describe(owner)}, a module; it may not")
     if isinstance(owner, (type, types.ModuleType)) and not shareable(value):
@@ -70,3 +74,80 @@ def _emit_loaded_getattr(op: LoadedGetAttr, args: Sequence[str], ctx: EmitContex
 
 
 register_emitter(LoadedGetAttr, _emit_loaded_getattr)
+
+
+# Containers are searched this deep for strings; deeper ones are refused, not skipped.
+_MAX_DEPTH = 16
+
+
+def _refused_string(values: Sequence[Any]) -> str | None:
+    """The first string among ``values`` (in lists, tuples, sets and dicts too) that names a refused attribute."""
+    stack: list[tuple[Any, int]] = [(v, 0) for v in values]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if not attribute_name_permitted(item):
+                return item
+        elif isinstance(item, (list, tuple, set, frozenset, dict)):
+            if depth >= _MAX_DEPTH:
+                return "<a container nested too deep to check>"
+            parts = [*item.keys(), *item.values()] if isinstance(item, dict) else list(item)
+            stack.extend((part, depth + 1) for part in parts)
+    return None
+
+
+def call_method(owner: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """``owner.name(*args, **kwargs)`` in a loaded model, refused when a string argument would name a refused method.
+
+    Methods such as pandas' ``agg``, ``apply`` and ``transform`` look up and call
+    the method that a string argument names (``df.agg("to_csv", path)``), so the
+    strings they are given are checked like the names a spec records.
+
+    Raises:
+        GuardError: ``name`` is one of :data:`~symgraph._allowlist.INDIRECT_METHODS`
+            and a string among the arguments is a refused name.
+
+    Example:
+        >>> call_method([3, 1, 2], "index", 2)
+        2
+        >>> class Frame:
+        ...     def agg(self, how, *args):
+        ...         return getattr(self, how)(*args)
+        ...     def to_csv(self, path):
+        ...         raise AssertionError("never reached")
+        >>> call_method(Frame(), "agg", "to_csv", "out.csv")
+        Traceback (most recent call last):
+        ...
+        symgraph.GuardError: a loaded model calls agg of a Frame with the string 'to_csv', a name that is ...
+    """
+    if name in INDIRECT_METHODS:
+        refused = _refused_string([*args, *kwargs.values()])
+        if refused is not None:
+            raise GuardError(
+                f"a loaded model calls {escape(name)} of a {escape(type(owner).__qualname__)} with the string {escape(refused)!r}, a "
+                f"name that is refused when loading: {escape(name)} would look up and call what it names"
+            )
+    return getattr(owner, name)(*args, **kwargs)
+
+
+class LoadedMethodCall(MethodCall):
+    """``parent.name(...)`` in a model loaded from a spec: called through :func:`call_method`.
+
+    Example:
+        >>> from symgraph.plugin import Const
+        >>> LoadedMethodCall("upper", [], Const({})).evaluate(["ab"])
+        'AB'
+    """
+
+    __slots__ = ()
+
+    def evaluate(self, args: Sequence[Any]) -> Any:
+        return call_method(args[0], self.name, *(t.evaluate(args) for t in self.args), **self.kwargs.evaluate(args))
+
+
+def _emit_loaded_method_call(op: LoadedMethodCall, args: Sequence[str], ctx: EmitContext) -> str:
+    arguments = ", ".join(ctx.arguments(op.args, op.kwargs, args))
+    return f"{ctx.pool.ref(call_method)}({args[0]}, {ctx.pool.ref(op.name)}{', ' if arguments else ''}{arguments})"
+
+
+register_emitter(LoadedMethodCall, _emit_loaded_method_call)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -301,6 +302,77 @@ class ExecutorChoice:
         from symgraph._spec_codecs import model_codec_for_type
 
         return spec_to_model(spec, constants, allow, kind=model_codec_for_type(cls).kind, executor=executor)
+
+    # -- pictures --------------------------------------------------------------------------
+    def plot(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        rotate: bool = False,
+        figsize: tuple[float, float] | None = None,
+        font_size: float = 9.0,
+        dpi: float = 100,
+    ) -> Any:
+        """Draw the model's layers from its inputs to its outputs; save the picture to ``path`` if given.
+
+        Each layer is a box with its name, its class (where the name does not say
+        it) and its output's shape or type; inputs and outputs have colours of
+        their own, which a legend names. Layers sit one level after their deepest
+        parent, a skip connection runs in a lane beside the chain it skips, and a
+        deep model is folded into columns. The picture is sized for its text, so
+        no label overlaps another. It is made from the plan, as :meth:`summary`
+        is, so a loaded or unpickled model draws too.
+
+        Args:
+            path: Where to save the picture; its suffix chooses the format
+                (``.png``, ``.svg``, ``.pdf``).
+            rotate: Levels run left to right instead of downwards.
+            figsize: Width and height in inches; the drawing is scaled to fit.
+                By default, the size the text needs.
+            font_size: Text height in points.
+            dpi: Resolution of a saved raster picture.
+
+        Returns:
+            The ``matplotlib.figure.Figure``, made without pyplot (no window opens).
+
+        Raises:
+            ImportError: matplotlib is missing (``pip install 'symgraph-py[draw]'``).
+
+        Example:
+            >>> import symgraph
+            >>> x = symgraph.CustomInput("a,b")
+            >>> figure = symgraph.SymbolicModel(x, x.split(",")).plot()
+            >>> [t.get_text() for t in figure.axes[0].texts if t.get_gid() == "symgraph-title"]
+            ['Input_1', 'GetAttr_1', 'wrap(split)_1']
+        """
+        from symgraph._drawing import plot_plan
+
+        return plot_plan(self._program.plan, path, rotate=rotate, figsize=figsize, font_size=font_size, dpi=dpi)
+
+    def to_dot(self, *, rotate: bool = False) -> str:
+        r"""The drawing of :meth:`plot` as Graphviz DOT text, for ``dot -Tsvg`` and other Graphviz tools.
+
+        Needs no library. Names are escaped: a quote, backslash or newline in a
+        custom name stays text and cannot change the DOT.
+
+        Args:
+            rotate: Levels run left to right (``rankdir=LR``) instead of downwards.
+
+        Example:
+            >>> import symgraph
+            >>> x = symgraph.CustomInput(2.0)
+            >>> print(symgraph.SymbolicModel(x, -x).to_dot())
+            digraph symgraph {
+              rankdir=TB;
+              node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];
+              n1 [label="Input_1\nfloat", fillcolor="#d9ead3", color="#38761d", penwidth=2];
+              n2 [label="NegOpLayer_1\nfloat", fillcolor="#fce5cd", color="#b45f06", penwidth=2, peripheries=2];
+              n1 -> n2;
+            }
+        """
+        from symgraph._drawing import plan_dot
+
+        return plan_dot(self._program.plan, rotate=rotate)
 
     def executor_stats(self) -> dict[str, Any]:
         """What the executor reports about its work; ``{"executor": name}`` from one that reports nothing.

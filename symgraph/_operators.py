@@ -95,12 +95,12 @@ _TABLE = (
     OperatorSpec("abs", 1, abs, "Abs", "__abs__", None, "abs({0})"),
 )
 
-#: Every operator, by symbol.
 OPERATORS: Mapping[str, OperatorSpec] = MappingProxyType({spec.symbol: spec for spec in _TABLE})
-#: The binary operators, in table order.
+"""Every operator, by symbol."""
 BINARY: tuple[OperatorSpec, ...] = tuple(spec for spec in _TABLE if spec.arity == 2)
-#: The unary operators, in table order.
+"""The binary operators, in table order."""
 UNARY: tuple[OperatorSpec, ...] = tuple(spec for spec in _TABLE if spec.arity == 1)
+"""The unary operators, in table order."""
 
 
 def operator_spec(symbol: object, arity: int) -> OperatorSpec:

@@ -440,9 +440,11 @@ class Unpack(Operation):
         return f"Unpack({self.index})"
 
 
-#: Exact types whose elements iterating yields in index order; anything else is
-#: read into a tuple once, so that each element is then a plain index.
 SEQUENCES = (list, tuple, str, bytes, range)
+"""Exact types whose elements iterating yields in index order.
+
+Anything else is read into a tuple once, so that each element is then a plain index.
+"""
 
 
 class Elements(Operation):

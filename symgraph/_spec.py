@@ -33,7 +33,7 @@ from typing import Any
 
 from symgraph._allowlist import NAME_GETTERS, Allowlist, attribute_name_permitted
 from symgraph._errors import SpecError, SymgraphError
-from symgraph._guards import LoadedGetAttr, read_attribute
+from symgraph._guards import LoadedGetAttr, LoadedMethodCall, read_attribute
 from symgraph._ops import Call, Elements, GetAttr, MethodCall, Operation, Operator, Slice, Unpack
 from symgraph._plan import InputSpec, Plan, Step
 from symgraph._spec_codecs import (
@@ -188,6 +188,13 @@ for _codec in (
     OpCodec(
         "method",
         MethodCall,
+        (("name", "method", "str"), ("args", "args", "templates"), ("kwargs", "kwargs", "template")),
+        subject=True,
+    ),
+    # Registered last for its kind: what loading builds (see symgraph._guards).
+    OpCodec(
+        "method",
+        LoadedMethodCall,
         (("name", "method", "str"), ("args", "args", "templates"), ("kwargs", "kwargs", "template")),
         subject=True,
     ),

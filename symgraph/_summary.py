@@ -2,13 +2,71 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from symgraph._backends import backend_for, loaded_backends
+from symgraph._ops import Operation
 from symgraph._plan import Plan
 from symgraph._text import escape
 
-__all__ = ["format_summary"]
+__all__ = ["Row", "format_summary", "layer_rows"]
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One layer of a plan as the summary, the drawings and the DOT text show it.
+
+    Attributes:
+        number: The row's number, from 1, without gaps.
+        slot: The plan slot the layer writes.
+        name: The layer's name, as the user gave it (not escaped).
+        description: The output's type or shape (not escaped).
+        parents: Numbers of the rows it reads, each once, in the order first read.
+        is_output: The model returns it.
+        op: The operation; ``None`` for an input.
+    """
+
+    number: int
+    slot: int
+    name: str
+    description: str
+    parents: tuple[int, ...]
+    is_output: bool
+    op: Operation | None
+
+
+def layer_rows(plan: Plan) -> list[Row]:
+    """The rows of a plan's summary: its inputs, then its steps less the guards.
+
+    Guards are checks, not layers: they get no row, and a step that reads one is
+    shown reading the guard's own parent. Rows are numbered without gaps.
+
+    Example:
+        >>> import symgraph
+        >>> x = symgraph.CustomInput(2)
+        >>> [(r.number, r.name, r.parents, r.is_output) for r in layer_rows(symgraph.SymbolicModel(x, x * x).plan)]
+        [(1, 'Input_1', (), False), (2, 'MulOpLayer_1', (1,), True)]
+    """
+    if not isinstance(plan, Plan):
+        raise TypeError(f"layer_rows() needs a Plan (model.plan), got {type(plan).__name__}")
+    n_in = len(plan.inputs)
+    row_of: list[int] = list(range(1, n_in + 1))
+    rows_so_far = n_in
+    for step in plan.steps:
+        if step.op.is_guard:
+            row_of.append(row_of[step.args[0]])
+        else:
+            rows_so_far += 1
+            row_of.append(rows_so_far)
+    shown = {row_of[s] for s in plan.output_slots()}
+    rows = [Row(i + 1, i, spec.name, spec.description, (), i + 1 in shown, None) for i, spec in enumerate(plan.inputs)]
+    for j, step in enumerate(plan.steps):
+        if not step.op.is_guard:
+            number = row_of[n_in + j]
+            parents = tuple(dict.fromkeys(row_of[s] for s in step.args))
+            rows.append(Row(number, n_in + j, step.name, step.description, parents, number in shown, step.op))
+    return rows
 
 
 def _parameters(plan: Plan) -> list[list[tuple[Any, int, bool]] | None]:
@@ -58,47 +116,21 @@ def format_summary(plan: Plan, *, show_params: bool | None = None, output_header
     params = _parameters(plan)
     if show_params is None:
         show_params = any(p is not None for p in params)
-    outputs = plan.output_slots()
-    n_in = len(plan.inputs)
-    # Guards are checks, not layers: they get no row, and a step that reads one is
-    # shown reading the guard's own parent. Rows are numbered without gaps.
-    row_of: list[int] = list(range(1, n_in + 1))
-    rows_so_far = n_in
-    for step in plan.steps:
-        if step.op.is_guard:
-            row_of.append(row_of[step.args[0]])
-        else:
-            rows_so_far += 1
-            row_of.append(rows_so_far)
-    shown = {row_of[s] for s in outputs}
-
     header = ["", "Layer", output_header, *(["Params"] if show_params else []), "Parent"]
     rows: list[list[str]] = []
     # Names and descriptions come from the user (custom names, dict keys, a value's
     # type name): escaped, so that a newline cannot forge a row nor an escape
     # sequence drive the terminal.
-    for i, spec in enumerate(plan.inputs):
+    n_in = len(plan.inputs)
+    for row in layer_rows(plan):
+        count = 0 if row.op is None else sum(n for _, n, _ in params[row.slot - n_in] or ())
         rows.append(
             [
-                f"{i + 1}{'*' if i + 1 in shown else ''}",
-                escape(spec.name),
-                escape(spec.description),
-                *(["0"] if show_params else []),
-                "",
-            ]
-        )
-    for j, step in enumerate(plan.steps):
-        if step.op.is_guard:
-            continue
-        row = row_of[n_in + j]
-        count = sum(n for _, n, _ in params[j] or ())
-        rows.append(
-            [
-                f"{row}{'*' if row in shown else ''}",
-                escape(step.name),
-                escape(step.description),
+                f"{row.number}{'*' if row.is_output else ''}",
+                escape(row.name),
+                escape(row.description),
                 *([str(count)] if show_params else []),
-                ",".join(str(r) for r in dict.fromkeys(row_of[s] for s in step.args)),
+                ",".join(str(r) for r in row.parents),
             ]
         )
     widths = [max(len(r[c]) for r in [header, *rows]) + 3 for c in range(len(header))]

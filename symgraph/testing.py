@@ -109,9 +109,6 @@ from symgraph.plugin import ENTRY_POINT_GROUP, available_executors, backend_for,
 
 __all__ = ["EAGER_BINARY", "EAGER_UNARY", "BackendConformance", "models_on_each_executor"]
 
-# Executors every backend runs on, whatever it is; dask joins them when it is installed.
-#: Every operator of the table, spelled out as Python code rather than taken from
-#: the table: the oracle for tests of how a backend records and replays operators.
 EAGER_BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "+": lambda a, b: a + b,
     "-": lambda a, b: a - b,
@@ -134,14 +131,19 @@ EAGER_BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "==": lambda a, b: a == b,
     "!=": lambda a, b: a != b,
 }
-#: The unary operators, likewise.
+"""Every binary operator of the table, spelled out as Python code rather than taken from it.
+
+The oracle for tests of how a backend records and replays operators.
+"""
 EAGER_UNARY: dict[str, Callable[[Any], Any]] = {
     "neg": lambda a: -a,
     "pos": lambda a: +a,
     "invert": lambda a: ~a,
     "abs": lambda a: abs(a),
 }
+"""The unary operators, likewise."""
 
+# Executors every backend runs on, whatever it is; dask joins them when it is installed.
 _CORE_EXECUTORS = frozenset({"codegen", "interpreter"})
 
 

@@ -34,3 +34,4 @@ class NumpyBackend(Backend):
 
 
 BACKEND = NumpyBackend()
+"""The numpy backend, registered when ``symgraph_numpy`` is imported."""

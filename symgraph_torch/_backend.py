@@ -39,3 +39,4 @@ class TorchBackend(Backend):
 
 
 BACKEND = TorchBackend()
+"""The torch backend, registered when ``symgraph_torch`` is imported."""

@@ -1088,5 +1088,5 @@ class CudaGraphsExecutor(Executor):
         return runner
 
 
-#: The registered ``cuda_graphs`` executor (entry point ``symgraph.executors:cuda_graphs``).
 CUDA_GRAPHS = CudaGraphsExecutor(_NAME)
+"""The registered ``cuda_graphs`` executor (entry point ``symgraph.executors:cuda_graphs``)."""

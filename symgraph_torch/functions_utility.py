@@ -16,3 +16,4 @@ from symgraph import add_to_graph
 __all__ = ["add_to_graph", "add_to_model"]
 
 add_to_model = add_to_graph
+"""pytorch-symbolic's name for `symgraph.add_to_graph`: the same function."""

@@ -1,4 +1,4 @@
-"""Drawing symbolic graphs with networkx and matplotlib (``pip install symgraph-py[draw]``).
+"""Graph algorithms of pytorch-symbolic, and drawing graphs with matplotlib (``pip install symgraph-py[draw]``).
 
 Example:
     >>> import matplotlib
@@ -8,8 +8,8 @@ Example:
     >>> x = Input((4,))
     >>> y = nn.Linear(4, 2)(x)
     >>> figure = graph_algorithms.draw_graph(inputs=x, outputs=y)
-    >>> len(figure.axes[0].collections) > 0
-    True
+    >>> sorted(t.get_text() for t in figure.axes[0].texts if t.get_gid() == "symgraph-title")
+    ['Input_1', 'Linear_1']
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from typing import Any
 
 from torch import nn
 
-from symgraph.plugin import Node, SymbolicData, escape
+from symgraph._drawing import draw_boxes, plan_boxes, step_kind
+from symgraph._summary import Row
+from symgraph.plugin import Node, Plan, SymbolicData, build_plan, escape
 from symgraph_torch.useful_layers import GetAttr, layer_of
 
 __all__ = [
@@ -301,26 +303,49 @@ def variable_name_resolver(namespace: Mapping[str, Any]) -> Callable[[Any], str]
     return resolver
 
 
-def _label(text: str) -> str:
-    # Names come from the user: control characters are escaped, and "$" would start
-    # matplotlib's mathtext, which fails on text that is not valid TeX.
-    return escape(text).replace("$", "\\$")
-
-
-def _default_node_text(value: SymbolicData) -> str:
-    return _label(default_node_text(value))
-
-
-def _namespace_text(namespace: Mapping[str, Any]) -> Callable[[SymbolicData], str]:
+def _namespace_text(namespace: Mapping[str, Any]) -> Callable[[Node], str]:
     names: dict[int, list[str]] = {}
     for name, value in namespace.items():
-        if isinstance(value, SymbolicData) and not name.startswith("_"):
+        if isinstance(value, SymbolicData) and isinstance(name, str) and not name.startswith("_"):
             names.setdefault(id(value.node), []).append(name)
 
-    def text(value: SymbolicData) -> str:
-        return _label(", ".join(names.get(id(value.node), ["?"])))
+    def text(node: Node) -> str:
+        return ", ".join(names.get(id(node), ["?"]))
 
     return text
+
+
+def _plan_between(starts: list[Node] | None, ends: list[Node] | None) -> tuple[Plan, list[Node]]:
+    """The plan of the values between ``starts`` and ``ends``, and its node of each slot.
+
+    Its inputs are the given inputs (every value that reads nothing, without
+    them) and any value outside that a value between reads: what a model of
+    them would need. Its outputs are the given outputs, or the values between
+    that no other value between reads.
+    """
+    between = _between(starts, ends)
+    if not between:
+        raise ValueError("draw_graph: no value lies between the inputs and the outputs")
+    nodes = sorted(between.values(), key=lambda n: n.id)
+    roots: dict[int, Node] = {}
+    for node in starts if starts is not None else [n for n in nodes if not n.parents]:
+        roots.setdefault(id(node), node)
+    if starts is not None:
+        for node in nodes:
+            if id(node) not in roots:
+                for parent in node.parents:
+                    if id(parent) not in between:
+                        roots.setdefault(id(parent), parent)
+    if ends is not None:
+        # Outputs not computed from the inputs are not between them: they are left out.
+        outs = [n for n in ends if id(n) in between]
+    else:
+        read = {id(p) for n in nodes for p in n.parents}
+        outs = [n for n in nodes if id(n) not in read]
+    return build_plan([n.handle for n in roots.values()], [n.handle for n in outs])
+
+
+_DRAW_OPTIONS = ("node_color", "edge_color", "font_size")
 
 
 def draw_graph(
@@ -337,94 +362,108 @@ def draw_graph(
     figsize: tuple[float, float] | None = None,
     **draw_kwargs: Any,
 ) -> Any:
-    """Draw the graph between ``inputs`` and ``outputs``, or a model's graph.
+    """Draw the graph between ``inputs`` and ``outputs``, or a model's graph, with pyplot.
 
-    Nodes are laid out in layers by their distance from the inputs; each edge is
-    labelled with the layer that produced its target node.
+    The picture is the one :meth:`~symgraph_torch.SymbolicModel.plot` makes: a
+    box per layer with its name, its class and its output's shape, in levels
+    from the inputs down to the outputs, which are coloured apart and named in
+    a legend. A skip connection runs in a lane beside the chain it skips, and a
+    deep graph is folded into columns. The figure is sized so that no text
+    overlaps (see ``figsize``).
 
     Args:
-        model: A :class:`~symgraph_torch.SymbolicModel` whose graph still exists;
-            instead of ``inputs`` and ``outputs``.
+        model: A :class:`~symgraph_torch.SymbolicModel`, instead of ``inputs``
+            and ``outputs``; it is drawn from its plan, so a loaded model draws
+            too, unless label functions need its symbolic values.
         inputs: Symbolic values to start from (one, a list, tuple or dict).
+            A value drawn that reads one from elsewhere shows it as an input.
         outputs: Symbolic values to end at; without them every value computed
             from the inputs is drawn, and without inputs every value they are
             computed from.
-        node_text_func: Label of a node, given its symbolic value; by default its
-            shape.
-        edge_text_func: Label of an edge, given the layer of the value it leads to
-            (an ``nn.Module``: see :func:`default_edge_text`); by default the
-            step's name (its ``custom_name``, or the layer's class).
-        node_text_namespace: Label nodes with the variable names they have in this
-            mapping (``globals()``, say); ``?`` marks values with no name there.
-        rotate_graph: Put consecutive layers to the right instead of downwards.
-        rotate_labels: Turn edge labels along their edges.
+        node_text_func: The last line of a box, given its symbolic value; by
+            default the output's shape (or type).
+        edge_text_func: The class line of a box, given the layer that computed
+            it (an ``nn.Module``: see :func:`default_edge_text`); pytorch-symbolic
+            wrote it on the edges. By default the layer's class, where the name
+            does not already say it.
+        node_text_namespace: Give each box a line with the variable names its
+            value has in this mapping (``globals()``, say); ``?`` marks values
+            with no name there.
+        rotate_graph: Levels run left to right instead of downwards.
+        rotate_labels: Accepted for pytorch-symbolic's calls; labels sit in
+            boxes and are always upright, so it changes nothing.
         show: Call ``matplotlib.pyplot.show()`` once drawn.
-        figsize: Size of a new figure, in inches; 10 by 10 by default.
-        **draw_kwargs: Passed to ``networkx.draw_networkx``.
+        figsize: Width and height in inches; the drawing is scaled to fit, text
+            included. By default, the size the text needs. The current pyplot
+            figure is drawn into, and resized, when there is one.
+        **draw_kwargs: ``node_color`` (the fill of inner layers), ``edge_color``
+            and ``font_size`` (in points).
 
     Returns:
         The matplotlib figure.
 
     Raises:
-        ImportError: networkx or matplotlib is missing.
+        ImportError: matplotlib is missing.
+        TypeError: an unknown keyword argument.
+        ValueError: both ``model`` and ``inputs``/``outputs``, or neither.
     """
     try:
         import matplotlib.pyplot as plt
-        import networkx as nx
     except ImportError as exc:
-        raise ImportError(
-            "draw_graph needs networkx and matplotlib: pip install 'symgraph-py[draw]'",
-        ) from exc
+        raise ImportError("draw_graph needs matplotlib: pip install 'symgraph-py[draw]'", name="matplotlib") from exc
+    unknown = sorted(set(draw_kwargs) - set(_DRAW_OPTIONS))
+    if unknown:
+        raise TypeError(
+            f"draw_graph got unexpected keyword argument(s) {', '.join(unknown)}; "
+            f"it takes {', '.join(_DRAW_OPTIONS)} besides pytorch-symbolic's arguments"
+        )
+    labelled = node_text_func is not None or edge_text_func is not None or node_text_namespace is not None
     if model is not None:
         if inputs is not None or outputs is not None:
             raise ValueError("draw_graph: give either model= or inputs=/outputs=, not both")
-        inputs, outputs = model.inputs, model.outputs
-    if inputs is None and outputs is None:
+        if not labelled:
+            plan, nodes = model.plan, None
+        else:
+            inputs, outputs = model.inputs, model.outputs
+    elif inputs is None and outputs is None:
         raise ValueError("draw_graph: give inputs= (symbolic values), outputs=, or model=")
-    starts = None if inputs is None else _nodes(inputs, "inputs")
-    ends = None if outputs is None else _nodes(outputs, "outputs")
-    nodes = sorted(_between(starts, ends).values(), key=lambda n: n.id)
-    members = {id(n) for n in nodes}
-    if node_text_func is None:
-        node_text_func = _namespace_text(node_text_namespace) if node_text_namespace is not None else _default_node_text
-
-    def edge_text(node: Node) -> str:
+    if model is None or labelled:
+        starts = None if inputs is None else _nodes(inputs, "inputs")
+        ends = None if outputs is None else _nodes(outputs, "outputs")
+        plan, nodes = _plan_between(starts, ends)
+    kind_text = node_text = None
+    if nodes is not None:
         if edge_text_func is not None:
-            return edge_text_func(layer_of(node))  # type: ignore[arg-type] # a node with parents has a layer
-        return _label(node.custom_name or node.op.display_name([p.value for p in node.parents]))
+            func = edge_text_func
 
-    graph = nx.DiGraph()
-    depth: dict[int, int] = {}
-    for node in nodes:  # creation order: parents come first
-        depth[id(node)] = 1 + max((depth[id(p)] for p in node.parents if id(p) in members), default=-1)
-        graph.add_node(node.id, layer=depth[id(node)], label=node_text_func(node.handle))
-    edge_labels = {}
-    for node in nodes:
-        for parent in node.parents:
-            if id(parent) in members:
-                graph.add_edge(parent.id, node.id)
-                edge_labels[(parent.id, node.id)] = edge_text(node)
-    if rotate_graph:
-        positions = nx.multipartite_layout(graph, subset_key="layer", align="vertical", scale=1)
-    else:
-        positions = nx.multipartite_layout(graph, subset_key="layer", align="horizontal", scale=-1)
-    figure = plt.gcf() if plt.get_fignums() else plt.figure(figsize=figsize if figsize is not None else (10, 10))
-    axes = figure.gca()
-    # Curved edges keep a skip connection from hiding behind the chain it parallels.
-    curve = draw_kwargs.pop("connectionstyle", "arc3,rad=0.2")
-    options: dict[str, Any] = {"node_color": "#cfe2f3", "node_size": 1200, "font_size": 8, **draw_kwargs}
-    labels = nx.get_node_attributes(graph, "label")
-    nx.draw_networkx(graph, positions, ax=axes, labels=labels, arrows=True, connectionstyle=curve, **options)
-    nx.draw_networkx_edge_labels(
-        graph,
-        positions,
-        edge_labels=edge_labels,
-        ax=axes,
-        font_size=7,
-        connectionstyle=curve,
-        rotate=rotate_labels,
+            def kind_text(row: Row) -> str:
+                # An input was computed by no layer of this drawing.
+                return step_kind(None) if row.op is None else func(layer_of(nodes[row.slot]))  # type: ignore[arg-type]
+
+        if node_text_namespace is not None:
+            names = _namespace_text(node_text_namespace)
+
+            def node_text(row: Row) -> str:
+                return names(nodes[row.slot])
+
+        elif node_text_func is not None:
+            text_func = node_text_func
+
+            def node_text(row: Row) -> str:
+                return text_func(nodes[row.slot].handle)
+
+    boxes = plan_boxes(plan, kind_text, node_text)
+    figure = plt.gcf() if plt.get_fignums() else plt.figure()
+    fill = {"layer": draw_kwargs["node_color"]} if "node_color" in draw_kwargs else None
+    draw_boxes(
+        boxes,
+        figure,
+        figsize=figsize,
+        rotate=rotate_graph,
+        fill=fill,
+        font_size=draw_kwargs.get("font_size", 9.0),
+        edge_color=draw_kwargs.get("edge_color", "#555555"),
     )
-    axes.set_axis_off()
     if show:
         plt.show()
     return figure

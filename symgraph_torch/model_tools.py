@@ -1,4 +1,4 @@
-"""Helpers for comparing and inspecting models' parameters.
+"""Helpers for comparing and inspecting models' parameters, and for the shapes they give.
 
 Example:
     >>> from torch import nn
@@ -15,10 +15,14 @@ import hashlib
 import torch
 from torch import nn
 
+from symgraph_torch._shapes import infer_shapes, infer_step_shapes
+
 __all__ = [
     "get_parameter_count",
     "get_parameter_shapes",
     "hash_torch_tensor",
+    "infer_shapes",
+    "infer_step_shapes",
     "model_similar",
     "models_have_corresponding_parameters",
 ]

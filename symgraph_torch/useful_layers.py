@@ -215,7 +215,9 @@ class StackLayer(nn.Module):
 
 # pytorch-symbolic's other names for the two layers above.
 ConcatOpLayer = ConcatLayer
+"""pytorch-symbolic's other name for `ConcatLayer`."""
 StackOpLayer = StackLayer
+"""pytorch-symbolic's other name for `StackLayer`."""
 
 
 def _with_batch(shape: tuple[int, ...], batch_size_included: bool) -> tuple[int, ...]:

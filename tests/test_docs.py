@@ -1,11 +1,15 @@
-"""The documentation runs: every ```python block of README.md and docs/*.md, and the demo.
+"""The documentation runs: every ```python block of README.md and docs/**/*.md, and the demo.
 
 Blocks of one file run in order in one shared namespace, with the working directory
 set to a fresh temporary folder, so a page reads like one session. Blocks fenced as
 ```text, ```console, ```toml or anything else are shown, not run. Pages state their
 expected results with ``assert``, so a change in behaviour fails here; a ```text
 block right after a ```python block shows that block's output, and is compared
-with what it prints.
+with what it prints. A page leaves no files behind, neither in its working
+directory nor in the repository.
+
+The site (mkdocs.yml) lists every page, and links between pages stay inside
+docs/, so that they work both on GitHub and on the site.
 """
 
 from __future__ import annotations
@@ -18,10 +22,20 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
+DOCS = ROOT / "docs"
+PAGES = sorted([ROOT / "README.md", *DOCS.glob("**/*.md")])
 DEMO = ROOT / "examples" / "demo.py"
+# Pages of commands, figures or generated API reference: no code of their own to run.
+NO_CODE = frozenset({"docs/index.md", "docs/benchmarks.md"}) | {
+    p.relative_to(ROOT).as_posix() for p in DOCS.glob("reference/*.md")
+}
+# What running code may add to the checkout: caches of Python and the tools, ignored by git.
+CACHES = frozenset(
+    {".git", ".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis", ".benchmarks"}
+)
 
 # Libraries of the optional extras. A page that needs one that cannot be imported
 # (not installed, or blocked by the core tier) is skipped rather than failed.
@@ -102,17 +116,120 @@ def test_pages_exist() -> None:
     assert {"README.md", "docs/index.md", "docs/guide.md", "docs/plugins.md"} <= names
 
 
+def nav_pages(nav: object) -> list[str]:
+    """The pages of an mkdocs ``nav``, in order, whatever the nesting of its sections.
+
+    Example:
+        >>> nav_pages([{"Home": "index.md"}, {"Guides": [{"A": "a.md"}, "b.md"]}])
+        ['index.md', 'a.md', 'b.md']
+    """
+    pages: list[str] = []
+    stack = [nav]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            pages.append(item)
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+        else:
+            raise TypeError(f"mkdocs.yml: a nav entry is a page, a section or a list, not {item!r}")
+    return pages
+
+
+def test_site_lists_every_page() -> None:
+    # safe_load: mkdocs.yml keeps to plain YAML (no !!python tags), which this also checks.
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    listed = nav_pages(config["nav"])
+    assert len(listed) == len(set(listed)), f"mkdocs.yml lists a page twice: {sorted(listed)}"
+    missing = sorted(page for page in listed if not (DOCS / page).is_file())
+    assert not missing, f"mkdocs.yml lists pages that docs/ lacks: {missing}"
+    unlisted = sorted({p.relative_to(DOCS).as_posix() for p in DOCS.glob("**/*.md")} - set(listed))
+    assert not unlisted, f"docs/ has pages that the nav of mkdocs.yml leaves out: {unlisted}"
+
+
+def test_home_page_links_every_page() -> None:
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    linked = {target.partition("#")[0] for target in relative_links((DOCS / "index.md").read_text(encoding="utf-8"))}
+    unlinked = [page for page in nav_pages(config["nav"]) if page != "index.md" and page not in linked]
+    assert not unlinked, f"docs/index.md, the site's home, does not link to {unlinked}"
+
+
+_LINK = re.compile(r"!?\[(?:[^\]`]|`[^`]*`)*\]\((?P<target>[^)\s]+)(?:\s+\"[^\"]*\")?\)")
+_CODE_SPAN = re.compile(r"`[^`\n]*`")
+
+
+def relative_links(text: str) -> list[str]:
+    r"""The targets of the Markdown links and images of ``text`` that point at files, outside code.
+
+    Example:
+        >>> relative_links("[a](guide.md#x) ![p](images/p.png) [w](https://x.org) `[c](no.md)`\n```\n[d](no.md)\n```\n")
+        ['guide.md#x', 'images/p.png']
+    """
+    lines = text.splitlines()
+    inside: set[int] = set()  # indices of the lines of fenced blocks, fences included
+    for _, line, code, _ in fenced_blocks(text):
+        inside.update(range(line - 2, line + code.count("\n")))
+    kept = "\n".join(_CODE_SPAN.sub("", ln) for i, ln in enumerate(lines) if i not in inside)
+    targets = [m["target"] for m in _LINK.finditer(kept)]
+    return [t for t in targets if not re.match(r"^[a-z][a-z0-9+.-]*:|^#", t)]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_links_resolve(page: Path) -> None:
+    # A docs page links only within docs/, which the site holds; the rest of the
+    # repository is linked by its GitHub URL. README.md, not on the site, links anywhere.
+    home = DOCS if page.is_relative_to(DOCS) else ROOT
+    for target in relative_links(page.read_text(encoding="utf-8")):
+        path = (page.parent / target.partition("#")[0]).resolve()
+        assert path.is_relative_to(home), f"{page.name} links out of {home.name}/ to {target}: use the GitHub URL"
+        assert path.exists(), f"{page.name} links to {target}, which does not exist"
+
+
 def test_fence_parser_skips_other_languages() -> None:
     text = "```console\n$ make demo\n```\n\n```python\nassert True\n```\n```text\nout\n```\n"
     assert python_blocks(text) == [(6, "assert True\n")]
 
 
+def checkout_files(root: Path = ROOT) -> set[str]:
+    """Every file and folder under ``root``, as relative POSIX paths, except caches (:data:`CACHES`).
+
+    Example:
+        >>> "tests/test_docs.py" in checkout_files() and not any(".git/" in p for p in checkout_files())
+        True
+    """
+    found: set[str] = set()
+    folders = [root]
+    while folders:
+        folder = folders.pop()
+        for entry in folder.iterdir():
+            if entry.name in CACHES or entry.name.endswith(".egg-info"):
+                continue
+            found.add(entry.relative_to(root).as_posix())
+            if entry.is_dir() and not entry.is_symlink():
+                folders.append(entry)
+    return found
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_page_code_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = page.relative_to(ROOT).as_posix()
     blocks = python_blocks(page.read_text(encoding="utf-8"))
-    if page.name not in ("index.md", "benchmarks.md"):  # pages of commands and figures only
-        assert blocks, f"{page.name} has no ```python blocks"
+    if name not in NO_CODE:
+        assert blocks, f"{name} has no ```python blocks"
     monkeypatch.chdir(tmp_path)
+    before = checkout_files()
+    run_page(page, name)
+    # Doc code cleans up after itself (tempfile.TemporaryDirectory), since readers run it where they stand.
+    left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    assert not left, f"{name} leaves files in the working directory: {left}"
+    added = sorted(checkout_files() - before)
+    assert not added, f"{name} leaves files in the repository: {added}"
+
+
+def run_page(page: Path, name: str) -> None:
+    """Run the ```python blocks of ``page`` in order in one namespace, checking the output they show."""
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
     for line, code, claimed in runnable_blocks(page.read_text(encoding="utf-8")):
         # Pad so that tracebacks point at the right line of the Markdown file, and do not
@@ -126,10 +243,10 @@ def test_page_code_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
             missing = _missing_optional(exc)
             if missing is None:
                 raise
-            pytest.skip(f"{page.name} line {line} needs {missing}, which cannot be imported here")
+            pytest.skip(f"{name} line {line} needs {missing}, which cannot be imported here")
         if claimed is not None:
             # A ```text block right after a block is what that block prints.
-            assert _lines(printed.getvalue()) == _lines(claimed), f"{page.name}: the output shown after line {line}"
+            assert _lines(printed.getvalue()) == _lines(claimed), f"{name}: the output shown after line {line}"
 
 
 def _missing_optional(exc: BaseException | None) -> str | None:

@@ -1,0 +1,242 @@
+"""Shapes a model gives for other input sizes, found without computing anything.
+
+The model's steps run on PyTorch's ``meta`` device: its parameters and buffers
+are swapped for meta tensors of the same shapes and dtypes with
+:func:`torch.func.functional_call` (no weight is copied), and the inputs are
+meta tensors, so every step works out its output's shape and dtype and
+allocates nothing. A symbolic model runs its plan through the reference
+interpreter, whatever its executor, and checks its inputs first as a call does.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils import _pytree
+
+from symgraph._failures import step_note
+from symgraph.plugin import evaluation_plan
+from symgraph_torch._model import DetachedSymbolicModel
+from symgraph_torch._tensor import ShapeCheck
+
+__all__ = ["infer_shapes", "infer_step_shapes"]
+
+_DATA_NOTE = (
+    "symgraph: infer_shapes runs the steps on meta tensors, which hold no data; "
+    "a step that needs data (.item(), nonzero, a boolean mask) cannot run there"
+)
+_DEVICE_NOTE = (
+    "symgraph: infer_shapes swaps the model's parameters and buffers for meta tensors; "
+    "a tensor a layer keeps in a plain attribute stays where it is: register it with register_buffer"
+)
+
+
+def _meta_hint(exc: Exception) -> str | None:
+    """A note on why a step failed on the meta device where it would run on real tensors, if it can be told."""
+    message = str(exc)
+    if isinstance(exc, NotImplementedError):
+        return _DATA_NOTE
+    if "meta" in message and "device" in message:
+        return _DEVICE_NOTE
+    if "meta" in message:
+        return _DATA_NOTE
+    return None
+
+
+def infer_shapes(model: nn.Module, /, *inputs: Any, **keyword_inputs: Any) -> Any:
+    """The shapes ``model`` returns for inputs of the given shapes, computed on the ``meta`` device.
+
+    Nothing is computed and no memory is allocated for data or weights: the
+    steps run on meta tensors, which have shapes and dtypes only. It answers what
+    ``model(*real_inputs)`` would return shapes of, or raises what that call
+    would raise for sizes it cannot take, with a note naming the step.
+
+    Args:
+        model: A ``SymbolicModel`` (or detached one), or any other ``nn.Module``.
+        *inputs: One per model input, as the model is called: a shape (a tuple of
+            ints or a ``torch.Size``) or a tensor, whose shape and dtype are taken
+            (its data is not read). A shape gets the dtype the model expects for
+            that input, ``torch.get_default_dtype()`` for a module that is not
+            symbolic. Inputs that are not tensors are passed as they are.
+        **keyword_inputs: The same, for a model built with a dict of inputs.
+
+    Returns:
+        The model's output with every tensor replaced by its ``torch.Size``, in
+        the structure the model returns; other values as computed.
+
+    Raises:
+        symgraph.InputError: An input does not fit the model's input check.
+        Exception: Whatever the step that cannot take these sizes raises on the
+            meta device (a ``RuntimeError`` for a shape mismatch), with a note
+            naming the step.
+
+    Only what depends on sizes and dtypes is found: meta tensors hold no values,
+    so an error that depends on them (an index out of range, in an embedding
+    lookup of ``torch.arange(n)`` say) is not raised here, while the real call
+    raises it. The model's parameters are swapped in place for the duration of
+    the call, as ``torch.func.functional_call`` does: do not call the same model
+    from another thread meanwhile.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from symgraph_torch import Input, SymbolicModel
+        >>> images = Input((3, None, None))
+        >>> x = nn.Conv2d(3, 8, 3, stride=2)(images)
+        >>> model = SymbolicModel(images, nn.Flatten()(x))
+        >>> infer_shapes(model, (5, 3, 64, 48))
+        torch.Size([5, 5704])
+        >>> model(torch.rand(5, 3, 64, 48)).shape
+        torch.Size([5, 5704])
+    """
+    return _run(model, inputs, keyword_inputs, None)
+
+
+def infer_step_shapes(model: DetachedSymbolicModel, /, *inputs: Any, **keyword_inputs: Any) -> dict[str, Any]:
+    """The shape of every row of ``model.summary()`` for inputs of the given shapes, on the ``meta`` device.
+
+    Like :func:`infer_shapes`, but for every input and every step, keyed by its
+    name in the summary, in the summary's order: what the summary's "Output
+    shape" column would show for this call, with the batch and every other size
+    known. Values that are not tensors are given as computed.
+
+    Args:
+        model: A ``SymbolicModel`` or ``DetachedSymbolicModel``.
+        *inputs: As for :func:`infer_shapes`.
+        **keyword_inputs: As for :func:`infer_shapes`.
+
+    Returns:
+        A dict from row name to the ``torch.Size`` of that row's output (for a
+        layer that returns several tensors, its output with each replaced by
+        its ``torch.Size``).
+
+    Raises:
+        TypeError: ``model`` is not a symbolic model.
+        symgraph.InputError: An input does not fit the model's input check.
+        Exception: As for :func:`infer_shapes`.
+
+    Example:
+        >>> from torch import nn
+        >>> from symgraph_torch import Input, SymbolicModel
+        >>> tokens = Input((None, 4))
+        >>> model = SymbolicModel(tokens, nn.Linear(4, 2)(tokens).sum(1))
+        >>> infer_step_shapes(model, (3, 10, 4))
+        {'Input_1': torch.Size([3, 10, 4]), 'Linear_1': torch.Size([3, 10, 2]), 'wrap(sum)_1': torch.Size([3, 2])}
+    """
+    if not isinstance(model, DetachedSymbolicModel):
+        raise TypeError(
+            f"infer_step_shapes needs a SymbolicModel, got {type(model).__name__}; infer_shapes takes any nn.Module"
+        )
+    rows: dict[str, Any] = {}
+    _run(model, inputs, keyword_inputs, rows)
+    return rows
+
+
+def _run(model: nn.Module, inputs: Sequence[Any], keyword_inputs: dict[str, Any], rows: dict[str, Any] | None) -> Any:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"infer_shapes needs an nn.Module, got {type(model).__name__}")
+    # One name per tensor: functional_call gives tied weights (one tensor under several names) the same one.
+    named = itertools.chain(model.named_parameters(), model.named_buffers())
+    state = {f"model.{name}": torch.empty_like(tensor, device="meta") for name, tensor in named}
+    if isinstance(model, DetachedSymbolicModel):
+        runner = _PlanOnMeta(model, rows)
+        program = model._program
+        values = list(program.bind(inputs, keyword_inputs))
+        specs = model.plan.inputs
+        values = [_meta_value(value, _expected_dtype(spec.check)) for value, spec in zip(values, specs, strict=True)]
+        with torch.no_grad():
+            result = torch.func.functional_call(runner, state, tuple(values))
+    else:
+        dtype = torch.get_default_dtype()
+        args = tuple(_meta_value(value, dtype) for value in inputs)
+        kwargs = {key: _meta_value(value, dtype) for key, value in keyword_inputs.items()}
+        with torch.no_grad():
+            result = torch.func.functional_call(_Forward(model), state, args, kwargs)
+    return _shapes_of(result)
+
+
+class _Forward(nn.Module):
+    """Holds ``model`` as its submodule ``model``, so that ``functional_call`` swaps its tensors."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.model(*args, **kwargs)
+
+
+class _PlanOnMeta(nn.Module):
+    """Checks the inputs as a call does, then runs the plan through the reference interpreter's loop.
+
+    The loop is the interpreter's, written out to see every step's value.
+    """
+
+    def __init__(self, model: DetachedSymbolicModel, rows: dict[str, Any] | None) -> None:
+        super().__init__()
+        self.model = model
+        self.rows = rows
+
+    def forward(self, *values: Any) -> Any:
+        model = self.model
+        if model.check_inputs:
+            # Against the swapped parameters: the input check follows their (meta) device.
+            model._program.check(values)
+        plan = evaluation_plan(model, model.plan)
+        rows = self.rows
+        slots = list(values)
+        if rows is not None:
+            for spec, value in zip(plan.inputs, values, strict=True):
+                rows[spec.name] = _shapes_of(value)
+        for step in plan.steps:
+            try:
+                value = step.op.evaluate_step([slots[s] for s in step.args], step.name)
+            except Exception as exc:
+                exc.add_note(step_note(step))
+                hint = _meta_hint(exc)
+                if hint is not None:
+                    exc.add_note(hint)
+                raise
+            slots.append(value)
+            if rows is not None and not step.op.is_guard:
+                rows[step.name] = _shapes_of(value)
+        return plan.outputs.evaluate(slots)
+
+
+def _expected_dtype(check: Callable[[Any], None] | None) -> torch.dtype | None:
+    """The dtype a model input expects now (after ``model.double()``, say); ``None`` if it is not a tensor input."""
+    if not isinstance(check, ShapeCheck):
+        return None
+    expected = check.dtype
+    if expected is None:
+        return torch.get_default_dtype()
+    anchor = check._anchor_tensor()
+    converted = anchor is not None and anchor.dtype is not check.anchor_dtype
+    if converted and anchor is not None and expected.is_floating_point and anchor.dtype.is_floating_point:
+        return anchor.dtype  # converted in place (model.double()), as the input check follows it
+    return expected
+
+
+def _meta_value(value: Any, dtype: torch.dtype | None) -> Any:
+    """A meta tensor for a shape or a tensor; anything else as it is."""
+    if isinstance(value, torch.Tensor):
+        return torch.empty_like(value, device="meta")
+    if dtype is not None and _is_shape(value):
+        return torch.empty(tuple(value), dtype=dtype, device="meta")
+    return value
+
+
+def _is_shape(value: Any) -> bool:
+    return isinstance(value, (tuple, list, torch.Size)) and all(type(size) is int and size >= 0 for size in value)
+
+
+def _shape_of(value: Any) -> Any:
+    return value.shape if isinstance(value, torch.Tensor) else value
+
+
+def _shapes_of(result: Any) -> Any:
+    return _pytree.tree_map(_shape_of, result)
