@@ -124,8 +124,9 @@ def call_method(owner: Any, name: str, *args: Any, **kwargs: Any) -> Any:
         refused = _refused_string([*args, *kwargs.values()])
         if refused is not None:
             raise GuardError(
-                f"a loaded model calls {escape(name)} of a {escape(type(owner).__qualname__)} with the string {escape(refused)!r}, a "
-                f"name that is refused when loading: {escape(name)} would look up and call what it names"
+                f"a loaded model calls {escape(name)} of a {escape(type(owner).__qualname__)} with the string "
+                f"{escape(refused)!r}, a name that is refused when loading: {escape(name)} would look up and call "
+                "what it names"
             )
     return getattr(owner, name)(*args, **kwargs)
 

@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 import pandas as pd
+from symgraph_pandas.testing import assert_same
 
 from symgraph.testing import BackendConformance
-
-
-def _assert_same(actual, expected):
-    if isinstance(expected, pd.DataFrame):
-        pd.testing.assert_frame_equal(actual, expected)
-    elif isinstance(expected, pd.Series):
-        pd.testing.assert_series_equal(actual, expected)
-    else:
-        assert type(actual) is type(expected) and actual == expected, f"{actual!r} != {expected!r}"
 
 
 class TestSeriesBackend(BackendConformance):
@@ -23,7 +15,7 @@ class TestSeriesBackend(BackendConformance):
         return pd.Series([rng.uniform(-5, 5) for _ in range(4)])
 
     def assert_equal(self, actual, expected):
-        _assert_same(actual, expected)
+        assert_same(actual, expected)
 
     def reduce(self, value):
         return value.sum()
@@ -46,7 +38,7 @@ class TestFrameBackend(BackendConformance):
         return pd.DataFrame({0: [rng.uniform(-5, 5) for _ in range(4)], 1: [rng.uniform(-5, 5) for _ in range(4)]})
 
     def assert_equal(self, actual, expected):
-        _assert_same(actual, expected)
+        assert_same(actual, expected)
 
     def reduce(self, value):
         return value.sum().sum()

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import symgraph_pandas
 from symgraph_pandas import AccessorCall, SymbolicPandas
+from symgraph_pandas.testing import assert_same
 
 import symgraph
 from symgraph.plugin import Call, MethodCall, Slice
@@ -26,15 +27,6 @@ def models(inputs, outputs):
         *models_on_each_executor(inputs, outputs),
         *pickle.loads(pickle.dumps(models_on_each_executor(inputs, outputs))),
     ]
-
-
-def assert_same(actual, expected):
-    if isinstance(expected, pd.DataFrame):
-        pd.testing.assert_frame_equal(actual, expected)
-    elif isinstance(expected, pd.Series):
-        pd.testing.assert_series_equal(actual, expected)
-    else:
-        assert actual == expected
 
 
 def steps(model):
