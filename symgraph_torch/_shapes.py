@@ -18,8 +18,7 @@ import torch
 from torch import nn
 from torch.utils import _pytree
 
-from symgraph._failures import step_note
-from symgraph.plugin import evaluation_plan
+from symgraph.plugin import Step, evaluation_plan, interpret
 from symgraph_torch._model import DetachedSymbolicModel
 from symgraph_torch._tensor import ShapeCheck
 
@@ -171,10 +170,7 @@ class _Forward(nn.Module):
 
 
 class _PlanOnMeta(nn.Module):
-    """Checks the inputs as a call does, then runs the plan through the reference interpreter's loop.
-
-    The loop is the interpreter's, written out to see every step's value.
-    """
+    """Checks the inputs as a call does, then runs the plan through the reference interpreter."""
 
     def __init__(self, model: DetachedSymbolicModel, rows: dict[str, Any] | None) -> None:
         super().__init__()
@@ -188,23 +184,22 @@ class _PlanOnMeta(nn.Module):
             model._program.check(values)
         plan = evaluation_plan(model, model.plan)
         rows = self.rows
-        slots = list(values)
+        on_step = None
         if rows is not None:
             for spec, value in zip(plan.inputs, values, strict=True):
                 rows[spec.name] = _shapes_of(value)
-        for step in plan.steps:
-            try:
-                value = step.op.evaluate_step([slots[s] for s in step.args], step.name)
-            except Exception as exc:
-                exc.add_note(step_note(step))
-                hint = _meta_hint(exc)
-                if hint is not None:
-                    exc.add_note(hint)
-                raise
-            slots.append(value)
-            if rows is not None and not step.op.is_guard:
-                rows[step.name] = _shapes_of(value)
-        return plan.outputs.evaluate(slots)
+
+            def on_step(step: Step, value: Any) -> None:
+                if not step.op.is_guard:
+                    rows[step.name] = _shapes_of(value)
+
+        try:
+            return interpret(plan, values, on_step=on_step)
+        except Exception as exc:
+            hint = _meta_hint(exc)
+            if hint is not None:
+                exc.add_note(hint)
+            raise
 
 
 def _expected_dtype(check: Callable[[Any], None] | None) -> torch.dtype | None:
