@@ -101,6 +101,8 @@ def plan_boxes(
     plan: Plan,
     kind_text: Callable[[Row], str] | None = None,
     node_text: Callable[[Row], str] | None = None,
+    *,
+    output_places: bool = True,
 ) -> list[Box]:
     """The boxes of a plan's drawing: one per row of its summary.
 
@@ -112,7 +114,9 @@ def plan_boxes(
         plan: The plan.
         kind_text: The class line of a row, instead of :func:`step_kind`'s; it is
             then always shown.
-        node_text: The last line of a row, instead of its description.
+        node_text: The row's description line, instead of its description.
+        output_places: Add a line saying where an output sits in the model's
+            output, when that is a dict or a list (``output ['mean']``).
 
     Example:
         >>> import symgraph
@@ -134,6 +138,8 @@ def plan_boxes(
             if re.fullmatch(re.escape(kind) + r"_\d+", row.name) is None:
                 lines.append(_line(kind, "a layer's kind"))
         lines.append(_line(row.description if node_text is None else node_text(row), "node_text_func's result"))
+        if output_places and any(row.output_paths):  # an output inside a dict or a list: say where
+            lines.append(_line("output " + ", ".join(row.output_paths), "an output's place"))
         role = "output" if row.is_output else "input" if row.op is None else "layer"
         # Rows are numbered from 1 without gaps, so a row's index is its number less one.
         boxes.append(Box(_line(row.name, "a layer's name"), tuple(lines), tuple(p - 1 for p in row.parents), role))
@@ -333,6 +339,7 @@ def draw_boxes(
         ['Input_1', 'LambdaOpLayer_1']
     """
     matplotlib = _import_matplotlib()
+    from matplotlib.backends.backend_agg import RendererAgg
     from matplotlib.font_manager import FontProperties
     from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
     from matplotlib.path import Path
@@ -346,8 +353,20 @@ def draw_boxes(
     plain = FontProperties(size=size.font)
     bold = FontProperties(size=size.font, weight="bold")
 
+    # A raster picture hints glyphs to whole pixels, so its text can come out
+    # wider than the outlines measure (some 7% wider, at 100 dpi): a text is as
+    # wide as the widest of its outline and its renderings at the usual resolutions.
+    resolutions = {72.0, 100.0, 150.0, 200.0, 300.0}
+    if figure is not None:
+        resolutions.add(float(figure.dpi))
+    raster_type: Any = RendererAgg  # matplotlib leaves it untyped
+    rasters = [raster_type(1, 1, dpi) for dpi in sorted(resolutions)]
+
     def width(text: str, prop: Any) -> float:
-        return float(measure.get_text_width_height_descent(text, prop, ismath=False)[0])
+        widest = measure.get_text_width_height_descent(text, prop, ismath=False)[0]
+        for raster in rasters:
+            widest = max(widest, raster.get_text_width_height_descent(text, prop, ismath=False)[0] * 72 / raster.dpi)
+        return float(widest)
 
     # Box sizes: along the levels ("main") and across them ("cross").
     extent = []
@@ -410,7 +429,8 @@ def draw_boxes(
     legend_labels = ["input", "layer", "output"]
     legend_note = "A, B, ...: the arrow goes on in the next column" if len(layout.starts) > 1 else ""
     legend_width = sum(width(t, plain) + 2 * size.pad_x + size.lane_gap for t in legend_labels)
-    legend_width += width(legend_note, plain) + 2 * size.margin
+    # Margins on both sides, and the gap before the note.
+    legend_width += 2 * size.margin + (width(legend_note, plain) + size.margin if legend_note else 0.0)
     width_pt, height_pt = (total_cross, total_main) if not rotate else (total_main, total_cross)
     width_pt = max(width_pt, legend_width)
 
@@ -488,7 +508,9 @@ def draw_boxes(
     # branches off to each reader; crossing a cut, it leaves its column at a
     # lettered marker and comes back at the same letter in the next.
     radius = size.font * 0.65
-    markers: dict[tuple[int, int], tuple[float, float, str]] = {}
+    # Keyed by value, column and end: a value carried through a whole column has
+    # a marker where it comes in and another where it leaves.
+    markers: dict[tuple[int, int, str], tuple[float, float, str]] = {}
     letters: dict[int, str] = {}
     pieces: list[tuple[int, int, list[tuple[float, float]], bool]] = []
     for k, ps in enumerate(parents):
@@ -498,11 +520,13 @@ def draw_boxes(
             for g in range(level[p] + 1, level[k] + 1):
                 if layout.column(g) != column:
                     letter = letters.setdefault(p, _marker_name(len(letters)))
-                    out = markers.setdefault((p, column), (column_end[column] - size.band / 2, points[-1][1], letter))
+                    out = markers.setdefault(
+                        (p, column, "out"), (column_end[column] - size.band / 2, points[-1][1], letter)
+                    )
                     pieces.append((p, k, [*points, (out[0] - radius, out[1])], False))
                     column = layout.column(g)
                     across = carried_at(p, g) if g in layout.carried[p] else centre(k)[1]
-                    into = markers.setdefault((p, column), (level_start[g] - size.band / 2, across, letter))
+                    into = markers.setdefault((p, column, "in"), (level_start[g] - size.band / 2, across, letter))
                     points = [(into[0] + radius, into[1])]
                 if g < level[k]:
                     points += [(level_start[g], carried_at(p, g)), (level_start[g] + level_size[g], carried_at(p, g))]
@@ -521,9 +545,11 @@ def draw_boxes(
     for p, k, points, last in pieces:
         if last:
             # The last stretch runs straight into the box, so the arrow's head
-            # points at it and does not cut into it, however steep the approach.
+            # points at it and does not cut into it, however steep the approach; it
+            # starts no higher than the arrow's last point (a marker just above the box).
             start = centre(k)[0] - extent[k][0] / 2
-            points = [*points, (start - size.font * 0.8, ends[(p, k)]), (start, ends[(p, k)])]
+            approach = max(start - size.font * 0.8, points[-1][0])
+            points = [*points, (approach, ends[(p, k)]), (start, ends[(p, k)])]
         axes.add_patch(
             FancyArrowPatch(
                 path=Path([xy(*pt) for pt in points]),

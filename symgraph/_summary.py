@@ -8,9 +8,16 @@ from typing import Any
 from symgraph._backends import backend_for, loaded_backends
 from symgraph._ops import Operation
 from symgraph._plan import Plan
+from symgraph._templates import DictT, Ref, Template
 from symgraph._text import escape
 
-__all__ = ["Row", "format_summary", "layer_rows"]
+__all__ = ["Row", "format_summary", "layer_rows", "output_paths"]
+
+
+def _key_text(key: Any) -> str:
+    # Shown, never run; escaped where it is drawn. A long key is cut.
+    text = repr(key)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +32,8 @@ class Row:
         parents: Numbers of the rows it reads, each once, in the order first read.
         is_output: The model returns it.
         op: The operation; ``None`` for an input.
+        output_paths: Where the model's output holds it (``['mean']``, ``[1]``),
+            in the order of the output; ``("",)`` when it is the whole output.
     """
 
     number: int
@@ -34,6 +43,32 @@ class Row:
     parents: tuple[int, ...]
     is_output: bool
     op: Operation | None
+    output_paths: tuple[str, ...] = ()
+
+
+def output_paths(template: Template) -> dict[int, list[str]]:
+    """Where each slot appears in an output template: ``[key]`` for dicts, ``[i]`` for sequences.
+
+    Iterative; a slot returned twice has two paths.
+
+    Example:
+        >>> import symgraph
+        >>> x = symgraph.CustomInput(2)
+        >>> y = x * 2
+        >>> output_paths(symgraph.SymbolicModel(x, {"double": y, "same": x, "again": y}).plan.outputs)
+        {1: ["['double']", "['again']"], 0: ["['same']"]}
+    """
+    found: dict[int, list[str]] = {}
+    stack: list[tuple[Template, str]] = [(template, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, Ref):
+            found.setdefault(item.index, []).append(path)
+        elif isinstance(item, DictT):
+            stack.extend((v, f"{path}[{_key_text(k)}]") for k, v in reversed(list(zip(item.keys, item.values))))
+        else:
+            stack.extend((c, f"{path}[{i}]") for i, c in reversed(list(enumerate(item.children()))))
+    return found
 
 
 def layer_rows(plan: Plan) -> list[Row]:
@@ -60,12 +95,19 @@ def layer_rows(plan: Plan) -> list[Row]:
             rows_so_far += 1
             row_of.append(rows_so_far)
     shown = {row_of[s] for s in plan.output_slots()}
-    rows = [Row(i + 1, i, spec.name, spec.description, (), i + 1 in shown, None) for i, spec in enumerate(plan.inputs)]
+    paths: dict[int, list[str]] = {}
+    for slot, where in output_paths(plan.outputs).items():
+        paths.setdefault(row_of[slot], []).extend(where)
+    rows = [
+        Row(i + 1, i, spec.name, spec.description, (), i + 1 in shown, None, tuple(paths.get(i + 1, ())))
+        for i, spec in enumerate(plan.inputs)
+    ]
     for j, step in enumerate(plan.steps):
         if not step.op.is_guard:
             number = row_of[n_in + j]
             parents = tuple(dict.fromkeys(row_of[s] for s in step.args))
-            rows.append(Row(number, n_in + j, step.name, step.description, parents, number in shown, step.op))
+            where = tuple(paths.get(number, ()))
+            rows.append(Row(number, n_in + j, step.name, step.description, parents, number in shown, step.op, where))
     return rows
 
 

@@ -12,7 +12,7 @@ backend's hooks; the plugin loads lazily through its entry point.
 
 A third-party backend's ``tests/test_mybackend.py`` (``mylib`` is the library,
 ``symgraph_mylib`` the plugin declaring ``mylib = "symgraph_mylib:BACKEND"`` in
-the ``symgraph.backends`` entry-point group)::
+the ``symgraph.backends`` entry-point group):
 
     import mylib
 

@@ -808,7 +808,7 @@ class SymbolicModel(DetachedSymbolicModel):
 
     def _graph_or_raise(self, what: str) -> WeakGraph:
         if self._graph is None:
-            raise MissingGraphError(f"{what}: this model was copied or unpickled and has no graph")
+            raise MissingGraphError(f"{what}: this model was copied, unpickled or loaded from a file and has no graph")
         return self._graph
 
     def __getattr__(self, name: str) -> Any:

@@ -452,7 +452,8 @@ def draw_graph(
             def node_text(row: Row) -> str:
                 return text_func(nodes[row.slot].handle)
 
-    boxes = plan_boxes(plan, kind_text, node_text)
+    # The outputs of a drawing of values are a list made here: their places in it mean nothing.
+    boxes = plan_boxes(plan, kind_text, node_text, output_places=model is not None)
     figure = plt.gcf() if plt.get_fignums() else plt.figure()
     fill = {"layer": draw_kwargs["node_color"]} if "node_color" in draw_kwargs else None
     draw_boxes(

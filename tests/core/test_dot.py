@@ -116,7 +116,7 @@ def test_exact_text_of_a_tiny_model() -> None:
             '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
             '  n1 [label="count\\nInput\\nint", fillcolor="#d9ead3", color="#38761d", penwidth=2];',
             '  n2 [label="size\\nwrap(abs)\\nint", fillcolor="#e3ebf7", color="#4a6a9a"];',
-            '  n3 [label="AddOpLayer_1\\nint", fillcolor="#fce5cd", color="#b45f06", penwidth=2, peripheries=2];',
+            '  n3 [label="AddOpLayer_1\\nint\\noutput [\'out\']", fillcolor="#fce5cd", color="#b45f06", penwidth=2, peripheries=2];',
             "  n1 -> n2;",
             "  n2 -> n3;",  # y + x: the parents in the order the step reads them
             "  n1 -> n3;",
@@ -172,9 +172,9 @@ def test_hostile_input_keys_and_output_roles() -> None:
     nodes, edges = model_nodes(model.to_dot())
     labels = {k: label_lines(v["label"]) for k, v in nodes.items()}
     assert labels == {
-        "n1": ['k"ey', "Input", "str"],
+        "n1": ['k"ey', "Input", "str", "output [1]"],
         "n2": ["new\\nline\\", "Input", "str"],
-        "n3": ["AddOpLayer_1", "str"],
+        "n3": ["AddOpLayer_1", "str", "output [0]"],
     }
     # a is an input and an output: drawn as an output; b is an input only.
     assert nodes["n1"]["fillcolor"] == nodes["n3"]["fillcolor"] == '"#fce5cd"'
@@ -213,3 +213,28 @@ def test_a_model_without_its_graph_gives_the_same_text() -> None:
         with pytest.raises(symgraph.MissingGraphError):
             clone.inputs  # noqa: B018 - the graph is gone
         assert clone.to_dot() == expected
+
+
+def test_outputs_in_a_dict_or_list_say_where_they_are() -> None:
+    # The oracle: what the model returns, looked up by the label's own key.
+    x = symgraph.CustomInput(3)
+    mean, spread = x + 1, x * 2
+    keys = {'mean "μ"\n': mean, "spread": spread, "again": mean}
+    model = symgraph.SymbolicModel(x, keys)
+    nodes, _ = model_nodes(model.to_dot())
+    labels = {label_lines(v["label"])[0]: label_lines(v["label"]) for v in nodes.values()}
+    returned = model(5)
+    assert labels["LambdaOpLayer_1"][-1] == "output ['mean \"μ\"\\n'], ['again']"
+    assert labels["LambdaOpLayer_2"][-1] == "output ['spread']"
+    assert returned['mean "μ"\n'] == returned["again"] == 6 and returned["spread"] == 10
+    assert labels["Input_1"] == ["Input_1", "int"]
+    # One output that is the whole result needs no place.
+    assert label_lines(model_nodes(symgraph.SymbolicModel(x, mean).to_dot())[0]["n2"]["label"]) == [
+        "LambdaOpLayer_1",
+        "int",
+    ]
+    text = symgraph.add_to_graph(str, x, custom_name="text")
+    listed = symgraph.SymbolicModel(x, [text, mean])
+    places = {label_lines(v["label"])[0]: label_lines(v["label"])[-1] for v in model_nodes(listed.to_dot())[0].values()}
+    assert listed(7) == ["7", 8]
+    assert places == {"Input_1": "int", "text": "output [0]", "LambdaOpLayer_1": "output [1]"}
