@@ -65,7 +65,8 @@ def output_paths(template: Template) -> dict[int, list[str]]:
         if isinstance(item, Ref):
             found.setdefault(item.index, []).append(path)
         elif isinstance(item, DictT):
-            stack.extend((v, f"{path}[{_key_text(k)}]") for k, v in reversed(list(zip(item.keys, item.values))))
+            pairs = list(zip(item.keys, item.values, strict=True))
+            stack.extend((v, f"{path}[{_key_text(k)}]") for k, v in reversed(pairs))
         else:
             stack.extend((c, f"{path}[{i}]") for i, c in reversed(list(enumerate(item.children()))))
     return found
