@@ -116,7 +116,8 @@ def test_exact_text_of_a_tiny_model() -> None:
             '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
             '  n1 [label="count\\nInput\\nint", fillcolor="#d9ead3", color="#38761d", penwidth=2];',
             '  n2 [label="size\\nwrap(abs)\\nint", fillcolor="#e3ebf7", color="#4a6a9a"];',
-            '  n3 [label="AddOpLayer_1\\nint\\noutput [\'out\']", fillcolor="#fce5cd", color="#b45f06", penwidth=2, peripheries=2];',
+            '  n3 [label="AddOpLayer_1\\nint\\noutput [\'out\']", fillcolor="#fce5cd", color="#b45f06", '
+            "penwidth=2, peripheries=2];",
             "  n1 -> n2;",
             "  n2 -> n3;",  # y + x: the parents in the order the step reads them
             "  n1 -> n3;",
