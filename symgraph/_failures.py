@@ -20,14 +20,29 @@ from symgraph._text import escape
 
 __all__ = ["note_failed_step", "register_replay", "step_note"]
 
-# Generated replay functions' code objects -> for each source line that runs a
-# step, that step. Weakly keyed: an entry goes with its function.
-_replays: weakref.WeakKeyDictionary[types.CodeType, dict[int, Step]] = weakref.WeakKeyDictionary()
+# id of a generated replay function's code object -> (a weak reference to it, and
+# for each source line that runs a step, that step). Keyed by identity, not by a
+# WeakKeyDictionary: code objects compare equal by content, so the code of two
+# models with the same steps would share one entry, which the first model to go
+# would take away from the other.
+_replays: dict[int, tuple[weakref.ref[types.CodeType], dict[int, Step]]] = {}
+
+
+def _forget(key: int, ref: weakref.ref[types.CodeType]) -> None:
+    entry = _replays.get(key)
+    if entry is not None and entry[0] is ref:  # not a newer code object that took the same id
+        del _replays[key]
 
 
 def register_replay(code: types.CodeType, plan: Plan, lines: Sequence[int]) -> None:
     """Remember which source line of the compiled replay ``code`` runs which step of ``plan``."""
-    _replays[code] = dict(zip(lines, plan.steps, strict=True))
+    key = id(code)
+    _replays[key] = (weakref.ref(code, lambda ref: _forget(key, ref)), dict(zip(lines, plan.steps, strict=True)))
+
+
+def _steps_of(code: types.CodeType) -> dict[int, Step] | None:
+    entry = _replays.get(id(code))
+    return entry[1] if entry is not None and entry[0]() is code else None
 
 
 def step_note(step: Step) -> str:
@@ -54,7 +69,7 @@ def note_failed_step(exc: BaseException) -> None:
         return
     tb = exc.__traceback__
     while tb is not None:
-        steps = _replays.get(tb.tb_frame.f_code)
+        steps = _steps_of(tb.tb_frame.f_code)
         if steps is not None:
             step = steps.get(tb.tb_lineno)
             if step is not None:

@@ -96,7 +96,7 @@ def _refused_string(values: Sequence[Any]) -> str | None:
     return None
 
 
-def call_method(owner: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+def call_method(owner: Any, name: str, /, *args: Any, **kwargs: Any) -> Any:
     """``owner.name(*args, **kwargs)`` in a loaded model, refused when a string argument would name a refused method.
 
     Methods such as pandas' ``agg``, ``apply`` and ``transform`` look up and call

@@ -107,8 +107,8 @@ def layer_rows(plan: Plan) -> list[Row]:
         if not step.op.is_guard:
             number = row_of[n_in + j]
             parents = tuple(dict.fromkeys(row_of[s] for s in step.args))
-            where = tuple(paths.get(number, ()))
-            rows.append(Row(number, n_in + j, step.name, step.description, parents, number in shown, step.op, where))
+            places = tuple(paths.get(number, ()))
+            rows.append(Row(number, n_in + j, step.name, step.description, parents, number in shown, step.op, places))
     return rows
 
 

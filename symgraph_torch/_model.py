@@ -41,7 +41,7 @@ from symgraph_torch._policy import (
     plan_constants,
     read_module,
 )
-from symgraph_torch._tensor import SymbolicTensor
+from symgraph_torch._tensor import SymbolicTensor, anchor_in_plan
 from symgraph_torch._tracing import NESTED_CALL, ModuleCall
 
 __all__ = ["DetachedSymbolicModel", "MissingGraphError", "SymbolicModel", "optimize_module_calls"]
@@ -338,6 +338,8 @@ class DetachedSymbolicModel(ExecutorChoice, nn.Module):
             ValueError: a layer name is invalid, taken, or clashes with an attribute;
                 or a shared layer was given two different custom names.
         """
+        # Checks made with the graph may follow a layer of another model on the same input.
+        anchor_in_plan(plan)
         registration = _Registration(list(self._layer_names), list(self._tensor_names))
         # Layers and tensors are matched to their names by walk order (see _policy);
         # a plan grown by add_output walks the old steps first, so only the tail is new.

@@ -2,15 +2,16 @@
 
 The model's steps run on PyTorch's ``meta`` device: its parameters and buffers
 are swapped for meta tensors of the same shapes and dtypes with
-:func:`torch.func.functional_call` (no weight is copied), and the inputs are
+:func:`torch.func.functional_call` (no weight is copied; a buffer of one number,
+a counter that a layer reads as a number, for a copy), and the inputs are
 meta tensors, so every step works out its output's shape and dtype and
-allocates nothing. A symbolic model runs its plan through the reference
-interpreter, whatever its executor, and checks its inputs first as a call does.
+allocates nothing. A symbolic model is called as a call calls it (its hooks and
+a subclass's ``forward`` run), and its plan runs through the reference
+interpreter, whatever its executor, after its inputs are checked as a call does.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -139,45 +140,70 @@ def _run(model: nn.Module, inputs: Sequence[Any], keyword_inputs: dict[str, Any]
     if not isinstance(model, nn.Module):
         raise TypeError(f"infer_shapes needs an nn.Module, got {type(model).__name__}")
     # One name per tensor: functional_call gives tied weights (one tensor under several names) the same one.
-    named = itertools.chain(model.named_parameters(), model.named_buffers())
-    state = {f"model.{name}": torch.empty_like(tensor, device="meta") for name, tensor in named}
+    state = {name: _stand_in(tensor) for name, tensor in model.named_parameters()}
+    state.update((name, _stand_in(tensor, buffer=True)) for name, tensor in model.named_buffers())
     if isinstance(model, DetachedSymbolicModel):
-        runner = _PlanOnMeta(model, rows)
-        program = model._program
-        values = list(program.bind(inputs, keyword_inputs))
-        specs = model.plan.inputs
-        values = [_meta_value(value, _expected_dtype(spec.check)) for value, spec in zip(values, specs, strict=True)]
-        with torch.no_grad():
-            result = torch.func.functional_call(runner, state, tuple(values))
+        args, kwargs = _meta_arguments(model, inputs, keyword_inputs)
+        # The model is called as the real call calls it, so that its hooks and a
+        # subclass's own forward run; only the plan's run is replaced, for this call.
+        vars(model)["_replay"] = _PlanOnMeta(model, rows)
+        try:
+            with torch.no_grad():
+                result = torch.func.functional_call(model, state, args, kwargs)
+        finally:
+            del vars(model)["_replay"]
     else:
         dtype = torch.get_default_dtype()
         args = tuple(_meta_value(value, dtype) for value in inputs)
         kwargs = {key: _meta_value(value, dtype) for key, value in keyword_inputs.items()}
         with torch.no_grad():
-            result = torch.func.functional_call(_Forward(model), state, args, kwargs)
+            result = torch.func.functional_call(model, state, args, kwargs)
     return _shapes_of(result)
 
 
-class _Forward(nn.Module):
-    """Holds ``model`` as its submodule ``model``, so that ``functional_call`` swaps its tensors."""
+def _stand_in(tensor: torch.Tensor, buffer: bool = False) -> torch.Tensor:
+    """What a parameter or buffer is swapped for: a meta tensor, or a copy of a buffer holding one number.
 
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
+    A one-number buffer is a counter that layers read as a number, such as
+    ``BatchNorm``'s ``num_batches_tracked`` with ``momentum=None``; a meta tensor
+    has no number to read. The copy is on the CPU, whose one-number tensors
+    combine with tensors of any device, and the model's own buffer is not changed.
+    """
+    if buffer and tensor.ndim == 0:
+        return tensor.detach().to("cpu", copy=True)
+    return torch.empty_like(tensor, device="meta")
 
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return self.model(*args, **kwargs)
+
+def _meta_arguments(
+    model: DetachedSymbolicModel, inputs: Sequence[Any], keyword_inputs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The call's arguments with shapes and tensors made meta tensors, each of the dtype its input expects.
+
+    Arguments that match no input are left as they are, for the call to refuse as the real call does.
+    """
+    specs = model.plan.inputs
+    names = getattr(type(model), "_symgraph_parameters", None) or model.plan.input_keys or ()
+    position = {name: i for i, name in enumerate(names)}
+
+    def dtype_of(index: int | None) -> torch.dtype | None:
+        return _expected_dtype(specs[index].check) if index is not None and index < len(specs) else None
+
+    args = tuple(_meta_value(value, dtype_of(i)) for i, value in enumerate(inputs))
+    kwargs = {key: _meta_value(value, dtype_of(position.get(key))) for key, value in keyword_inputs.items()}
+    return args, kwargs
 
 
-class _PlanOnMeta(nn.Module):
-    """Checks the inputs as a call does, then runs the plan through the reference interpreter."""
+class _PlanOnMeta:
+    """The model's ``_replay`` for one call: checks the inputs as a call does, then runs the plan's steps.
+
+    The steps run through the reference interpreter, whatever the model's executor.
+    """
 
     def __init__(self, model: DetachedSymbolicModel, rows: dict[str, Any] | None) -> None:
-        super().__init__()
         self.model = model
         self.rows = rows
 
-    def forward(self, *values: Any) -> Any:
+    def __call__(self, values: Sequence[Any]) -> Any:
         model = self.model
         if model.check_inputs:
             # Against the swapped parameters: the input check follows their (meta) device.

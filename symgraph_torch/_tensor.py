@@ -23,6 +23,7 @@ from symgraph.plugin import (
     MethodCall,
     Node,
     Operator,
+    Plan,
     Slice,
     SymbolicData,
     Unpack,
@@ -521,6 +522,23 @@ class ShapeCheck:
         self.anchor_device = tensor.device if tensor is not None else None
         self._prepare()
 
+    def reanchor(self, anchor: tuple[torch.nn.Module, str, torch.Tensor] | None) -> None:
+        """Follow another parameter from now on, as if the check had been built with it.
+
+        Example:
+            >>> import torch
+            >>> from torch import nn
+            >>> check = ShapeCheck("Input_1", (None, 3), dtype=torch.float32)
+            >>> layer = nn.Linear(3, 1).double()
+            >>> check.reanchor((layer, "weight", layer.weight))
+            >>> check.anchor_dtype
+            torch.float64
+        """
+        self.anchor = anchor
+        tensor = self._anchor_tensor()
+        self.anchor_dtype = tensor.dtype if tensor is not None else None
+        self.anchor_device = tensor.device if tensor is not None else None
+
     def _anchor_tensor(self) -> torch.Tensor | None:
         anchor = self.anchor
         if type(anchor) is tuple:
@@ -650,12 +668,63 @@ def _anchor(node: Node) -> tuple[torch.nn.Module, str, torch.Tensor] | None:
         seen.add(current.id)
         op = current.op
         if isinstance(op, ModuleCall):
-            for module in op.layer.modules():
-                for name, parameter in module._parameters.items():
-                    if parameter is not None and parameter.is_floating_point():
-                        return module, name, parameter
+            found = _first_parameter(op.layer)
+            if found is not None:
+                return found
         queue.extend(current.children)
     return None
+
+
+def _first_parameter(layer: nn.Module) -> tuple[torch.nn.Module, str, torch.Tensor] | None:
+    for module in layer.modules():
+        for name, parameter in module._parameters.items():
+            if parameter is not None and parameter.is_floating_point():
+                return module, name, parameter
+    return None
+
+
+def anchor_in_plan(plan: Plan) -> None:
+    """Make each input check follow a layer of ``plan`` itself.
+
+    The check was made with the graph, where the first layer an input reaches
+    may belong to another model built on the same input; a model follows its own
+    layers, so ``model.double()`` changes what its inputs must be. The walk is
+    breadth first from the input over the plan's steps, as :func:`_anchor`'s over
+    the graph.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> import symgraph_torch
+        >>> x = symgraph_torch.Input((3,))
+        >>> other = symgraph_torch.SymbolicModel(x, nn.Linear(3, 2)(x))
+        >>> mine = symgraph_torch.SymbolicModel(x, nn.Linear(3, 1)(x)).double()
+        >>> mine(torch.rand(2, 3, dtype=torch.float64)).dtype
+        torch.float64
+    """
+    layers = {id(m) for step in plan.steps if isinstance(step.op, ModuleCall) for m in step.op.layer.modules()}
+    n_in = len(plan.inputs)
+    readers: dict[int, list[int]] = {}
+    for j, step in enumerate(plan.steps):
+        for slot in dict.fromkeys(step.args):
+            readers.setdefault(slot, []).append(n_in + j)
+    for i, spec in enumerate(plan.inputs):
+        check = spec.check
+        if not isinstance(check, ShapeCheck) or type(check.anchor) is not tuple or id(check.anchor[0]) in layers:
+            continue
+        found = None
+        seen = {i}
+        queue = collections.deque(readers.get(i, ()))
+        while queue and found is None:
+            slot = queue.popleft()
+            if slot in seen:
+                continue
+            seen.add(slot)
+            op = plan.steps[slot - n_in].op
+            if isinstance(op, ModuleCall):
+                found = _first_parameter(op.layer)
+            queue.extend(readers.get(slot, ()))
+        check.reanchor(found)
 
 
 class SymbolicTensor(TorchRecording, SymbolicData):

@@ -411,3 +411,26 @@ def test_symbolic_values_hidden_in_constants_are_refused():
         with pytest.raises(TraceError, match="frozen as a constant"):
             add_to_graph(lambda *args: args, hidden, x)
     assert x.children == ()
+
+
+def test_a_failure_names_its_step_after_a_model_with_the_same_code_is_gone() -> None:
+    # Two models of the same steps compile to code objects that compare equal; the
+    # first one's going must not take the second's map of lines to steps with it.
+    import gc
+
+    def build() -> symgraph.SymbolicModel:
+        x = symgraph.CustomInput(4)
+        return symgraph.SymbolicModel(x, 12 // x)
+
+    first, second = build(), build()
+    assert first.source == second.source
+    del first
+    gc.collect()
+    with pytest.raises(ZeroDivisionError) as caught:
+        second(0)
+    with pytest.raises(ZeroDivisionError) as eager:
+        12 // 0  # noqa: B018 - the oracle: what the same code raises eagerly
+    assert str(caught.value) == str(eager.value)
+    assert caught.value.__notes__ == [
+        f"symgraph: step 'LambdaOpLayer_1', recorded at {second.plan.steps[0].where}, failed while the model replayed"
+    ]

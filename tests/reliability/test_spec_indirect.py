@@ -84,3 +84,15 @@ def test_a_recorded_model_still_runs_agg_with_any_string() -> None:
     x = symgraph.CustomInput(pd.Series([1, 2, 3]))
     model = symgraph.SymbolicModel(x, x.agg("sum"))
     assert model(pd.Series([4, 5])) == 9
+
+
+def test_keyword_arguments_named_like_the_guards_own_parameters() -> None:
+    # s.to_frame(name=...) and df.assign(owner=...) reach call_method with those keywords.
+    series = symgraph.CustomInput(pd.Series([1, 2]))
+    frame = symgraph.CustomInput(pd.DataFrame({"a": [1, 2]}))
+    model = symgraph.SymbolicModel([series, frame], [series.to_frame(name="total"), frame.assign(owner=1, name=2)])
+    loaded = symgraph.SymbolicModel.from_spec(model.to_spec())
+    new_series, new_frame = pd.Series([5, 6, 7]), pd.DataFrame({"a": [0]})
+    got, want = loaded(new_series, new_frame), [new_series.to_frame(name="total"), new_frame.assign(owner=1, name=2)]
+    for actual, expected in zip(got, want, strict=True):
+        pd.testing.assert_frame_equal(actual, expected)

@@ -99,11 +99,6 @@ def test_arguments_are_taken_as_the_real_call_takes_them():
         assert inferred[0] is TypeError
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="torch plugin bug, reported: the input check's anchor (symgraph_torch._tensor._anchor) may be a layer "
-    "of another model built on the same Input, so model.double() is not followed",
-)
 def test_a_model_sharing_its_input_with_another_follows_its_own_layers():
     inputs = Input((6,))
     SymbolicModel(inputs, nn.Linear(6, 4)(inputs))

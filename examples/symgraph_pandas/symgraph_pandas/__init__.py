@@ -14,12 +14,14 @@ Example:
     {'x': 12}
 """
 
-from symgraph.plugin import register_backend
+from symgraph.plugin import register_backend, register_internal_package
 from symgraph_pandas._backend import BACKEND, GROUPED_TYPES, PandasBackend, describe_pandas
 from symgraph_pandas._checks import FrameCheck, SeriesCheck, dtype_kind
-from symgraph_pandas._handle import ACCESSORS, AccessorCall, SymbolicPandas, emit_accessor_call
+from symgraph_pandas._handle import ACCESSORS, AccessorCall, SymbolicMethod, SymbolicPandas, emit_accessor_call
 from symgraph_pandas._saving import register_codecs
 
+# Steps are located at the user's line that recorded them, never at this package's own frames.
+register_internal_package("symgraph_pandas")
 register_backend(BACKEND)
 register_codecs()
 
@@ -31,6 +33,7 @@ __all__ = [
     "FrameCheck",
     "PandasBackend",
     "SeriesCheck",
+    "SymbolicMethod",
     "SymbolicPandas",
     "describe_pandas",
     "dtype_kind",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
 import types
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from symgraph.plugin import (
     Const,
     DictT,
     EmitContext,
+    GetAttr,
     MethodCall,
     Operation,
     Template,
@@ -24,7 +24,7 @@ from symgraph.plugin import (
     register_emitter,
 )
 
-__all__ = ["ACCESSORS", "AccessorCall", "SymbolicPandas", "emit_accessor_call"]
+__all__ = ["ACCESSORS", "AccessorCall", "SymbolicMethod", "SymbolicPandas", "emit_accessor_call"]
 
 #: The accessors whose members are recorded as one step each: ``s.str.upper()``.
 ACCESSORS = frozenset({"str", "dt", "cat", "sparse", "list", "struct"})
@@ -159,19 +159,49 @@ def record_method(handle: SymbolicData, name: str, args: Sequence[Any], kwargs: 
     return result
 
 
-class BoundMethod:
-    """``x.name`` of a pandas method before it is called; calling it records one step."""
+def record_accessor_call(
+    handle: SymbolicData, accessor: str, member: str, args: Sequence[Any], kwargs: dict[str, Any]
+) -> SymbolicData:
+    """Record ``handle.accessor.member(*args, **kwargs)`` as one :class:`AccessorCall` step.
 
-    __slots__ = ("handle", "name")
+    Example:
+        >>> import symgraph
+        >>> s = symgraph.CustomInput(pd.Series(["a"]))
+        >>> record_accessor_call(s, "str", "pad", [3], {}).v.tolist()
+        ['  a']
+    """
+    collector = ArgumentCollector(handle)
+    templates = [collector.template(a) for a in args]
+    return collector.record(AccessorCall(accessor, member, True, templates, collector.template(kwargs)))
 
-    def __init__(self, handle: SymbolicData, name: str) -> None:
-        self.handle, self.name = handle, name
+
+class SymbolicMethod(SymbolicData):
+    """A method of a symbolic pandas value, read but not called yet: ``df.fillna``, ``s.str.upper``.
+
+    Calling it records one step on the value, as ``df.fillna(0)`` does. Passed on
+    uncalled, as in ``s.map(lookup.get)``, it is a symbolic value like any other:
+    the model reads the method from the new value at replay. Its node stays
+    pending until something uses it, so a method that is called adds one step.
+
+    Example:
+        >>> import symgraph
+        >>> df = symgraph.CustomInput(pd.DataFrame({"k": ["a"]}))
+        >>> lookup = symgraph.CustomInput(pd.Series({"a": 1, "b": 2}))
+        >>> model = symgraph.SymbolicModel([df, lookup], df["k"].map(lookup.get))
+        >>> model(pd.DataFrame({"k": ["b", "a"]}), pd.Series({"a": 5, "b": 6})).tolist()
+        [6, 5]
+    """
+
+    __slots__ = ()
 
     def __call__(self, *args: Any, **kwargs: Any) -> SymbolicData:
-        return record_method(self.handle, self.name, args, kwargs)
-
-    def __repr__(self) -> str:
-        return f"<symbolic method {self.name!r} of {self.handle!r}>"
+        node = self._node
+        owner, op = node.parents[0].handle, node.op
+        if isinstance(op, GetAttr):
+            return record_method(owner, op.name, args, kwargs)
+        if isinstance(op, AccessorCall):
+            return record_accessor_call(owner, op.accessor, op.name, args, kwargs)
+        raise TypeError(f"a symbolic method is read from a value, by a GetAttr or AccessorCall step; got {op!r}")
 
 
 class Accessor:
@@ -187,14 +217,10 @@ class Accessor:
     def __getattr__(self, member: str) -> Any:
         if member.startswith("_") or inspect.getattr_static(self.cls, member, None) is None:
             raise AttributeError(f"the .{self.name} accessor has no member {member!r}")
+        op = AccessorCall(self.name, member, False, (), Const({}))
         if member_kind(self.cls, member) == "method":
-            return functools.partial(self._call, member)
-        return record(AccessorCall(self.name, member, False, (), Const({})), (self.handle.node,))
-
-    def _call(self, member: str, *args: Any, **kwargs: Any) -> SymbolicData:
-        collector = ArgumentCollector(self.handle)
-        templates = [collector.template(a) for a in args]
-        return collector.record(AccessorCall(self.name, member, True, templates, collector.template(kwargs)))
+            return record(op, (self.handle.node,), pending=True, handle_class=SymbolicMethod)
+        return record(op, (self.handle.node,))
 
     def __getitem__(self, index: Any) -> SymbolicData:
         raise TraceError(f"x.{self.name}[...] is not recorded; use x.{self.name}.get(i) or x.{self.name}.slice(...)")
@@ -251,7 +277,7 @@ class SymbolicPandas(SymbolicData):
         if not name.startswith("_"):
             kind = member_kind(type(self._node.value), name)
             if kind == "method":
-                return BoundMethod(self, name)
+                return record(GetAttr(name), (self._node,), pending=True, handle_class=SymbolicMethod)
             if kind == "accessor":
                 return Accessor(self, name)
         return super().__getattr__(name)
