@@ -9,15 +9,15 @@ from symgraph._backends import backend_for, loaded_backends
 from symgraph._ops import Operation
 from symgraph._plan import Plan
 from symgraph._templates import DictT, Ref, Template
-from symgraph._text import escape
+from symgraph._text import describe, escape
 
 __all__ = ["Row", "format_summary", "layer_rows", "output_paths"]
 
 
 def _key_text(key: Any) -> str:
-    # Shown, never run; escaped where it is drawn. A long key is cut.
-    text = repr(key)
-    return text if len(text) <= 40 else text[:37] + "..."
+    # Shown, never run: a key's own __repr__ is not called (describe shows builtins
+    # abridged, anything else by its type). Escaped again where it is drawn, a no-op.
+    return describe(key, 40)
 
 
 @dataclass(frozen=True, slots=True)
