@@ -232,6 +232,16 @@ class SymbolicData(Handle):
             "values are the same one, or x.v to read the example value"
         )
 
+    def __format__(self, format_spec: str) -> str:
+        # f"n={x}" would put the handle's description into a string that the model
+        # returns at every call: a silently wrong answer. print(x) and str(x) still
+        # show the handle, for looking at it while building.
+        raise TraceError(
+            "an f-string, format() or str.format() of a symbolic value would write the handle's description, "
+            "not the value at each call; record the formatting as a step: "
+            f"symgraph.add_to_graph(format, x, {format_spec!r}) or symgraph.add_to_graph('n={{}}'.format, x)"
+        )
+
     def __int__(self) -> int:
         raise TraceError(_conversion("int"))
 

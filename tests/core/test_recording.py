@@ -7,6 +7,7 @@ import inspect
 import operator
 import random
 import re
+from typing import Any
 
 import pytest
 
@@ -434,3 +435,17 @@ def test_a_failure_names_its_step_after_a_model_with_the_same_code_is_gone() -> 
     assert caught.value.__notes__ == [
         f"symgraph: step 'LambdaOpLayer_1', recorded at {second.plan.steps[0].where}, failed while the model replayed"
     ]
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [lambda x: f"n={x}", lambda x: format(x), lambda x: format(x, ">5"), lambda x: "{}".format(x)]  # noqa: UP032 - str.format is what is tested,
+    ids=["f-string", "format", "format-spec", "str.format"],
+)
+def test_formatting_a_symbolic_value_is_refused(fmt: Any) -> None:
+    # The oracle: the same formatting recorded as a step gives what eager code gives.
+    x = symgraph.CustomInput(5)
+    with pytest.raises(symgraph.TraceError, match="add_to_graph"):
+        fmt(x)
+    recorded = symgraph.SymbolicModel(x, symgraph.add_to_graph(fmt, x))
+    assert recorded(123) == fmt(123)
