@@ -439,7 +439,12 @@ def test_a_failure_names_its_step_after_a_model_with_the_same_code_is_gone() -> 
 
 @pytest.mark.parametrize(
     "fmt",
-    [lambda x: f"n={x}", lambda x: format(x), lambda x: format(x, ">5"), lambda x: "{}".format(x)]  # noqa: UP032 - str.format is what is tested,
+    [
+        lambda x: f"n={x}",
+        lambda x: format(x),
+        lambda x: format(x, ">5"),
+        lambda x: "{}".format(x),  # noqa: UP032 - str.format is what is tested
+    ],
     ids=["f-string", "format", "format-spec", "str.format"],
 )
 def test_formatting_a_symbolic_value_is_refused(fmt: Any) -> None:
