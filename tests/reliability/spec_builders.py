@@ -8,8 +8,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import symgraph
 from symgraph import SpecError
+
+# The backends, where installed: the core attacks run without them.
+try:
+    import torch
+
+    import symgraph_torch
+except ImportError:
+    torch = None
+    symgraph_torch = None
+
+try:
+    import numpy
+except ImportError:
+    numpy = None
+
+needs_torch = pytest.mark.skipif(torch is None, reason="needs torch")
+needs_numpy = pytest.mark.skipif(numpy is None, reason="needs numpy")
 
 X = {"$ref": "x"}
 GETATTR = {"$object": "builtins:getattr"}

@@ -55,27 +55,14 @@ from tests.reliability.spec_builders import (
     layer,
     method,
     module_step,
+    needs_numpy,
+    needs_torch,
+    numpy,
     obj,
     ref,
+    torch,
     torch_spec,
 )
-
-try:
-    import torch
-
-    import symgraph_torch
-except ImportError:  # the numpy attacks still run
-    torch = None
-    symgraph_torch = None
-
-try:
-    import numpy
-except ImportError:
-    numpy = None
-
-needs_torch = pytest.mark.skipif(torch is None, reason="needs torch")
-needs_numpy = pytest.mark.skipif(numpy is None, reason="needs numpy")
-
 
 # -- spec builders ---------------------------------------------------------------------
 

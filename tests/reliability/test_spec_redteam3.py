@@ -36,19 +36,13 @@ from tests.reliability.spec_builders import (
     const,
     core_spec,
     method,
+    needs_torch,
     obj,
     ref,
     run_model,
 )
 
 numpy = pytest.importorskip("numpy")
-
-try:
-    import torch
-except ImportError:
-    torch = None
-
-needs_torch = pytest.mark.skipif(torch is None, reason="needs torch")
 
 
 # -- spec builders ---------------------------------------------------------------------
